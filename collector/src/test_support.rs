@@ -1,0 +1,67 @@
+//! Builders for unit tests: records with just the fields a test cares about.
+
+use std::sync::Arc;
+
+use crate::model::{
+    AttrValue, Attribute, LogEntry, Resource, Scope, SpanId, SpanKind, SpanRecord, StatusCode,
+    TraceId,
+};
+
+pub fn trace_id(n: u8) -> TraceId {
+    TraceId::from_bytes([n; 16]).expect("test ids are non-zero")
+}
+
+pub fn span_id(n: u8) -> SpanId {
+    SpanId::from_bytes([n; 8]).expect("test ids are non-zero")
+}
+
+pub fn resource(service: &str) -> Arc<Resource> {
+    Arc::new(Resource::new(vec![
+        Attribute::new("service.name", AttrValue::Str(service.into())),
+        Attribute::new("service.instance.id", AttrValue::Str(format!("{service}-1"))),
+    ]))
+}
+
+/// A 1 ms server span starting at `trace * 1_000_000 + span` ns.
+pub fn span(trace: u8, span: u8, service: &str, name: &str) -> SpanRecord {
+    let start = u64::from(trace) * 1_000_000 + u64::from(span);
+    SpanRecord {
+        trace_id: trace_id(trace),
+        span_id: span_id(span),
+        parent_span_id: None,
+        name: name.into(),
+        kind: SpanKind::Server,
+        start_unix_nano: start,
+        end_unix_nano: start + 1_000_000,
+        attributes: Vec::new(),
+        events: Vec::new(),
+        links: Vec::new(),
+        status: StatusCode::Unset,
+        status_message: String::new(),
+        resource: resource(service),
+        scope: Arc::new(Scope::default()),
+    }
+}
+
+pub fn child(parent: &SpanRecord, span_n: u8, service: &str, name: &str) -> SpanRecord {
+    SpanRecord {
+        trace_id: parent.trace_id,
+        parent_span_id: Some(parent.span_id),
+        start_unix_nano: parent.start_unix_nano + 10,
+        end_unix_nano: parent.start_unix_nano + 20,
+        ..span(1, span_n, service, name)
+    }
+}
+
+pub fn log(time: u64, service: &str, severity: i32, body: &str) -> LogEntry {
+    LogEntry {
+        time_unix_nano: time,
+        severity_number: severity,
+        severity_text: String::new(),
+        body: body.into(),
+        trace_id: None,
+        span_id: None,
+        attributes: Vec::new(),
+        resource: resource(service),
+    }
+}

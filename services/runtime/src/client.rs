@@ -1,0 +1,544 @@
+//! Calls to peer services.
+//!
+//! A [`Peer`] is one named dependency (`catalog`) with one or more instances.
+//! Every call goes through the same path, which is where production failures
+//! cascade, so each step is deliberate:
+//!
+//! 1. pick an instance: power-of-two-choices on in-flight count, skipping
+//!    drained instances and those whose circuit breaker is open;
+//! 2. open a client span and inject `traceparent`/`baggage`;
+//! 3. send with a per-attempt timeout;
+//! 4. record `http.client.request.duration` and feed the breaker;
+//! 5. retry idempotent calls on connect errors, timeouts and 502/503/504,
+//!    after an exponential backoff (jittered unless misconfigured).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_http::HeaderInjector;
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{Instrument as _, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
+use crate::resilience::backoff::Backoff;
+use crate::resilience::breaker::{Breaker, BreakerConfig, Permit, State};
+
+/// How calls to peers behave; from the service flags.
+#[derive(Clone, Copy, Debug)]
+pub struct CallPolicy {
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Backoff,
+    pub breaker: BreakerConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{peer}: no instance configured or all drained")]
+    NoInstance { peer: String },
+    #[error("{peer}: circuit breaker open on every instance")]
+    BreakerOpen { peer: String },
+    #[error("{peer}: timed out after {after:?}")]
+    Timeout { peer: String, after: Duration },
+    #[error("{peer}: connection failed: {reason}")]
+    Connect { peer: String, reason: String },
+    #[error("{peer} answered {status}: {message}")]
+    Status { peer: String, status: StatusCode, message: String },
+    #[error("{peer}: unreadable response: {reason}")]
+    Decode { peer: String, reason: String },
+}
+
+impl CallError {
+    /// The `error.type` attribute: low-cardinality, per the HTTP conventions.
+    fn error_type(&self) -> String {
+        match self {
+            CallError::NoInstance { .. } => "no_instance".into(),
+            CallError::BreakerOpen { .. } => "breaker_open".into(),
+            CallError::Timeout { .. } => "timeout".into(),
+            CallError::Connect { .. } => "connect".into(),
+            CallError::Status { status, .. } => status.as_u16().to_string(),
+            CallError::Decode { .. } => "decode".into(),
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            CallError::Timeout { .. } | CallError::Connect { .. } => true,
+            CallError::Status { status, .. } => matches!(status.as_u16(), 502..=504),
+            _ => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            CallError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Bytes,
+    /// Which instance answered (its base URL).
+    pub instance: String,
+}
+
+impl Response {
+    pub fn json<T: DeserializeOwned>(&self, peer: &str) -> Result<T, CallError> {
+        serde_json::from_slice(&self.body).map_err(|e| CallError::Decode {
+            peer: peer.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Instruments shared by every peer of a process.
+#[derive(Clone)]
+struct ClientMetrics {
+    duration: Histogram,
+    retries: Counter,
+    breaker_state: Gauge,
+    breaker_transitions: Counter,
+}
+
+impl ClientMetrics {
+    fn new(meters: &Meters) -> Self {
+        ClientMetrics {
+            duration: meters.histogram(
+                "http.client.request.duration",
+                "Duration of HTTP client requests to peer services",
+                Unit::Seconds,
+                LATENCY_BUCKETS,
+            ),
+            retries: meters.counter("http.client.retries", "Retried calls to peer services"),
+            breaker_state: meters.gauge(
+                "circuit_breaker.state",
+                "Circuit breaker state per peer instance: 0 closed, 1 half-open, 2 open",
+                Unit::Count,
+            ),
+            breaker_transitions: meters.counter(
+                "circuit_breaker.transitions",
+                "Circuit breaker state changes",
+            ),
+        }
+    }
+}
+
+/// One instance of a peer.
+#[derive(Debug)]
+struct Instance {
+    url: String,
+    breaker: Breaker,
+    in_flight: AtomicUsize,
+    drained: AtomicBool,
+}
+
+/// All peers of this process, by service name.
+#[derive(Clone, Default)]
+pub struct Peers {
+    peers: BTreeMap<String, Arc<Peer>>,
+}
+
+impl Peers {
+    pub fn new(
+        map: &BTreeMap<String, Vec<String>>,
+        policy: CallPolicy,
+        meters: &Meters,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .connect_timeout(policy.timeout)
+            .build()?;
+        let metrics = ClientMetrics::new(meters);
+        let peers = map
+            .iter()
+            .enumerate()
+            .map(|(i, (name, urls))| {
+                let peer = Peer::new(name, urls, policy, http.clone(), metrics.clone(), seed + i as u64);
+                (name.clone(), Arc::new(peer))
+            })
+            .collect();
+        Ok(Peers { peers })
+    }
+
+    /// The peer named `name`; a missing peer is a deployment error, reported
+    /// at start-up rather than on the first request.
+    pub fn get(&self, name: &str) -> anyhow::Result<Arc<Peer>> {
+        self.peers.get(name).cloned().ok_or_else(|| {
+            anyhow::anyhow!("peer service {name:?} is not configured (add it to --peers / FIREDRILL_PEERS)")
+        })
+    }
+}
+
+pub struct Peer {
+    name: String,
+    instances: Vec<Instance>,
+    policy: CallPolicy,
+    http: reqwest::Client,
+    metrics: ClientMetrics,
+    rng: Mutex<SmallRng>,
+}
+
+impl Peer {
+    fn new(
+        name: &str,
+        urls: &[String],
+        policy: CallPolicy,
+        http: reqwest::Client,
+        metrics: ClientMetrics,
+        seed: u64,
+    ) -> Self {
+        let instances = urls
+            .iter()
+            .map(|url| Instance {
+                url: url.clone(),
+                breaker: Breaker::new(policy.breaker),
+                in_flight: AtomicUsize::new(0),
+                drained: AtomicBool::new(false),
+            })
+            .collect();
+        Peer {
+            name: name.to_string(),
+            instances,
+            policy,
+            http,
+            metrics,
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A GET; `route` is the low-cardinality template (`/products/{id}`),
+    /// `path` the concrete path (`/products/42`).
+    pub fn get(&self, route: &'static str, path: impl Into<String>) -> Call<'_> {
+        Call::new(self, Method::GET, route, path.into(), None, true)
+    }
+
+    /// A POST with a JSON body. Not retried unless marked idempotent.
+    pub fn post(&self, route: &'static str, path: impl Into<String>, body: &impl Serialize) -> Call<'_> {
+        let body = serde_json::to_vec(body).map(Bytes::from).unwrap_or_default();
+        Call::new(self, Method::POST, route, path.into(), Some(body), false)
+    }
+
+    pub fn put(&self, route: &'static str, path: impl Into<String>, body: &impl Serialize) -> Call<'_> {
+        let body = serde_json::to_vec(body).map(Bytes::from).unwrap_or_default();
+        Call::new(self, Method::PUT, route, path.into(), Some(body), true)
+    }
+
+    pub fn delete(&self, route: &'static str, path: impl Into<String>) -> Call<'_> {
+        Call::new(self, Method::DELETE, route, path.into(), None, true)
+    }
+
+    /// Chooses an instance and takes a breaker permit on it.
+    fn choose(&self) -> Result<usize, CallError> {
+        let mut candidates: Vec<usize> = (0..self.instances.len())
+            .filter(|&i| !self.instances[i].drained.load(Ordering::Relaxed))
+            .collect();
+        if candidates.is_empty() {
+            return Err(CallError::NoInstance { peer: self.name.clone() });
+        }
+        while !candidates.is_empty() {
+            let pick = self.power_of_two(&candidates);
+            let instance = &self.instances[candidates[pick]];
+            let (permit, changed) = instance.breaker.acquire(Instant::now());
+            if let Some(state) = changed {
+                self.breaker_changed(instance, state);
+            }
+            if permit == Permit::Allowed {
+                return Ok(candidates[pick]);
+            }
+            candidates.swap_remove(pick);
+        }
+        Err(CallError::BreakerOpen { peer: self.name.clone() })
+    }
+
+    /// Power of two choices: two random candidates, the less busy wins.
+    fn power_of_two(&self, candidates: &[usize]) -> usize {
+        if candidates.len() == 1 {
+            return 0;
+        }
+        let mut rng = self.rng.lock();
+        let a = rng.random_range(0..candidates.len());
+        let mut b = rng.random_range(0..candidates.len() - 1);
+        if b >= a {
+            b += 1;
+        }
+        let load = |i: usize| self.instances[candidates[i]].in_flight.load(Ordering::Relaxed);
+        if load(b) < load(a) { b } else { a }
+    }
+
+    fn breaker_changed(&self, instance: &Instance, state: State) {
+        let attrs = [("server.address", self.name.as_str()), ("server.instance", instance.url.as_str())];
+        self.metrics.breaker_state.set(state.as_gauge(), &attrs);
+        self.metrics.breaker_transitions.inc(&[("server.address", self.name.as_str()), ("state", state.as_str())]);
+        match state {
+            State::Open => tracing::warn!(peer = %self.name, instance = %instance.url, "circuit breaker opened"),
+            State::HalfOpen => tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker half-open, probing"),
+            State::Closed => tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker closed"),
+        }
+    }
+
+    /// Takes `url` out of (or back into) rotation, as a drain op does.
+    pub fn set_drained(&self, url: &str, drained: bool) -> bool {
+        let mut found = false;
+        for instance in self.instances.iter().filter(|i| i.url == url) {
+            instance.drained.store(drained, Ordering::Relaxed);
+            found = true;
+        }
+        found
+    }
+}
+
+/// One logical call (possibly several attempts).
+pub struct Call<'a> {
+    peer: &'a Peer,
+    method: Method,
+    route: &'static str,
+    path: String,
+    body: Option<Bytes>,
+    idempotent: bool,
+    sampled: bool,
+    headers: HeaderMap,
+}
+
+impl<'a> Call<'a> {
+    fn new(peer: &'a Peer, method: Method, route: &'static str, path: String, body: Option<Bytes>, idempotent: bool) -> Self {
+        Call { peer, method, route, path, body, idempotent, sampled: true, headers: HeaderMap::new() }
+    }
+
+    /// Starts a trace that is not recorded, here or downstream (the
+    /// `traceparent` carries sampled=0). For background polling, which would
+    /// otherwise bury real traces under thousands of idle ones.
+    pub fn unsampled(mut self) -> Self {
+        self.sampled = false;
+        self
+    }
+
+    /// Marks the call safe to retry (e.g. a POST with an idempotency key).
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(v) = value.parse() {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    /// Sends and decodes a 2xx JSON answer into `T`.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, CallError> {
+        let peer = self.peer.name.clone();
+        self.send().await?.json(&peer)
+    }
+
+    /// Sends, retrying per policy; any non-2xx answer is a [`CallError`].
+    pub async fn send(self) -> Result<Response, CallError> {
+        let policy = self.peer.policy;
+        let mut attempt = 0;
+        loop {
+            let result = self.attempt(attempt).await;
+            let err = match result {
+                Ok(response) => return Ok(response),
+                Err(err) => err,
+            };
+            let can_retry = (self.idempotent || matches!(err, CallError::Connect { .. }))
+                && err.retryable()
+                && attempt < policy.retries;
+            if !can_retry {
+                return Err(err);
+            }
+            attempt += 1;
+            let delay = policy.backoff.delay(attempt, &mut *self.peer.rng.lock());
+            self.peer.metrics.retries.inc(&[("server.address", self.peer.name.as_str())]);
+            tracing::warn!(peer = %self.peer.name, route = self.route, attempt, error = %err, backoff_ms = delay.as_millis() as u64, "retrying call");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, attempt: u32) -> Result<Response, CallError> {
+        let peer = self.peer;
+        let index = match peer.choose() {
+            Ok(i) => i,
+            Err(err) => {
+                self.record_failure_metric(0.0, &err, None);
+                return Err(err);
+            }
+        };
+        let instance = &peer.instances[index];
+        let url = format!("{}{}", instance.url, self.path);
+        let span = tracing::info_span!(
+            "http.client",
+            otel.name = %format!("{} {}", self.method, self.route),
+            otel.kind = "client",
+            http.request.method = %self.method,
+            url.full = %url,
+            url.template = self.route,
+            server.address = %peer.name,
+            http.response.status_code = Empty,
+            http.request.resend_count = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        if attempt > 0 {
+            span.record("http.request.resend_count", attempt);
+        }
+        if !self.sampled {
+            let _ = span.set_parent(unsampled_root());
+        }
+        let trace_id = {
+            let cx = span.context();
+            let sc = cx.span().span_context().clone();
+            (sc.is_valid() && sc.is_sampled()).then(|| sc.trace_id().to_string())
+        };
+        instance.in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let outcome = self.exchange(&url, &span).instrument(span.clone()).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        instance.in_flight.fetch_sub(1, Ordering::Relaxed);
+
+        let success = match &outcome {
+            Ok(_) => true,
+            Err(CallError::Status { status, .. }) => !status.is_server_error(),
+            Err(_) => false,
+        };
+        if let Some(state) = instance.breaker.record(success, Instant::now()) {
+            peer.breaker_changed(instance, state);
+        }
+        match outcome {
+            Ok(response) => {
+                span.record("http.response.status_code", response.status.as_u16());
+                peer.metrics.duration.record_with_trace(
+                    elapsed,
+                    &[
+                        ("http.request.method", self.method.as_str()),
+                        ("server.address", &peer.name),
+                        ("http.response.status_code", response.status.as_str()),
+                    ],
+                    trace_id.as_deref(),
+                );
+                Ok(response)
+            }
+            Err(err) => {
+                if let Some(status) = err.status() {
+                    span.record("http.response.status_code", status.as_u16());
+                }
+                span.record("error.type", err.error_type());
+                span.record("otel.status_code", "ERROR");
+                self.record_failure_metric(elapsed, &err, trace_id.as_deref());
+                Err(err)
+            }
+        }
+    }
+
+    fn record_failure_metric(&self, elapsed: f64, err: &CallError, trace_id: Option<&str>) {
+        let status = err.status().map(|s| s.as_u16().to_string()).unwrap_or_default();
+        let error_type = err.error_type();
+        let mut attrs = vec![
+            ("http.request.method", self.method.as_str()),
+            ("server.address", self.peer.name.as_str()),
+            ("error.type", error_type.as_str()),
+        ];
+        if !status.is_empty() {
+            attrs.push(("http.response.status_code", status.as_str()));
+        }
+        self.peer.metrics.duration.record_with_trace(elapsed, &attrs, trace_id);
+    }
+
+    /// One HTTP exchange under the per-attempt timeout.
+    async fn exchange(&self, url: &str, span: &tracing::Span) -> Result<Response, CallError> {
+        let peer = &self.peer.name;
+        let mut headers = self.headers.clone();
+        let cx = span.context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut HeaderInjector(&mut headers));
+        });
+        let mut request = self.peer.http.request(self.method.clone(), url).headers(headers);
+        if let Some(body) = &self.body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let timeout = self.peer.policy.timeout;
+        let exchange = async {
+            let response = request.send().await.map_err(|e| CallError::Connect {
+                peer: peer.clone(),
+                reason: root_cause(&e),
+            })?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| CallError::Connect {
+                peer: peer.clone(),
+                reason: root_cause(&e),
+            })?;
+            Ok::<_, CallError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| CallError::Timeout { peer: peer.clone(), after: timeout })??;
+        if status.is_success() {
+            return Ok(Response { status, body, instance: self.peer.instances_url_of(url) });
+        }
+        Err(CallError::Status { peer: peer.clone(), status, message: error_message(&body) })
+    }
+}
+
+impl Peer {
+    fn instances_url_of(&self, url: &str) -> String {
+        self.instances
+            .iter()
+            .find(|i| url.starts_with(&i.url))
+            .map(|i| i.url.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A parent context whose trace is marked not sampled.
+fn unsampled_root() -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let mut rng = rand::rng();
+    let trace_id = TraceId::from_bytes(rng.random::<u128>().max(1).to_be_bytes());
+    let span_id = SpanId::from_bytes(rng.random::<u64>().max(1).to_be_bytes());
+    let sc = SpanContext::new(trace_id, span_id, TraceFlags::default(), true, TraceState::default());
+    opentelemetry::Context::new().with_remote_span_context(sc)
+}
+
+/// The innermost error message ("connection refused", "connection reset").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+/// The `error` field of a JSON error body, or the body itself (truncated).
+fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => e.error,
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}

@@ -1,0 +1,257 @@
+//! The SQLite connection pool shared by the stateful services.
+//!
+//! Every stateful service opens the same database file (WAL mode), each with
+//! its own bounded pool, the way services share one database server. A query
+//! first waits for a pooled connection — a wait that shows up as a gap before
+//! the DB span and in `db.client.connection.wait_time`, which is how pool
+//! exhaustion looks in production — then runs on a blocking thread inside a
+//! client span that follows the OTel database conventions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use tokio::sync::Semaphore;
+use tracing::{Instrument as _, field::Empty};
+
+use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database pool {pool}: no connection free after {waited:?} ({size} in use)")]
+    PoolTimeout { pool: String, waited: Duration, size: usize },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database worker failed: {0}")]
+    Worker(String),
+}
+
+/// What a query is, for its span and metrics: `SELECT` on `products`.
+#[derive(Clone, Copy, Debug)]
+pub struct Query {
+    pub operation: &'static str,
+    pub collection: &'static str,
+    /// The statement text (parameterised: never holds user values).
+    pub text: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: String,
+    path: PathBuf,
+    namespace: String,
+    connections: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+    size: usize,
+    acquire_timeout: Duration,
+    metrics: DbMetrics,
+}
+
+#[derive(Clone)]
+struct DbMetrics {
+    duration: Histogram,
+    connections: Gauge,
+    max: Gauge,
+    pending: Gauge,
+    wait: Histogram,
+    timeouts: Counter,
+}
+
+impl DbMetrics {
+    fn new(meters: &Meters) -> Self {
+        DbMetrics {
+            duration: meters.histogram(
+                "db.client.operation.duration",
+                "Duration of database operations",
+                Unit::Seconds,
+                LATENCY_BUCKETS,
+            ),
+            connections: meters.gauge(
+                "db.client.connection.count",
+                "Connections in the pool, by state (idle, used)",
+                Unit::Count,
+            ),
+            max: meters.gauge("db.client.connection.max", "Size of the connection pool", Unit::Count),
+            pending: meters.gauge(
+                "db.client.connection.pending_requests",
+                "Queries waiting for a pooled connection",
+                Unit::Count,
+            ),
+            wait: meters.histogram(
+                "db.client.connection.wait_time",
+                "Time spent waiting for a pooled connection",
+                Unit::Seconds,
+                LATENCY_BUCKETS,
+            ),
+            timeouts: meters.counter(
+                "db.client.connection.timeouts",
+                "Queries that gave up waiting for a pooled connection",
+            ),
+        }
+    }
+}
+
+/// Opens one connection with the settings every pool member shares.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // WAL lets readers proceed during a write; busy_timeout makes writers
+    // wait for the lock (as a real server would) instead of failing at once.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl Db {
+    pub fn open(path: &Path, pool: &str, size: usize, acquire_timeout: Duration, meters: &Meters) -> anyhow::Result<Db> {
+        let size = size.max(1);
+        let connections = (0..size)
+            .map(|_| connect(path))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+        let namespace = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "main".into());
+        let db = Db {
+            inner: Arc::new(Inner {
+                pool: pool.to_string(),
+                path: path.to_path_buf(),
+                namespace,
+                connections: Mutex::new(connections),
+                permits: Semaphore::new(size),
+                size,
+                acquire_timeout,
+                metrics: DbMetrics::new(meters),
+            }),
+        };
+        db.inner.metrics.max.set(size as f64, &[("db.client.connection.pool.name", pool)]);
+        db.publish_pool_state();
+        Ok(db)
+    }
+
+    /// Runs schema statements once at start-up (idempotent DDL and seeds).
+    pub async fn migrate(&self, name: &'static str, apply: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static) -> anyhow::Result<()> {
+        let query = Query { operation: "MIGRATE", collection: name, text: "schema migration" };
+        self.run(query, apply)
+            .await
+            .map_err(|e| anyhow::anyhow!("migration {name} failed: {e}"))
+    }
+
+    /// Runs `work` on a pooled connection inside a DB client span.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        query: Query,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let inner = &self.inner;
+        let pool_attr = [("db.client.connection.pool.name", inner.pool.as_str())];
+        let waiting_since = Instant::now();
+        let pending = inner.size.saturating_sub(inner.permits.available_permits());
+        inner.metrics.pending.set(pending as f64, &pool_attr);
+        let permit = match tokio::time::timeout(inner.acquire_timeout, inner.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(DbError::Worker("pool closed".into())),
+            Err(_) => {
+                inner.metrics.timeouts.inc(&pool_attr);
+                tracing::warn!(pool = %inner.pool, waited_ms = inner.acquire_timeout.as_millis() as u64, "database pool exhausted: no free connection");
+                return Err(DbError::PoolTimeout {
+                    pool: inner.pool.clone(),
+                    waited: inner.acquire_timeout,
+                    size: inner.size,
+                });
+            }
+        };
+        inner.metrics.wait.record(waiting_since.elapsed().as_secs_f64(), &pool_attr);
+        self.publish_pool_state();
+
+        let Some(mut conn) = inner.connections.lock().pop() else {
+            return Err(DbError::Worker("pool permit without connection".into()));
+        };
+        let span = tracing::info_span!(
+            "db",
+            otel.name = %format!("{} {}", query.operation, query.collection),
+            otel.kind = "client",
+            db.system.name = "sqlite",
+            db.namespace = %inner.namespace,
+            db.operation.name = query.operation,
+            db.collection.name = query.collection,
+            db.query.text = query.text,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            let result = work(&mut conn);
+            (conn, result)
+        })
+        .instrument(span.clone())
+        .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let result = match result {
+            Ok((conn, result)) => {
+                inner.connections.lock().push(conn);
+                result.map_err(DbError::from)
+            }
+            Err(join) => {
+                // The connection was lost with the panicking worker: replace it
+                // so the pool keeps its size.
+                tracing::error!(error = %join, "database worker panicked");
+                if let Ok(conn) = connect(&inner.path) {
+                    inner.connections.lock().push(conn);
+                }
+                Err(DbError::Worker(join.to_string()))
+            }
+        };
+        drop(permit);
+        self.publish_pool_state();
+        let mut attrs = vec![
+            ("db.system.name", "sqlite"),
+            ("db.operation.name", query.operation),
+            ("db.collection.name", query.collection),
+        ];
+        if let Err(err) = &result {
+            span.record("error.type", db_error_type(err));
+            span.record("otel.status_code", "ERROR");
+            attrs.push(("error.type", db_error_type(err)));
+        }
+        inner.metrics.duration.record(elapsed, &attrs);
+        result
+    }
+
+    fn publish_pool_state(&self) {
+        let inner = &self.inner;
+        let idle = inner.permits.available_permits();
+        let used = inner.size.saturating_sub(idle);
+        let pool = inner.pool.as_str();
+        let m = &inner.metrics;
+        m.connections.set(idle as f64, &[("db.client.connection.pool.name", pool), ("db.client.connection.state", "idle")]);
+        m.connections.set(used as f64, &[("db.client.connection.pool.name", pool), ("db.client.connection.state", "used")]);
+    }
+
+    pub fn pool_size(&self) -> usize {
+        self.inner.size
+    }
+}
+
+fn db_error_type(err: &DbError) -> &'static str {
+    match err {
+        DbError::PoolTimeout { .. } => "pool_timeout",
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => "busy",
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => "constraint",
+        DbError::Sqlite(_) => "sqlite",
+        DbError::Worker(_) => "worker",
+    }
+}
+
+/// Default database location inside a run directory.
+pub fn default_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("shop.db")
+}

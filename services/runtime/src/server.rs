@@ -1,0 +1,187 @@
+//! The HTTP server stack every service runs behind.
+//!
+//! `app` wraps a service's routes in the layers below and adds the
+//! operational endpoints; `serve` runs it on a bound listener until the
+//! shutdown token fires, so tests can start any service on port 0.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_http::HeaderExtractor;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::{Instrument as _, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::error::AppError;
+use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit};
+use crate::resilience::shed::LoadShedder;
+
+/// Limits applied to every request.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_in_flight: usize,
+}
+
+#[derive(Clone)]
+struct Observe {
+    duration: Histogram,
+    shed: Counter,
+    shedder: LoadShedder,
+}
+
+/// Health details served at `/health`.
+#[derive(Clone, serde::Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub service: String,
+    pub instance: String,
+    pub version: String,
+}
+
+/// Wraps `routes` with the standard layers and adds `/health` and `/metrics`
+/// (which stay outside the layers: probes and scrapes are not traffic).
+pub fn app(routes: Router, meters: &Meters, health: Health, limits: Limits) -> Router {
+    let observe = Observe {
+        duration: meters.histogram(
+            "http.server.request.duration",
+            "Duration of HTTP server requests",
+            Unit::Seconds,
+            LATENCY_BUCKETS,
+        ),
+        shed: meters.counter("http.server.shed_requests", "Requests refused with 503 because the server was at capacity"),
+        shedder: LoadShedder::new(limits.max_in_flight),
+    };
+    let layers = ServiceBuilder::new()
+        // Outermost: the server span and RED metrics see every outcome,
+        // including shed, timed-out and panicked requests.
+        .layer(middleware::from_fn_with_state(observe.clone(), observe_request))
+        // A panicking handler answers 500 instead of dropping the connection.
+        .layer(CatchPanicLayer::custom(|_| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked").into_response()))
+        // Past capacity, refuse at once rather than queue (see resilience::shed).
+        .layer(middleware::from_fn_with_state(observe, shed_load))
+        // Every request has a deadline, so a stuck dependency cannot pin it.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
+        // Bodies over the limit are refused with 413 by the body extractors
+        // before a handler buffers them.
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+
+    let meters = meters.clone();
+    let ops = Router::new()
+        .route("/health", get(move || async move { axum::Json(health.clone()) }))
+        .route(
+            "/metrics",
+            get(move || {
+                let body = meters.encode();
+                async move { ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body) }
+            }),
+        );
+    routes
+        .fallback(|| async { AppError::not_found("no such route") })
+        .layer(layers)
+        .merge(ops)
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets in-flight requests
+/// finish for up to the grace period.
+pub async fn serve(app: Router, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let drained = shutdown.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { drained.cancelled().await });
+    tokio::select! {
+        result = server => result.map_err(Into::into),
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(crate::shutdown::GRACE_PERIOD).await;
+        } => {
+            tracing::warn!("grace period over; dropping remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// Opens the server span (continuing the caller's trace) and records
+/// `http.server.request.duration` with the trace id as exemplar.
+async fn observe_request(State(observe): State<Observe>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %request.uri().path(),
+        http.response.status_code = Empty,
+        otel.status_code = Empty,
+    );
+    let _ = span.set_parent(parent);
+    let trace_id = {
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        (sc.is_valid() && sc.is_sampled()).then(|| sc.trace_id().to_string())
+    };
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+        let _enter = span.enter();
+        tracing::warn!(status = status.as_u16(), route = %route, "request failed");
+    }
+    observe.duration.record_with_trace(
+        started.elapsed().as_secs_f64(),
+        &[
+            ("http.request.method", method.as_str()),
+            ("http.route", &route),
+            ("http.response.status_code", status.as_str()),
+        ],
+        trace_id.as_deref(),
+    );
+    response
+}
+
+/// Refuses work past `max_in_flight` with a 503.
+async fn shed_load(State(observe): State<Observe>, request: Request, next: Next) -> Response {
+    let Some(_slot) = observe.shedder.try_acquire() else {
+        observe.shed.inc(&[]);
+        log_shed_sometimes();
+        return AppError::unavailable("server at capacity, request shed").into_response();
+    };
+    next.run(request).await
+}
+
+/// One log line per second at most: a shedding server must not also flood
+/// its logs.
+fn log_shed_sometimes() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::clock::now_unix_ms() as u64 / 1000;
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!("load shedding: server at capacity, refusing requests with 503");
+    }
+}
+
+/// Binds `addr`, with an error that names it.
+pub async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
+}
