@@ -248,13 +248,18 @@ impl Peer {
         Call::new(self, Method::DELETE, route, path.into(), None, true)
     }
 
-    /// Chooses an instance and takes a breaker permit on it.
-    fn choose(&self) -> Result<usize, CallError> {
+    /// Chooses an instance and takes a breaker permit on it. A retry passes
+    /// the instance that just failed in `avoid`, so it goes elsewhere when
+    /// there is anywhere else to go (like a proxy's previous-hosts rule).
+    fn choose(&self, avoid: Option<usize>) -> Result<usize, CallError> {
         let mut candidates: Vec<usize> = (0..self.instances.len())
             .filter(|&i| !self.instances[i].drained.load(Ordering::Relaxed))
             .collect();
         if candidates.is_empty() {
             return Err(CallError::NoInstance { peer: self.name.clone() });
+        }
+        if candidates.len() > 1 {
+            candidates.retain(|&i| Some(i) != avoid);
         }
         while !candidates.is_empty() {
             let pick = self.power_of_two(&candidates);
@@ -356,8 +361,10 @@ impl<'a> Call<'a> {
     pub async fn send(self) -> Result<Response, CallError> {
         let policy = self.peer.policy;
         let mut attempt = 0;
+        let mut last_instance = None;
         loop {
-            let result = self.attempt(attempt).await;
+            let (result, instance) = self.attempt(attempt, last_instance).await;
+            last_instance = instance;
             let err = match result {
                 Ok(response) => return Ok(response),
                 Err(err) => err,
@@ -376,15 +383,21 @@ impl<'a> Call<'a> {
         }
     }
 
-    async fn attempt(&self, attempt: u32) -> Result<Response, CallError> {
+    /// One attempt; also returns which instance it went to.
+    async fn attempt(&self, attempt: u32, avoid: Option<usize>) -> (Result<Response, CallError>, Option<usize>) {
         let peer = self.peer;
-        let index = match peer.choose() {
+        let index = match peer.choose(avoid) {
             Ok(i) => i,
             Err(err) => {
                 self.record_failure_metric(0.0, &err, None);
-                return Err(err);
+                return (Err(err), None);
             }
         };
+        (self.attempt_on(index, attempt).await, Some(index))
+    }
+
+    async fn attempt_on(&self, index: usize, attempt: u32) -> Result<Response, CallError> {
+        let peer = self.peer;
         let instance = &peer.instances[index];
         let url = format!("{}{}", instance.url, self.path);
         let span = tracing::info_span!(

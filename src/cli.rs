@@ -1,0 +1,81 @@
+//! The command line.
+
+use clap::{Parser, Subcommand};
+use firedrill_runtime::config::ServiceArgs;
+use tokio_util::sync::CancellationToken;
+
+use crate::{services, up};
+
+#[derive(Parser, Debug)]
+#[command(name = "firedrill", version, about = "An observability lab for on-call practice")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole lab on this machine: every service, the collector and
+    /// the load generator, each as its own process, supervised.
+    Up(up::UpArgs),
+    /// Run one service process.
+    Service {
+        /// Which service (see `firedrill service --help`).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(services::NAMES))]
+        name: String,
+        #[command(flatten)]
+        args: ServiceArgs,
+    },
+    /// Run the OTLP collector and query API.
+    Collector(firedrill_collector::CollectorArgs),
+    /// Run the load generator.
+    Loadgen {
+        #[command(flatten)]
+        args: firedrill_loadgen::LoadgenArgs,
+        #[command(flatten)]
+        telemetry: LoadgenTelemetry,
+    },
+}
+
+/// Where the load generator sends its own traces (it starts most traces).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadgenTelemetry {
+    /// OTLP endpoint for the load generator's spans; empty disables export.
+    #[arg(long = "otlp-endpoint", env = "FIREDRILL_OTLP_ENDPOINT", default_value = "")]
+    pub otlp_endpoint: String,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Service { name, args } => {
+            let shutdown = stop_token();
+            services::run(&name, args, shutdown).await
+        }
+        Command::Collector(args) => {
+            firedrill_runtime::telemetry::init_local_log("info");
+            firedrill_collector::main(args, stop_token()).await
+        }
+        Command::Loadgen { args, telemetry } => {
+            let service_args = firedrill_runtime::config::parse_service_args(&["--otlp-endpoint", &telemetry.otlp_endpoint])?;
+            let identity = service_args.identity("loadgen");
+            let export = firedrill_runtime::telemetry::ExportConfig {
+                endpoint: Some(telemetry.otlp_endpoint).filter(|e| !e.is_empty()),
+                protocol: firedrill_runtime::config::OtlpProtocol::Grpc,
+                metrics_interval: std::time::Duration::from_secs(5),
+                log_filter: "info".into(),
+            };
+            let guard = firedrill_runtime::telemetry::init(&identity, &export)?;
+            let result = firedrill_loadgen::main(args, stop_token()).await;
+            guard.shutdown().await;
+            result
+        }
+    }
+}
+
+/// The process's shutdown token: SIGINT/SIGTERM, or the supervisor dying.
+fn stop_token() -> CancellationToken {
+    let token = firedrill_runtime::shutdown::on_signal();
+    up::watch_supervisor(token.clone());
+    token
+}

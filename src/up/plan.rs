@@ -1,0 +1,276 @@
+//! Which processes the lab runs, where, and with which flags.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+
+use super::UpArgs;
+
+/// One process of the lab.
+#[derive(Clone, Debug)]
+pub struct Component {
+    /// `catalog-2`, `collector`, `loadgen`.
+    pub id: String,
+    /// The service name (`catalog`), or the role for non-services.
+    pub name: String,
+    /// Arguments after the executable.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Where `/health` answers.
+    pub health_url: String,
+    /// Where `/metrics` answers.
+    pub metrics_url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub components: Vec<Component>,
+    pub gateway_url: String,
+    pub query_url: String,
+    pub otlp_grpc: String,
+    pub otlp_http: String,
+    pub loadgen_url: Option<String>,
+    pub database: String,
+}
+
+/// Services in start order, with what they need.
+const SERVICES: &[(&str, Needs)] = &[
+    ("queue", Needs::QueueDb),
+    ("cache", Needs::Nothing),
+    ("payment-provider", Needs::Nothing),
+    ("auth", Needs::ShopDb),
+    ("catalog", Needs::ShopDb),
+    ("inventory", Needs::ShopDb),
+    ("payment", Needs::ShopDb),
+    ("shipping", Needs::ShopDb),
+    ("cart", Needs::ShopDb),
+    ("checkout", Needs::ShopDb),
+    ("search", Needs::Nothing),
+    ("notification", Needs::ShopDb),
+    ("projector", Needs::ShopDb),
+    ("gateway", Needs::Nothing),
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Needs {
+    Nothing,
+    ShopDb,
+    QueueDb,
+}
+
+/// Hands out ports: fixed ones are checked free, 0 picks a free one.
+struct Ports {
+    bind: IpAddr,
+    auto: bool,
+    next: u16,
+}
+
+impl Ports {
+    fn take(&mut self, fixed: Option<u16>, what: &str, flag: &str) -> anyhow::Result<u16> {
+        let port = match (self.auto, fixed) {
+            (true, _) => 0,
+            (false, Some(p)) => p,
+            (false, None) => {
+                let p = self.next;
+                self.next = self.next.checked_add(1).context("ran out of ports above --base-port")?;
+                p
+            }
+        };
+        // Binding proves the port is free now (and, for 0, picks one); the
+        // listener is released for the child, which binds it moments later.
+        match TcpListener::bind(SocketAddr::new(self.bind, port)) {
+            Ok(l) => Ok(l.local_addr()?.port()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                bail!("port {port} ({what}) is already in use; free it or choose another with {flag}")
+            }
+            Err(e) => bail!("cannot use port {port} ({what}): {e}"),
+        }
+    }
+}
+
+pub fn parse_instances(spec: &str) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut map = BTreeMap::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, count) = entry
+            .split_once('=')
+            .with_context(|| format!("--instances: {entry:?} is not name=count"))?;
+        if !SERVICES.iter().any(|(s, _)| *s == name) {
+            bail!("--instances: unknown service {name:?}");
+        }
+        let count: u32 = count
+            .parse()
+            .ok()
+            .filter(|c| (1..=8).contains(c))
+            .with_context(|| format!("--instances: count for {name} must be 1..=8, got {count:?}"))?;
+        if name == "gateway" && count != 1 {
+            bail!("--instances: the gateway runs exactly once (it owns the public port)");
+        }
+        map.insert(name.to_string(), count);
+    }
+    Ok(map)
+}
+
+impl Plan {
+    pub fn new(args: &UpArgs, run_dir: &Path) -> anyhow::Result<Plan> {
+        if !args.load_rate.is_finite() || args.load_rate < 0.0 {
+            bail!("--load-rate must be a non-negative number, got {}", args.load_rate);
+        }
+        let instances = parse_instances(&args.instances)?;
+        let auto = args.base_port == 0;
+        let mut ports = Ports { bind: args.bind, auto, next: args.base_port };
+        let host = args.bind.to_string();
+        let url = |port: u16| format!("http://{host}:{port}");
+
+        let grpc = ports.take(Some(args.otlp_grpc_port), "collector OTLP/gRPC", "--otlp-grpc-port")?;
+        let http = ports.take(Some(args.otlp_http_port), "collector OTLP/HTTP", "--otlp-http-port")?;
+        let query = ports.take(Some(args.query_port), "collector query API", "--query-port")?;
+        let gateway_port = ports.take(Some(args.gateway_port), "gateway", "--gateway-port")?;
+
+        // Every instance's port, decided before any process starts, so each
+        // one can be told where all its peers are.
+        let mut placed: Vec<(&str, Needs, u32, u16)> = Vec::new();
+        for (name, needs) in SERVICES {
+            let count = instances.get(*name).copied().unwrap_or(1);
+            for i in 1..=count {
+                let port = if *name == "gateway" {
+                    gateway_port
+                } else {
+                    ports.take(None, &format!("{name}-{i}"), "--base-port")?
+                };
+                placed.push((name, *needs, i, port));
+            }
+        }
+        let mut peers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, _, _, port) in &placed {
+            peers.entry(name.to_string()).or_default().push(url(*port));
+        }
+        let peers = firedrill_runtime::config::format_peers(&peers);
+        let shop_db = run_dir.join("shop.db").display().to_string();
+        let queue_db = run_dir.join("queue.db").display().to_string();
+        let otlp = if args.telemetry_export {
+            match args.otlp_protocol {
+                firedrill_runtime::config::OtlpProtocol::Grpc => url(grpc),
+                firedrill_runtime::config::OtlpProtocol::Http => url(http),
+            }
+        } else {
+            String::new()
+        };
+        let protocol = match args.otlp_protocol {
+            firedrill_runtime::config::OtlpProtocol::Grpc => "grpc",
+            firedrill_runtime::config::OtlpProtocol::Http => "http",
+        };
+
+        let mut components = vec![Component {
+            id: "collector".into(),
+            name: "collector".into(),
+            argv: vec![
+                "collector".into(),
+                "--otlp-grpc-listen".into(),
+                format!("{host}:{grpc}"),
+                "--otlp-http-listen".into(),
+                format!("{host}:{http}"),
+                "--query-listen".into(),
+                format!("{host}:{query}"),
+            ],
+            env: vec![],
+            health_url: format!("{}/health", url(query)),
+            metrics_url: format!("{}/metrics", url(query)),
+        }];
+        for (name, needs, instance, port) in &placed {
+            let mut argv = vec![
+                "service".to_string(),
+                name.to_string(),
+                "--listen".into(),
+                format!("{host}:{port}"),
+                "--instance".into(),
+                instance.to_string(),
+                "--seed".into(),
+                (args.seed.wrapping_mul(1000) + components.len() as u64).to_string(),
+            ];
+            match needs {
+                Needs::ShopDb => argv.extend(["--database".into(), shop_db.clone()]),
+                Needs::QueueDb => argv.extend(["--database".into(), queue_db.clone()]),
+                Needs::Nothing => {}
+            }
+            if *name == "gateway" {
+                // The edge sheds earlier than the services behind it.
+                argv.extend(["--max-in-flight".into(), "512".into()]);
+            }
+            components.push(Component {
+                id: format!("{name}-{instance}"),
+                name: name.to_string(),
+                argv,
+                env: vec![
+                    ("FIREDRILL_PEERS".into(), peers.clone()),
+                    ("FIREDRILL_OTLP_ENDPOINT".into(), otlp.clone()),
+                    ("FIREDRILL_OTLP_PROTOCOL".into(), protocol.into()),
+                ],
+                health_url: format!("{}/health", url(*port)),
+                metrics_url: format!("{}/metrics", url(*port)),
+            });
+        }
+        let mut loadgen_url = None;
+        if args.load_rate > 0.0 {
+            let port = ports.take(None, "loadgen metrics", "--base-port")?;
+            loadgen_url = Some(url(port));
+            components.push(Component {
+                id: "loadgen".into(),
+                name: "loadgen".into(),
+                argv: vec![
+                    "loadgen".into(),
+                    "--target".into(),
+                    url(gateway_port),
+                    "--rate".into(),
+                    args.load_rate.to_string(),
+                    "--seed".into(),
+                    args.seed.to_string(),
+                    "--metrics-listen".into(),
+                    format!("{host}:{port}"),
+                ],
+                env: vec![("FIREDRILL_OTLP_ENDPOINT".into(), if args.telemetry_export { url(grpc) } else { String::new() })],
+                health_url: format!("{}/health", url(port)),
+                metrics_url: format!("{}/metrics", url(port)),
+            });
+        }
+        Ok(Plan {
+            components,
+            gateway_url: url(gateway_port),
+            query_url: url(query),
+            otlp_grpc: url(grpc),
+            otlp_http: url(http),
+            loadgen_url,
+            database: shop_db,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_are_validated_with_the_flag_named() {
+        assert_eq!(parse_instances("catalog=2, payment=3").unwrap()["payment"], 3);
+        for (bad, needle) in [
+            ("catalog", "name=count"),
+            ("nope=2", "unknown service"),
+            ("catalog=0", "1..=8"),
+            ("catalog=x", "1..=8"),
+            ("gateway=2", "exactly once"),
+        ] {
+            let err = parse_instances(bad).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains("--instances"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_busy_port_is_named_in_the_error() {
+        let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = busy.local_addr().unwrap().port();
+        let mut ports = Ports { bind: "127.0.0.1".parse().unwrap(), auto: false, next: 0 };
+        let err = ports.take(Some(port), "gateway", "--gateway-port").unwrap_err().to_string();
+        assert!(err.contains(&port.to_string()) && err.contains("gateway") && err.contains("--gateway-port"), "{err}");
+    }
+}
