@@ -27,8 +27,10 @@ async fn sixty_seconds_of_default_load_keep_slos_and_invariants() {
     println!("lab at default load: RSS {rss_mib:.0} MiB across {} processes, {cores:.2} cores, ready in {} ms", pids.len(), lab.endpoints.ready_ms);
 
     let ratio = stats["success_ratio"].as_f64().unwrap();
-    let total = stats["total"]["success"].as_u64().unwrap_or(0) + stats["total"]["failure"].as_u64().unwrap_or(0);
+    let totals = &stats["totals"];
+    let total = totals["success"].as_u64().unwrap() + totals["failure"].as_u64().unwrap();
     assert!(total >= 200, "too few journeys in 60 s: {stats}");
+    assert_eq!(totals["dropped"], 0, "the load generator dropped journeys: {stats}");
     assert!(ratio >= 0.995, "journey success {ratio} < 99.5%: {stats}");
 
     let db = rusqlite::Connection::open(&lab.endpoints.database).unwrap();

@@ -6,10 +6,25 @@
 //! invariants checked at the door (ids have the right length, a service name
 //! exists) hold everywhere after it.
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{
+    fmt,
+    str::FromStr,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use base64::Engine as _;
 use serde_json::Value as Json;
+
+// === time ===
+
+/// Every timestamp in the model is nanoseconds since the Unix epoch, as in
+/// OTLP; APIs convert at their edge (Jaeger speaks microseconds).
+pub fn now_unix_nano() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 // === ids ===
 
@@ -326,7 +341,10 @@ impl SpanRecord {
             ));
         }
         if !self.scope.name.is_empty() {
-            tags.push(Attribute::new("otel.scope.name", str_value(&self.scope.name)));
+            tags.push(Attribute::new(
+                "otel.scope.name",
+                str_value(&self.scope.name),
+            ));
         }
         if !self.scope.version.is_empty() {
             tags.push(Attribute::new(
@@ -400,7 +418,10 @@ pub fn severity_from_name(name: &str) -> Option<i32> {
 pub enum PointValue {
     Number(f64),
     /// Histograms and summaries keep their count and sum only.
-    Distribution { count: u64, sum: Option<f64> },
+    Distribution {
+        count: u64,
+        sum: Option<f64>,
+    },
 }
 
 /// One metric data point, reduced to the series it belongs to and its value.

@@ -68,7 +68,9 @@ fn any_value(value: Option<AnyValue>) -> AttrValue {
 }
 
 pub fn resource(resource: Option<OtlpResource>) -> Arc<Resource> {
-    let attrs = resource.map(|r| attributes(r.attributes)).unwrap_or_default();
+    let attrs = resource
+        .map(|r| attributes(r.attributes))
+        .unwrap_or_default();
     Arc::new(Resource::new(attrs))
 }
 
@@ -82,7 +84,11 @@ pub fn scope(scope: Option<InstrumentationScope>) -> Arc<Scope> {
 
 /// An optional id: empty or all-zero bytes mean "absent", any other length
 /// is malformed.
-fn optional_id<T>(bytes: &[u8], len: usize, parse: impl Fn(&[u8]) -> Option<T>) -> Result<Option<T>, ()> {
+fn optional_id<T>(
+    bytes: &[u8],
+    len: usize,
+    parse: impl Fn(&[u8]) -> Option<T>,
+) -> Result<Option<T>, ()> {
     if bytes.is_empty() || (bytes.len() == len && bytes.iter().all(|b| *b == 0)) {
         return Ok(None);
     }
@@ -91,16 +97,18 @@ fn optional_id<T>(bytes: &[u8], len: usize, parse: impl Fn(&[u8]) -> Option<T>) 
 
 // === spans ===
 
-pub fn span(span: Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<SpanRecord, Rejection> {
+pub fn span(
+    span: Span,
+    resource: &Arc<Resource>,
+    scope: &Arc<Scope>,
+) -> Result<SpanRecord, Rejection> {
     let trace_id = TraceId::from_slice(&span.trace_id).ok_or(Rejection::InvalidTraceId)?;
     let span_id = SpanId::from_slice(&span.span_id).ok_or(Rejection::InvalidSpanId)?;
     let parent_span_id = optional_id(&span.parent_span_id, 8, SpanId::from_slice)
         .map_err(|()| Rejection::InvalidParentSpanId)?;
-    let (status, status_message) = span
-        .status
-        .map_or((StatusCode::Unset, String::new()), |s| {
-            (StatusCode::from_otlp(s.code), s.message)
-        });
+    let (status, status_message) = span.status.map_or((StatusCode::Unset, String::new()), |s| {
+        (StatusCode::from_otlp(s.code), s.message)
+    });
     Ok(SpanRecord {
         trace_id,
         span_id,
@@ -141,15 +149,23 @@ fn link(link: Link) -> Option<SpanLink> {
 
 /// `received_at` stands in for the timestamp when the sender set neither
 /// the event time nor the observed time.
-pub fn log_record(record: LogRecord, resource: &Arc<Resource>, received_at: u64) -> Result<LogEntry, Rejection> {
+pub fn log_record(
+    record: LogRecord,
+    resource: &Arc<Resource>,
+    received_at: u64,
+) -> Result<LogEntry, Rejection> {
     let trace_id = optional_id(&record.trace_id, 16, TraceId::from_slice)
         .map_err(|()| Rejection::InvalidTraceId)?;
     let span_id = optional_id(&record.span_id, 8, SpanId::from_slice)
         .map_err(|()| Rejection::InvalidSpanId)?;
-    let time_unix_nano = [record.time_unix_nano, record.observed_time_unix_nano, received_at]
-        .into_iter()
-        .find(|t| *t != 0)
-        .unwrap_or_default();
+    let time_unix_nano = [
+        record.time_unix_nano,
+        record.observed_time_unix_nano,
+        received_at,
+    ]
+    .into_iter()
+    .find(|t| *t != 0)
+    .unwrap_or_default();
     Ok(LogEntry {
         time_unix_nano,
         severity_number: severity_number(record.severity_number, &record.severity_text),
@@ -181,7 +197,10 @@ pub fn metric_points(metric: Metric, resource: &Resource) -> Vec<Result<MetricPo
     };
     let points = data_points(data);
     if metric.name.is_empty() {
-        return points.into_iter().map(|_| Err(Rejection::MissingMetricName)).collect();
+        return points
+            .into_iter()
+            .map(|_| Err(Rejection::MissingMetricName))
+            .collect();
     }
     points
         .into_iter()
@@ -243,7 +262,12 @@ fn number_point(p: NumberDataPoint) -> RawPoint {
     }
 }
 
-fn distribution(attributes: Vec<KeyValue>, time_unix_nano: u64, count: u64, sum: Option<f64>) -> RawPoint {
+fn distribution(
+    attributes: Vec<KeyValue>,
+    time_unix_nano: u64,
+    count: u64,
+    sum: Option<f64>,
+) -> RawPoint {
     RawPoint {
         attributes,
         time_unix_nano,

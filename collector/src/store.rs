@@ -18,16 +18,16 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use self::{
-    logs::{LogPage, LogQuery},
-    spans::{DependencyLink, Operation, TraceQuery},
-};
 use self::{
     logs::LogStore,
     metrics::{MetricStore, Recorded},
     spans::SpanStore,
 };
-use crate::model::{LogEntry, MetricPoint, PointValue, SpanRecord, TraceId};
+pub use self::{
+    logs::{LogPage, LogQuery},
+    spans::{DependencyLink, Operation, TraceQuery},
+};
+use crate::model::{LogEntry, MetricPoint, SpanRecord, TraceId};
 
 /// How much each part of the store may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,17 +142,15 @@ impl Store {
     }
 
     pub fn dependencies(&self, start_unix_nano: u64, end_unix_nano: u64) -> Vec<DependencyLink> {
-        self.spans.read().dependencies(start_unix_nano, end_unix_nano)
+        self.spans
+            .read()
+            .dependencies(start_unix_nano, end_unix_nano)
     }
 
-    // === log and metric reads ===
+    // === log reads ===
 
     pub fn find_logs(&self, query: &LogQuery) -> LogPage {
         self.logs.read().find(query)
-    }
-
-    pub fn latest_point(&self, series: &str) -> Option<PointValue> {
-        self.metrics.lock().latest(series).cloned()
     }
 
     pub fn sizes(&self) -> Sizes {
@@ -186,10 +184,13 @@ mod tests {
     fn batch_larger_than_capacity_counts_its_own_evictions() {
         let store = store(2);
         let batch = (1..=5).map(|n| span(n, n, "cart", "a")).collect();
-        assert_eq!(store.insert_spans(batch), Inserted {
-            accepted: 5,
-            evicted: 3
-        });
+        assert_eq!(
+            store.insert_spans(batch),
+            Inserted {
+                accepted: 5,
+                evicted: 3
+            }
+        );
         assert_eq!(store.sizes().spans, 2);
         assert_eq!(store.sizes().traces, 2);
     }
@@ -200,7 +201,11 @@ mod tests {
         let root = span(1, 1, "gateway", "GET /");
         let late_child = child(&root, 2, "cart", "GET /cart");
         store.insert_spans(vec![late_child, root]);
-        let starts: Vec<_> = store.trace(trace_id(1)).iter().map(|s| s.start_unix_nano).collect();
+        let starts: Vec<_> = store
+            .trace(trace_id(1))
+            .iter()
+            .map(|s| s.start_unix_nano)
+            .collect();
         assert!(starts.is_sorted(), "{starts:?}");
     }
 }

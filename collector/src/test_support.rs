@@ -18,7 +18,10 @@ pub fn span_id(n: u8) -> SpanId {
 pub fn resource(service: &str) -> Arc<Resource> {
     Arc::new(Resource::new(vec![
         Attribute::new("service.name", AttrValue::Str(service.into())),
-        Attribute::new("service.instance.id", AttrValue::Str(format!("{service}-1"))),
+        Attribute::new(
+            "service.instance.id",
+            AttrValue::Str(format!("{service}-1")),
+        ),
     ]))
 }
 

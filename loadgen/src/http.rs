@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use opentelemetry::propagation::TextMapPropagator as _;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tracing::Instrument as _;

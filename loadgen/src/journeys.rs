@@ -102,12 +102,7 @@ impl Engine {
     /// for it. Called from the scheduler, so it must stay cheap.
     pub fn launch(self: &Arc<Self>, seq: u64, intended: Instant) {
         self.stats.scheduled();
-        let plan = plan(
-            self.config.seed,
-            seq,
-            &self.config.mix,
-            self.config.users,
-        );
+        let plan = plan(self.config.seed, seq, &self.config.mix, self.config.users);
         if self.stats.in_flight() >= self.config.max_in_flight {
             let reason = format!(
                 "--max-in-flight reached ({} journeys in flight)",
@@ -177,7 +172,12 @@ impl Engine {
                 span.record("journey.outcome", Outcome::Failure.as_str());
                 span.record("otel.status_code", "ERROR");
                 span.record("error.message", failure.to_string());
-                tracing::debug!(parent: &span, step = failure.step.as_str(), error = %failure.error, "journey failed");
+                tracing::debug!(
+                    parent: &span,
+                    step = failure.step.as_str(),
+                    error = %failure.error,
+                    "journey failed"
+                );
                 self.metrics.journey(
                     kind,
                     Outcome::Failure,
@@ -337,9 +337,15 @@ impl Journey<'_> {
                     ("offset", offset.to_string()),
                     ("category", category.to_string()),
                 ];
-                let _: ProductPage = self
+                let page: ProductPage = self
                     .get(Step::ListProducts, "/api/products".into(), &query)
                     .await?;
+                if page.products.len() > *limit as usize {
+                    return Err(wrong(
+                        Step::ListProducts,
+                        format!("asked for {limit} products, got {}", page.products.len()),
+                    ));
+                }
             }
             Action::Search { term, pick } => {
                 let query = [("q", term.to_string()), ("limit", "10".to_string())];
@@ -376,7 +382,13 @@ impl Journey<'_> {
             Action::AddToCart { lines } => self.add_to_cart(lines).await?,
             Action::ViewCart => {
                 let _: Cart = self
-                    .authed(Step::ViewCart, Method::GET, "/api/cart", None, StatusCode::OK)
+                    .authed(
+                        Step::ViewCart,
+                        Method::GET,
+                        "/api/cart",
+                        None,
+                        StatusCode::OK,
+                    )
                     .await?;
             }
             Action::Checkout { lines } => {
@@ -432,7 +444,10 @@ impl Journey<'_> {
             if !cart.items.iter().any(|i| i.product_id == line.product_id) {
                 return Err(wrong(
                     Step::AddToCart,
-                    format!("product {} missing from the cart after adding it", line.product_id),
+                    format!(
+                        "product {} missing from the cart after adding it",
+                        line.product_id
+                    ),
                 ));
             }
         }

@@ -131,7 +131,7 @@ impl Metrics {
         // and an absent failure series reads as "no data" rather than 0.
         for kind in JourneyKind::ALL {
             for outcome in [Outcome::Success, Outcome::Failure, Outcome::Dropped] {
-                journeys.get_or_create(&JourneyOutcomeLabels {
+                let _ = journeys.get_or_create(&JourneyOutcomeLabels {
                     journey: kind.as_str(),
                     outcome: outcome.as_str(),
                 });
@@ -167,7 +167,11 @@ impl Metrics {
                 .get_or_create(&JourneyLabels {
                     journey: kind.as_str(),
                 })
-                .observe(secs, trace_id.map(|trace_id| TraceExemplar { trace_id }), None);
+                .observe(
+                    secs,
+                    trace_id.map(|trace_id| TraceExemplar { trace_id }),
+                    None,
+                );
         }
     }
 

@@ -212,11 +212,10 @@ impl FromStr for Mix {
                 return Err(MixError::Duplicate(kind.as_str().to_string()));
             }
             seen[kind.index()] = true;
-            weights[kind.index()] =
-                value.trim().parse().map_err(|_| MixError::BadWeight {
-                    journey: kind.as_str().to_string(),
-                    value: value.trim().to_string(),
-                })?;
+            weights[kind.index()] = value.trim().parse().map_err(|_| MixError::BadWeight {
+                journey: kind.as_str().to_string(),
+                value: value.trim().to_string(),
+            })?;
         }
         let mix = Mix { weights };
         if mix.total() == 0 {
@@ -439,7 +438,10 @@ mod tests {
         let mix: Mix = "browse=3,checkout=1".parse().unwrap();
         let kinds: Vec<_> = (0..4000).map(|s| plan(5, s, &mix, 10).kind).collect();
         let browse = kinds.iter().filter(|k| **k == JourneyKind::Browse).count();
-        let checkout = kinds.iter().filter(|k| **k == JourneyKind::Checkout).count();
+        let checkout = kinds
+            .iter()
+            .filter(|k| **k == JourneyKind::Checkout)
+            .count();
         assert_eq!(browse + checkout, 4000, "zero-weight kinds never planned");
         // Expect 3000 browse; a fixed seed makes this exact-per-build, the
         // margin only absorbs a change of RNG algorithm.
@@ -469,10 +471,7 @@ mod tests {
             "browse=1,shoplift=2".parse::<Mix>(),
             Err(MixError::UnknownJourney("shoplift".into()))
         );
-        assert_eq!(
-            "browse=0,search=0".parse::<Mix>(),
-            Err(MixError::AllZero)
-        );
+        assert_eq!("browse=0,search=0".parse::<Mix>(), Err(MixError::AllZero));
         assert_eq!("".parse::<Mix>(), Err(MixError::AllZero));
         assert_eq!(
             "browse".parse::<Mix>(),

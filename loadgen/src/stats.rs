@@ -125,7 +125,9 @@ impl Stats {
 
     /// A journey finished (however it ended); returns the new in-flight count.
     pub fn finished(&self) -> usize {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed).saturating_sub(1)
+        self.in_flight
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1)
     }
 
     /// A journey ran to an end. `failed` is `(step, reason)` for failures.
@@ -387,9 +389,13 @@ mod tests {
         assert_eq!(s.success_ratio, Some(1.0 / 31.0));
         assert_eq!(s.elapsed_seconds, 2.0);
         assert_eq!(s.recent_failures.len(), RECENT_FAILURES);
-        assert_eq!(s.recent_failures[0].seq, 12);
+        // 31 records, the last 20 kept: failures 11..=29, then the drop.
+        assert_eq!(s.recent_failures[0].seq, 11);
         let last = s.recent_failures.last().unwrap();
-        assert_eq!((last.outcome.as_str(), last.step.as_deref()), ("dropped", None));
+        assert_eq!(
+            (last.outcome.as_str(), last.step.as_deref()),
+            ("dropped", None)
+        );
 
         // The JSON shape round-trips (it is what /api/stats serves).
         let json = serde_json::to_string(&s).unwrap();

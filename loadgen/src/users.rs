@@ -67,10 +67,6 @@ impl UserPool {
 // === impl UserLease ===
 
 impl UserLease {
-    pub fn user(&self) -> u32 {
-        self.user
-    }
-
     pub fn username(&self) -> String {
         format!("user{}", self.user)
     }
@@ -94,23 +90,23 @@ mod tests {
     fn leases_are_exclusive_and_return_with_their_token() {
         let pool = UserPool::new(3);
         let mut a = pool.lease(2).unwrap();
-        assert_eq!(a.user(), 2);
         assert_eq!(a.username(), "user2");
         a.token = Some("t2".into());
 
         // user2 is busy: the next free one, wrapping.
         let b = pool.lease(2).unwrap();
-        assert_eq!(b.user(), 3);
+        assert_eq!(b.username(), "user3");
         let c = pool.lease(3).unwrap();
-        assert_eq!(c.user(), 1);
+        assert_eq!(c.username(), "user1");
         assert!(pool.lease(1).is_none(), "all busy");
 
         drop(a);
         let again = pool.lease(2).unwrap();
-        assert_eq!(again.user(), 2);
+        assert_eq!(again.username(), "user2");
         assert_eq!(again.token.as_deref(), Some("t2"));
         drop((b, c));
-        assert_eq!(pool.lease(500).unwrap().user(), 500 % 3);
+        // 500 wraps to user2, still leased as `again`, so the next one.
+        assert_eq!(pool.lease(500).unwrap().username(), "user3");
     }
 
     #[test]

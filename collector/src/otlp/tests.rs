@@ -18,7 +18,10 @@ fn kv(key: &str, value: &str) -> KeyValue {
 
 fn cart_resource() -> Arc<Resource> {
     resource(Some(OtlpResource {
-        attributes: vec![kv("service.name", "cart"), kv("service.instance.id", "cart-1")],
+        attributes: vec![
+            kv("service.name", "cart"),
+            kv("service.instance.id", "cart-1"),
+        ],
         ..Default::default()
     }))
 }
@@ -59,16 +62,28 @@ fn span_with_bad_ids_is_rejected() {
     let scope = scope(None);
     let mut short_trace = valid_span();
     short_trace.trace_id = vec![1; 8];
-    assert_eq!(span(short_trace, &resource, &scope), Err(Rejection::InvalidTraceId));
+    assert_eq!(
+        span(short_trace, &resource, &scope),
+        Err(Rejection::InvalidTraceId)
+    );
     let mut zero_trace = valid_span();
     zero_trace.trace_id = vec![0; 16];
-    assert_eq!(span(zero_trace, &resource, &scope), Err(Rejection::InvalidTraceId));
+    assert_eq!(
+        span(zero_trace, &resource, &scope),
+        Err(Rejection::InvalidTraceId)
+    );
     let mut no_span_id = valid_span();
     no_span_id.span_id = vec![];
-    assert_eq!(span(no_span_id, &resource, &scope), Err(Rejection::InvalidSpanId));
+    assert_eq!(
+        span(no_span_id, &resource, &scope),
+        Err(Rejection::InvalidSpanId)
+    );
     let mut bad_parent = valid_span();
     bad_parent.parent_span_id = vec![1; 3];
-    assert_eq!(span(bad_parent, &resource, &scope), Err(Rejection::InvalidParentSpanId));
+    assert_eq!(
+        span(bad_parent, &resource, &scope),
+        Err(Rejection::InvalidParentSpanId)
+    );
 }
 
 #[test]

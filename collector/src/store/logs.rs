@@ -43,10 +43,16 @@ impl LogQuery {
     pub fn matches(&self, entry: &LogEntry) -> bool {
         self.trace_id.is_none_or(|t| entry.trace_id == Some(t))
             && self.service.as_deref().is_none_or(|s| s == entry.service())
-            && self.min_severity.is_none_or(|min| entry.severity_number >= min)
+            && self
+                .min_severity
+                .is_none_or(|min| entry.severity_number >= min)
             && self.text.as_deref().is_none_or(|q| entry.body.contains(q))
-            && self.start_min_unix_nano.is_none_or(|t| entry.time_unix_nano >= t)
-            && self.start_max_unix_nano.is_none_or(|t| entry.time_unix_nano <= t)
+            && self
+                .start_min_unix_nano
+                .is_none_or(|t| entry.time_unix_nano >= t)
+            && self
+                .start_max_unix_nano
+                .is_none_or(|t| entry.time_unix_nano <= t)
     }
 }
 
@@ -82,7 +88,8 @@ impl LogStore {
         if let Some(trace_id) = entry.trace_id {
             self.by_trace.insert(trace_id, seq);
         }
-        self.by_service.insert(Arc::clone(&entry.resource.service_name), seq);
+        self.by_service
+            .insert(Arc::clone(&entry.resource.service_name), seq);
         self.entries.push(entry);
         let mut evicted = 0;
         while self.entries.len() > self.capacity {
@@ -105,22 +112,26 @@ impl LogStore {
     /// Matches sorted newest first by record time (arrival order breaks
     /// ties), narrowed through the most selective index available.
     pub fn find(&self, query: &LogQuery) -> LogPage {
-        let candidates: Box<dyn Iterator<Item = &Arc<LogEntry>>> = match (&query.trace_id, &query.service) {
-            (Some(trace_id), _) => self.indexed(self.by_trace.get(trace_id)),
-            (None, Some(service)) => self.indexed(self.by_service.get(service.as_str())),
-            (None, None) => Box::new(self.entries.newest_first()),
-        };
+        let candidates: Box<dyn Iterator<Item = &Arc<LogEntry>>> =
+            match (&query.trace_id, &query.service) {
+                (Some(trace_id), _) => self.indexed(self.by_trace.get(trace_id)),
+                (None, Some(service)) => self.indexed(self.by_service.get(service.as_str())),
+                (None, None) => Box::new(self.entries.newest_first()),
+            };
         let mut matches: Vec<&Arc<LogEntry>> = candidates.filter(|e| query.matches(e)).collect();
         // Stable sort: candidates come newest arrival first, so equal
         // timestamps keep that order.
-        matches.sort_by(|a, b| b.time_unix_nano.cmp(&a.time_unix_nano));
+        matches.sort_by_key(|e| std::cmp::Reverse(e.time_unix_nano));
         LogPage {
             total: matches.len(),
             entries: matches.into_iter().take(query.limit).cloned().collect(),
         }
     }
 
-    fn indexed<'a>(&'a self, seqs: Option<&'a std::collections::VecDeque<u64>>) -> Box<dyn Iterator<Item = &'a Arc<LogEntry>> + 'a> {
+    fn indexed<'a>(
+        &'a self,
+        seqs: Option<&'a std::collections::VecDeque<u64>>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<LogEntry>> + 'a> {
         let seqs = seqs.into_iter().flat_map(|s| s.iter().rev());
         Box::new(seqs.filter_map(|seq| self.entries.get(*seq)))
     }
@@ -149,7 +160,10 @@ mod tests {
 
     #[test]
     fn evicts_the_oldest_record_first() {
-        let mut store = store_with(2, vec![log(1, "cart", 9, "first"), log(2, "cart", 9, "second")]);
+        let mut store = store_with(
+            2,
+            vec![log(1, "cart", 9, "first"), log(2, "cart", 9, "second")],
+        );
         assert_eq!(store.insert(Arc::new(log(3, "cart", 9, "third"))), 1);
         let page = store.find(&LogQuery::default());
         assert_eq!(bodies(&page), ["third", "second"]);
@@ -158,7 +172,10 @@ mod tests {
 
     #[test]
     fn newest_first_by_record_time_not_arrival() {
-        let store = store_with(10, vec![log(20, "cart", 9, "late"), log(10, "cart", 9, "early")]);
+        let store = store_with(
+            10,
+            vec![log(20, "cart", 9, "late"), log(10, "cart", 9, "early")],
+        );
         assert_eq!(bodies(&store.find(&LogQuery::default())), ["late", "early"]);
     }
 
@@ -166,12 +183,15 @@ mod tests {
     fn filters_by_trace_service_severity_text_and_time() {
         let mut traced = log(5, "cart", 17, "payment declined");
         traced.trace_id = Some(trace_id(9));
-        let store = store_with(10, vec![
-            log(1, "cart", 9, "added item"),
-            log(2, "auth", 13, "slow login"),
-            log(3, "cart", 0, "no severity"),
-            traced,
-        ]);
+        let store = store_with(
+            10,
+            vec![
+                log(1, "cart", 9, "added item"),
+                log(2, "auth", 13, "slow login"),
+                log(3, "cart", 0, "no severity"),
+                traced,
+            ],
+        );
         let find = |q: LogQuery| bodies(&store.find(&q)).join("|");
         let trace = LogQuery {
             trace_id: Some(trace_id(9)),
@@ -182,7 +202,10 @@ mod tests {
             service: Some("cart".into()),
             ..LogQuery::default()
         };
-        assert_eq!(find(cart.clone()), "payment declined|no severity|added item");
+        assert_eq!(
+            find(cart.clone()),
+            "payment declined|no severity|added item"
+        );
         let warn = LogQuery {
             min_severity: Some(13),
             ..LogQuery::default()

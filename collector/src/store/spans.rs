@@ -54,8 +54,12 @@ impl TraceQuery {
         let duration = Duration::from_nanos(span.duration_nanos());
         self.service.as_deref().is_none_or(|s| s == span.service())
             && self.operation.as_deref().is_none_or(|o| o == span.name)
-            && self.start_min_unix_nano.is_none_or(|t| span.start_unix_nano >= t)
-            && self.start_max_unix_nano.is_none_or(|t| span.start_unix_nano <= t)
+            && self
+                .start_min_unix_nano
+                .is_none_or(|t| span.start_unix_nano >= t)
+            && self
+                .start_max_unix_nano
+                .is_none_or(|t| span.start_unix_nano <= t)
             && self.min_duration.is_none_or(|d| duration >= d)
             && self.max_duration.is_none_or(|d| duration <= d)
             && self.tags.iter().all(|(k, v)| has_tag(span, k, v))
@@ -115,7 +119,8 @@ impl SpanStore {
     pub fn insert(&mut self, span: Arc<SpanRecord>) -> u64 {
         let seq = self.spans.next_seq();
         self.by_trace.insert(span.trace_id, seq);
-        self.by_service.insert(Arc::clone(&span.resource.service_name), seq);
+        self.by_service
+            .insert(Arc::clone(&span.resource.service_name), seq);
         self.count_operation(&span);
         self.spans.push(span);
         let mut evicted = 0;
@@ -166,7 +171,10 @@ impl SpanStore {
         }
     }
 
-    fn spans_of<'a>(&'a self, seqs: impl IntoIterator<Item = &'a u64>) -> impl Iterator<Item = &'a Arc<SpanRecord>> {
+    fn spans_of<'a>(
+        &'a self,
+        seqs: impl IntoIterator<Item = &'a u64>,
+    ) -> impl Iterator<Item = &'a Arc<SpanRecord>> {
         seqs.into_iter().filter_map(|seq| self.spans.get(*seq))
     }
 
@@ -236,7 +244,8 @@ impl SpanStore {
         let mut calls: HashMap<(&str, &str), u64> = HashMap::new();
         for (_, seqs) in self.by_trace.iter() {
             let spans: Vec<&Arc<SpanRecord>> = self.spans_of(seqs).collect();
-            let owner: HashMap<SpanId, &str> = spans.iter().map(|s| (s.span_id, s.service())).collect();
+            let owner: HashMap<SpanId, &str> =
+                spans.iter().map(|s| (s.span_id, s.service())).collect();
             for span in spans {
                 let in_window = (start_unix_nano..=end_unix_nano).contains(&span.start_unix_nano);
                 let parent_service = span.parent_span_id.and_then(|p| owner.get(&p).copied());

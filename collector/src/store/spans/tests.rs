@@ -21,11 +21,14 @@ fn query(service: &str) -> TraceQuery {
 
 #[test]
 fn evicts_the_oldest_span_first() {
-    let mut store = store_with(3, vec![
-        span(1, 1, "cart", "a"),
-        span(2, 2, "cart", "b"),
-        span(3, 3, "cart", "c"),
-    ]);
+    let mut store = store_with(
+        3,
+        vec![
+            span(1, 1, "cart", "a"),
+            span(2, 2, "cart", "b"),
+            span(3, 3, "cart", "c"),
+        ],
+    );
     assert_eq!(store.insert(Arc::new(span(4, 4, "cart", "d"))), 1);
     assert_eq!(store.len(), 3);
     assert!(store.trace(trace_id(1)).is_empty());
@@ -38,27 +41,40 @@ fn evicts_the_oldest_span_first() {
 #[test]
 fn eviction_keeps_the_rest_of_a_partly_evicted_trace() {
     let root = span(1, 1, "gateway", "GET /checkout");
-    let store = store_with(2, vec![
-        root.clone(),
-        child(&root, 2, "cart", "GET /cart"),
-        child(&root, 3, "payment", "POST /pay"),
-    ]);
+    let store = store_with(
+        2,
+        vec![
+            root.clone(),
+            child(&root, 2, "cart", "GET /cart"),
+            child(&root, 3, "payment", "POST /pay"),
+        ],
+    );
     let ids: Vec<_> = store.trace(trace_id(1)).iter().map(|s| s.span_id).collect();
     assert_eq!(ids, [span_id(2), span_id(3)]);
 }
 
 #[test]
 fn services_and_operations_follow_eviction() {
-    let mut store = store_with(2, vec![span(1, 1, "auth", "login"), span(2, 2, "cart", "add")]);
+    let mut store = store_with(
+        2,
+        vec![span(1, 1, "auth", "login"), span(2, 2, "cart", "add")],
+    );
     assert_eq!(store.services(), ["auth", "cart"]);
-    assert_eq!(store.operations("auth"), [Operation {
-        name: "login".into(),
-        kind: SpanKind::Server
-    }]);
+    assert_eq!(
+        store.operations("auth"),
+        [Operation {
+            name: "login".into(),
+            kind: SpanKind::Server
+        }]
+    );
     store.insert(Arc::new(span(3, 3, "cart", "remove")));
     assert_eq!(store.services(), ["cart"]);
     assert!(store.operations("auth").is_empty());
-    let names: Vec<_> = store.operations("cart").into_iter().map(|o| o.name).collect();
+    let names: Vec<_> = store
+        .operations("cart")
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     assert_eq!(names, ["add", "remove"]);
 }
 
@@ -67,18 +83,25 @@ fn same_operation_with_two_kinds_is_listed_twice() {
     let mut client = span(1, 2, "cart", "redis GET");
     client.kind = SpanKind::Client;
     let store = store_with(10, vec![span(1, 1, "cart", "redis GET"), client]);
-    let kinds: Vec<_> = store.operations("cart").into_iter().map(|o| o.kind).collect();
+    let kinds: Vec<_> = store
+        .operations("cart")
+        .into_iter()
+        .map(|o| o.kind)
+        .collect();
     assert_eq!(kinds, [SpanKind::Server, SpanKind::Client]);
 }
 
 #[test]
 fn search_by_service_is_newest_first_and_limited() {
-    let store = store_with(10, vec![
-        span(1, 1, "cart", "a"),
-        span(2, 2, "auth", "a"),
-        span(3, 3, "cart", "a"),
-        span(4, 4, "cart", "a"),
-    ]);
+    let store = store_with(
+        10,
+        vec![
+            span(1, 1, "cart", "a"),
+            span(2, 2, "auth", "a"),
+            span(3, 3, "cart", "a"),
+            span(4, 4, "cart", "a"),
+        ],
+    );
     let found = store.find_traces(&TraceQuery {
         limit: 2,
         ..query("cart")
@@ -90,11 +113,14 @@ fn search_by_service_is_newest_first_and_limited() {
 #[test]
 fn a_trace_matches_when_one_span_matches_and_is_listed_once() {
     let root = span(1, 1, "gateway", "GET /checkout");
-    let store = store_with(10, vec![
-        root.clone(),
-        child(&root, 2, "cart", "GET /cart"),
-        child(&root, 3, "cart", "GET /cart"),
-    ]);
+    let store = store_with(
+        10,
+        vec![
+            root.clone(),
+            child(&root, 2, "cart", "GET /cart"),
+            child(&root, 3, "cart", "GET /cart"),
+        ],
+    );
     assert_eq!(store.find_traces(&query("cart")), [trace_id(1)]);
     let by_op = TraceQuery {
         operation: Some("GET /checkout".into()),
@@ -108,22 +134,31 @@ fn search_filters_on_tags_duration_and_time() {
     let mut slow_error = span(1, 1, "cart", "a");
     slow_error.end_unix_nano = slow_error.start_unix_nano + 50_000_000;
     slow_error.status = StatusCode::Error;
-    slow_error
-        .attributes
-        .push(Attribute::new("http.response.status_code", AttrValue::Int(500)));
+    slow_error.attributes.push(Attribute::new(
+        "http.response.status_code",
+        AttrValue::Int(500),
+    ));
     let store = store_with(10, vec![slow_error, span(2, 2, "cart", "a")]);
 
     let tags = |pairs: &[(&str, &str)]| TraceQuery {
-        tags: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        tags: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..query("cart")
     };
-    assert_eq!(store.find_traces(&tags(&[("error", "true")])), [trace_id(1)]);
+    assert_eq!(
+        store.find_traces(&tags(&[("error", "true")])),
+        [trace_id(1)]
+    );
     assert_eq!(
         store.find_traces(&tags(&[("http.response.status_code", "500")])),
         [trace_id(1)]
     );
     assert_eq!(
-        store.find_traces(&tags(&[("service.instance.id", "cart-1")])).len(),
+        store
+            .find_traces(&tags(&[("service.instance.id", "cart-1")]))
+            .len(),
         2
     );
     assert!(store.find_traces(&tags(&[("error", "false")])).is_empty());
@@ -148,18 +183,24 @@ fn search_filters_on_tags_duration_and_time() {
 #[test]
 fn dependencies_count_cross_service_parent_child_pairs() {
     let root = span(1, 1, "gateway", "GET /checkout");
-    let store = store_with(10, vec![
-        root.clone(),
-        child(&root, 2, "checkout", "POST /checkout"),
-        child(&root, 3, "checkout", "POST /checkout"),
-        child(&root, 4, "gateway", "internal work"),
-    ]);
+    let store = store_with(
+        10,
+        vec![
+            root.clone(),
+            child(&root, 2, "checkout", "POST /checkout"),
+            child(&root, 3, "checkout", "POST /checkout"),
+            child(&root, 4, "gateway", "internal work"),
+        ],
+    );
     let links = store.dependencies(0, u64::MAX);
-    assert_eq!(links, [DependencyLink {
-        parent: "gateway".into(),
-        child: "checkout".into(),
-        call_count: 2
-    }]);
+    assert_eq!(
+        links,
+        [DependencyLink {
+            parent: "gateway".into(),
+            child: "checkout".into(),
+            call_count: 2
+        }]
+    );
     assert!(store.dependencies(0, 1).is_empty());
 }
 

@@ -1,0 +1,117 @@
+//! OTLP/gRPC receiver: the generated `TraceService`, `MetricsService` and
+//! `LogsService` servers from opentelemetry-proto, backed by [`Ingest`].
+
+use std::{sync::Arc, time::Duration};
+
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+        logs_service_server::{LogsService, LogsServiceServer},
+    },
+    metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        metrics_service_server::{MetricsService, MetricsServiceServer},
+    },
+    trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Request, Response, Status,
+    codec::CompressionEncoding,
+    transport::{Server, server::TcpIncoming},
+};
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    ingest::Ingest,
+    self_metrics::{RequestResult, Signal, Transport},
+};
+
+/// A stuck export must not pin a connection forever; OTel SDKs time out
+/// after 10 s themselves, so anything longer only wastes our resources.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` fires, then finishes in-flight exports.
+///
+/// `max_message_bytes` bounds a decoded message, the same budget the HTTP
+/// receiver applies after decompression; tonic answers RESOURCE_EXHAUSTED
+/// beyond it.
+pub async fn serve(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    max_message_bytes: usize,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let receiver = Arc::new(GrpcReceiver { ingest });
+    let traces = TraceServiceServer::from_arc(Arc::clone(&receiver))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let metrics = MetricsServiceServer::from_arc(Arc::clone(&receiver))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let logs = LogsServiceServer::from_arc(receiver)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        // One tracing span per RPC, so slow or failing exports show up in
+        // the collector's own logs.
+        .layer(TraceLayer::new_for_grpc())
+        .add_service(traces)
+        .add_service(metrics)
+        .add_service(logs)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .await
+}
+
+/// One value implements all three services; they share the ingest stage.
+struct GrpcReceiver {
+    ingest: Arc<Ingest>,
+}
+
+impl GrpcReceiver {
+    fn count_ok(&self, signal: Signal) {
+        self.ingest
+            .metrics()
+            .request(Transport::Grpc, signal, RequestResult::Ok);
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.count_ok(Signal::Spans);
+        Ok(Response::new(self.ingest.traces(request.into_inner())))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.count_ok(Signal::MetricPoints);
+        Ok(Response::new(
+            self.ingest.metrics_export(request.into_inner()),
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.count_ok(Signal::LogRecords);
+        Ok(Response::new(self.ingest.logs(request.into_inner())))
+    }
+}
