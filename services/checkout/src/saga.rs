@@ -61,7 +61,12 @@ impl Saga {
             .send()
             .await
         {
-            return Err(self.abort(order_id, "reserve", err, &[]).await);
+            // A 4xx is a definite "no": nothing was reserved. Anything else
+            // (timeout, 5xx) is ambiguous — inventory may have reserved before
+            // the answer was lost — so release, which is idempotent.
+            let definite = err.status().is_some_and(|s| s.is_client_error());
+            let undo: &[&str] = if definite { &[] } else { &["release"] };
+            return Err(self.abort(order_id, "reserve", err, undo).await);
         }
         // 2. Capture payment (idempotent per order at payment and provider).
         if let Err(err) = self

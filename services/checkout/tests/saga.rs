@@ -161,3 +161,34 @@ async fn a_failed_compensation_is_persisted_for_retry() {
     assert_eq!(pending, 1, "the refund that failed must be retried later");
     assert!(ctx.meters.encode().contains("checkout_compensations_total{step=\"refund\",outcome=\"deferred\"}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_reserve_failure_is_released() {
+    // A 503 from inventory does not say whether stock was reserved.
+    let stop = CancellationToken::new();
+    let log: Log = Arc::default();
+    let inventory = Router::new()
+        .route("/reservations", post(recorder(&log, "inventory.reserve", StatusCode::SERVICE_UNAVAILABLE, json!({"error": "busy"}))))
+        .route("/reservations/{id}", delete(recorder(&log, "inventory.release", StatusCode::OK, json!({}))));
+    let mut peers = peers(HAPPY, &Arc::default(), &stop).await;
+    peers = peers
+        .split(';')
+        .map(|p| if p.starts_with("inventory=") { String::new() } else { p.to_string() })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(";");
+    peers.push_str(&format!(";inventory={}", serve(inventory, &stop).await));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shop.db");
+    let args = parse_service_args(&["--database", db.to_str().unwrap(), "--peers", &peers, "--call-retries", "0"]).unwrap();
+    let meters = Meters::new(&args.identity(firedrill_checkout::NAME));
+    let ctx = ServiceContext::new(firedrill_checkout::NAME, args, meters, stop.clone()).unwrap();
+    let app = ctx.app(firedrill_checkout::build(ctx.clone()).await.unwrap());
+    let request = axum::http::Request::post("/checkout")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(r#"{"user_id": 1}"#))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(log.lock().clone(), ["inventory.reserve", "inventory.release"]);
+}

@@ -186,7 +186,9 @@ where
                 .map(|_| ()),
             Err(reason) => {
                 tracing::Span::current().record("otel.status_code", "ERROR");
-                tracing::error!(topic, message_id = id, %reason, "message processing failed");
+                // WARN, not ERROR: the broker retries and dead-letters on its own;
+                // the dead letter is what someone must act on.
+                tracing::warn!(topic, message_id = id, %reason, "message processing failed");
                 broker
                     .post(
                         "/topics/{topic}/messages/{id}/nack",

@@ -1,0 +1,318 @@
+//! Projector against a stand-in broker that hands out scripted messages and
+//! reports every ack and nack: the thing under test is the consumers and the
+//! read models they build.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{Request, StatusCode};
+use axum::routing::post;
+use firedrill_projector::{NAME, build};
+use firedrill_runtime::ServiceContext;
+use firedrill_runtime::config::parse_service_args;
+use firedrill_runtime::metrics::Meters;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// What the consumer did with a message.
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    Ack(String, i64),
+    Nack(String, i64, String),
+}
+
+/// A minimal broker: per-topic queues, long-poll receive, ack/nack reports.
+struct FakeBroker {
+    pending: Mutex<HashMap<String, VecDeque<Value>>>,
+    arrived: Notify,
+    settled: mpsc::UnboundedSender<Settled>,
+}
+
+impl FakeBroker {
+    fn deliver(&self, topic: &str, id: i64, attempts: u32, payload: Value) {
+        let message = json!({"id": id, "topic": topic, "payload": payload, "headers": {}, "attempts": attempts, "enqueued_at_ms": 1});
+        self.pending
+            .lock()
+            .entry(topic.to_string())
+            .or_default()
+            .push_back(message);
+        self.arrived.notify_waiters();
+    }
+}
+
+async fn receive(
+    State(b): State<Arc<FakeBroker>>,
+    Path(topic): Path<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    let wait = Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0));
+    let max = body["max"].as_u64().unwrap_or(1) as usize;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = b.arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let batch: Vec<Value> = {
+            let mut pending = b.pending.lock();
+            let queue = pending.entry(topic.clone()).or_default();
+            let n = queue.len().min(max);
+            queue.drain(..n).collect()
+        };
+        if !batch.is_empty() {
+            return axum::Json(json!({ "messages": batch }));
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => return axum::Json(json!({ "messages": [] })),
+        }
+    }
+}
+
+async fn ack(
+    State(b): State<Arc<FakeBroker>>,
+    Path((topic, id)): Path<(String, i64)>,
+) -> axum::Json<Value> {
+    let _ = b.settled.send(Settled::Ack(topic, id));
+    axum::Json(json!({"id": id, "acked": true}))
+}
+
+async fn nack(
+    State(b): State<Arc<FakeBroker>>,
+    Path((topic, id)): Path<(String, i64)>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    let reason = body["reason"].as_str().unwrap_or_default().to_string();
+    let _ = b.settled.send(Settled::Nack(topic, id, reason));
+    axum::Json(json!({"dead_lettered": false}))
+}
+
+struct TestApp {
+    app: Router,
+    broker: Arc<FakeBroker>,
+    settled: mpsc::UnboundedReceiver<Settled>,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestApp {
+    async fn spawn() -> TestApp {
+        let stop = CancellationToken::new();
+        let (tx, settled) = mpsc::unbounded_channel();
+        let broker = Arc::new(FakeBroker {
+            pending: Mutex::default(),
+            arrived: Notify::new(),
+            settled: tx,
+        });
+        let routes = Router::new()
+            .route("/topics/{topic}/receive", post(receive))
+            .route("/topics/{topic}/messages/{id}/ack", post(ack))
+            .route("/topics/{topic}/messages/{id}/nack", post(nack))
+            .with_state(broker.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(firedrill_runtime::server::serve(
+            routes,
+            listener,
+            stop.clone(),
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("shop.db");
+        let peers = format!("queue={url}");
+        let args =
+            parse_service_args(&["--database", db.to_str().unwrap(), "--peers", &peers]).unwrap();
+        let meters = Meters::new(&args.identity(NAME));
+        let ctx = ServiceContext::new(NAME, args, meters, stop.clone()).unwrap();
+        let app = ctx.app(build(ctx.clone()).await.unwrap());
+        TestApp {
+            app,
+            broker,
+            settled,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    /// The next ack or nack the consumer sends (bounded wait).
+    async fn next_settled(&mut self) -> Settled {
+        tokio::time::timeout(Duration::from_secs(10), self.settled.recv())
+            .await
+            .expect("the consumer never settled the message")
+            .unwrap()
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn order_ids(&self, user_id: i64) -> Vec<i64> {
+        let (status, body) = self.get(&format!("/users/{user_id}/orders")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].as_i64().unwrap())
+            .collect()
+    }
+}
+
+const ORDERS: &str = "order-events";
+const CARTS: &str = "cart-events";
+
+fn confirmed(order_id: i64, user_id: i64, at_ms: i64) -> Value {
+    json!({"type": "order_confirmed", "order_id": order_id, "user_id": user_id, "total_cents": 1000 * order_id,
+           "items": [{"product_id": 1, "quantity": 2, "price_cents": 250}, {"product_id": 2, "quantity": 1, "price_cents": 500}],
+           "at_ms": at_ms})
+}
+
+fn cart(kind: &str, user_id: i64, at_ms: i64) -> Value {
+    json!({"type": kind, "user_id": user_id, "product_id": 3, "quantity": 1, "at_ms": at_ms})
+}
+
+fn acked(topic: &str, id: i64) -> Settled {
+    Settled::Ack(topic.to_string(), id)
+}
+
+#[tokio::test]
+async fn a_confirmed_order_joins_the_history_once() {
+    let mut t = TestApp::spawn().await;
+    t.broker.deliver(ORDERS, 1, 1, confirmed(10, 4, 1_000));
+    assert_eq!(t.next_settled().await, acked(ORDERS, 1));
+    t.broker.deliver(ORDERS, 1, 2, confirmed(10, 4, 1_000));
+    assert_eq!(
+        t.next_settled().await,
+        acked(ORDERS, 1),
+        "a redelivery is acked"
+    );
+
+    let (status, body) = t.get("/users/4/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"orders": [{"order_id": 10, "user_id": 4, "total_cents": 10000, "item_count": 3, "confirmed_at": 1000}]}),
+        "applied exactly once"
+    );
+}
+
+#[tokio::test]
+async fn history_is_per_user_and_newest_first() {
+    let mut t = TestApp::spawn().await;
+    t.broker.deliver(ORDERS, 1, 1, confirmed(1, 4, 100));
+    t.broker.deliver(ORDERS, 2, 1, confirmed(2, 5, 200));
+    t.broker.deliver(ORDERS, 3, 1, confirmed(3, 4, 300));
+    for _ in 0..3 {
+        assert!(matches!(t.next_settled().await, Settled::Ack(..)));
+    }
+    assert_eq!(t.order_ids(4).await, vec![3, 1]);
+    assert_eq!(t.order_ids(5).await, vec![2]);
+    assert_eq!(t.order_ids(6).await, Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn cart_events_build_activity_and_redeliveries_do_not_count() {
+    let mut t = TestApp::spawn().await;
+    t.broker.deliver(CARTS, 1, 1, cart("item_added", 8, 100));
+    t.broker.deliver(CARTS, 2, 1, cart("item_removed", 8, 200));
+    t.broker.deliver(CARTS, 2, 2, cart("item_removed", 8, 200));
+    for _ in 0..3 {
+        assert!(matches!(t.next_settled().await, Settled::Ack(..)));
+    }
+    let (status, body) = t.get("/users/8/cart-activity").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"user_id": 8, "last_event": "item_removed", "events_seen": 2, "updated_at": 200})
+    );
+    let (status, _) = t.get("/users/9/cart-activity").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn both_topics_are_consumed_side_by_side() {
+    let mut t = TestApp::spawn().await;
+    // The same message id on two topics: two different messages.
+    t.broker.deliver(ORDERS, 7, 1, confirmed(70, 1, 10));
+    t.broker.deliver(CARTS, 7, 1, cart("cart_cleared", 1, 11));
+    let mut settled = vec![t.next_settled().await, t.next_settled().await];
+    settled.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(settled, vec![acked(CARTS, 7), acked(ORDERS, 7)]);
+    assert_eq!(t.order_ids(1).await, vec![70]);
+    assert_eq!(
+        t.get("/users/1/cart-activity").await.1["last_event"],
+        "cart_cleared"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_events_are_nacked_and_others_skipped() {
+    let mut t = TestApp::spawn().await;
+    t.broker.deliver(
+        ORDERS,
+        1,
+        1,
+        json!({"type": "order_confirmed", "order_id": 1}),
+    );
+    match t.next_settled().await {
+        Settled::Nack(topic, 1, reason) => {
+            assert_eq!(topic, ORDERS);
+            assert!(reason.contains("unreadable"), "{reason}");
+        }
+        other => panic!("expected a nack, got {other:?}"),
+    }
+    t.broker.deliver(
+        ORDERS,
+        2,
+        1,
+        json!({"type": "order_refunded", "order_id": 1}),
+    );
+    assert_eq!(
+        t.next_settled().await,
+        acked(ORDERS, 2),
+        "an event with no projection is acked"
+    );
+    t.broker.deliver(ORDERS, 3, 1, confirmed(30, 2, 5));
+    assert_eq!(t.next_settled().await, acked(ORDERS, 3));
+    assert_eq!(t.order_ids(2).await, vec![30]);
+}
+
+#[tokio::test]
+async fn bad_user_ids_are_400() {
+    let t = TestApp::spawn().await;
+    let (status, _) = t.get("/users/abc/orders").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = t.get("/users/abc/cart-activity").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_missing_broker_is_a_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shop.db");
+    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
+    let meters = Meters::new(&args.identity(NAME));
+    let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
+    assert!(build(ctx).await.is_err());
+}

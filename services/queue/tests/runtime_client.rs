@@ -1,0 +1,112 @@
+//! The broker served on a real port, driven by the runtime's own producer
+//! and consumer: proves the two sides of the queue contract agree.
+
+use std::time::Duration;
+
+use firedrill_runtime::ServiceContext;
+use firedrill_runtime::config::parse_service_args;
+use firedrill_runtime::metrics::Meters;
+use firedrill_runtime::queue::{self, ConsumerConfig};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_consumer_gets_publishes_redeliveries_and_acks() {
+    let stop = CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+
+    // The broker, on a real port.
+    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
+    let meters = Meters::new(&args.identity(firedrill_queue::NAME));
+    let ctx = ServiceContext::new(firedrill_queue::NAME, args, meters, stop.clone()).unwrap();
+    let app = ctx.app(firedrill_queue::build(ctx.clone()).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(firedrill_runtime::server::serve(
+        app,
+        listener,
+        stop.clone(),
+    ));
+
+    // A client process's view of it.
+    let peers = format!("queue={url}");
+    let args = parse_service_args(&["--peers", &peers]).unwrap();
+    let meters = Meters::new(&args.identity("client"));
+    let client = ServiceContext::new("client", args, meters, stop.clone()).unwrap();
+    let broker = client.peer(queue::BROKER).unwrap();
+
+    let first = queue::publish(&broker, "order-events", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let second = queue::publish(&broker, "order-events", &json!({"n": 2}))
+        .await
+        .unwrap();
+    assert!(second > first);
+
+    // The handler fails message 1 on its first delivery only.
+    let (tx, mut rx) = mpsc::unbounded_channel::<(i64, u32, Value)>();
+    let config = ConsumerConfig {
+        batch: 4,
+        visibility: Duration::from_secs(30),
+        wait: Duration::from_millis(200),
+    };
+    queue::spawn_consumer(
+        broker.clone(),
+        "order-events",
+        config,
+        stop.clone(),
+        move |message| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((message.id, message.attempts, message.payload.clone()));
+                if message.id == first && message.attempts == 1 {
+                    Err("transient failure".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        },
+    );
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("no delivery")
+            .unwrap();
+        seen.push(delivery);
+    }
+    seen.sort_by_key(|(id, attempts, _)| (*id, *attempts));
+    assert_eq!(
+        seen,
+        vec![
+            (first, 1, json!({"n": 1})),
+            (first, 2, json!({"n": 1})),
+            (second, 1, json!({"n": 2}))
+        ],
+        "the nacked message comes back once, the other is delivered once"
+    );
+
+    // Everything is acked in the end (the ack follows the handler).
+    let stats_path = "/topics/order-events/stats";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Value = broker
+            .get("/topics/{topic}/stats", stats_path)
+            .json()
+            .await
+            .unwrap();
+        if stats["depth"] == 0 && stats["in_flight"] == 0 {
+            assert_eq!(stats["dead_letters"], 0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never fully acked: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+}
