@@ -7,7 +7,11 @@ use tokio_util::sync::CancellationToken;
 use crate::{services, up};
 
 #[derive(Parser, Debug)]
-#[command(name = "firedrill", version, about = "An observability lab for on-call practice")]
+#[command(
+    name = "firedrill",
+    version,
+    about = "An observability lab for on-call practice"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -41,7 +45,11 @@ pub enum Command {
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadgenTelemetry {
     /// OTLP endpoint for the load generator's spans; empty disables export.
-    #[arg(long = "otlp-endpoint", env = "FIREDRILL_OTLP_ENDPOINT", default_value = "")]
+    #[arg(
+        long = "otlp-endpoint",
+        env = "FIREDRILL_OTLP_ENDPOINT",
+        default_value = ""
+    )]
     pub otlp_endpoint: String,
 }
 
@@ -57,7 +65,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             firedrill_collector::main(args, stop_token()).await
         }
         Command::Loadgen { args, telemetry } => {
-            let service_args = firedrill_runtime::config::parse_service_args(&["--otlp-endpoint", &telemetry.otlp_endpoint])?;
+            let service_args = firedrill_runtime::config::parse_service_args(&[
+                "--otlp-endpoint",
+                &telemetry.otlp_endpoint,
+            ])?;
             let identity = service_args.identity("loadgen");
             let export = firedrill_runtime::telemetry::ExportConfig {
                 endpoint: Some(telemetry.otlp_endpoint).filter(|e| !e.is_empty()),

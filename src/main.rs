@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // clap prints usage errors naming the offending flag.
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     // Two workers per process: the lab runs ~20 processes on small machines,

@@ -53,7 +53,11 @@ pub struct UpArgs {
     pub base_port: u16,
 
     /// Instances per service, e.g. `catalog=2,payment=2,auth=2`.
-    #[arg(long, env = "FIREDRILL_INSTANCES", default_value = "auth=2,catalog=2,payment=2")]
+    #[arg(
+        long,
+        env = "FIREDRILL_INSTANCES",
+        default_value = "auth=2,catalog=2,payment=2"
+    )]
     pub instances: String,
 
     /// Load generator rate in journeys per second; 0 disables it.
@@ -69,7 +73,12 @@ pub struct UpArgs {
     pub telemetry_export: bool,
 
     /// OTLP transport the services use.
-    #[arg(long, env = "FIREDRILL_OTLP_PROTOCOL", value_enum, default_value = "grpc")]
+    #[arg(
+        long,
+        env = "FIREDRILL_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "grpc"
+    )]
     pub otlp_protocol: firedrill_runtime::config::OtlpProtocol,
 
     /// How long to wait for every process to report healthy.
@@ -96,7 +105,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     if let Err(err) = ready {
         supervisor.stop().await;
-        return Err(err.context(format!("the lab did not become ready; see the logs in {}", run_dir.join("logs").display())));
+        return Err(err.context(format!(
+            "the lab did not become ready; see the logs in {}",
+            run_dir.join("logs").display()
+        )));
     }
     let ready_in = started.elapsed();
     status::write_endpoints(&plan, &run_dir, ready_in)?;
@@ -115,7 +127,9 @@ fn prepare_run_dir(requested: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        PathBuf::from(".firedrill").join("runs").join(stamp.to_string())
+        PathBuf::from(".firedrill")
+            .join("runs")
+            .join(stamp.to_string())
     });
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
@@ -126,7 +140,10 @@ fn prepare_run_dir(requested: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// In a child of `up`: stop when the supervisor goes away, even if it was
 /// killed without a chance to stop its children (SIGKILL, OOM killer).
 pub fn watch_supervisor(shutdown: CancellationToken) {
-    let Some(pid) = std::env::var(SUPERVISOR_PID_ENV).ok().and_then(|p| p.parse::<u32>().ok()) else {
+    let Some(pid) = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
         return;
     };
     tokio::spawn(async move {

@@ -37,7 +37,11 @@ pub struct CollectorArgs {
     pub max_spans: NonZeroUsize,
 
     /// Log records kept in memory; the oldest are evicted first.
-    #[arg(long, env = "FIREDRILL_COLLECTOR_MAX_LOG_RECORDS", default_value = "200000")]
+    #[arg(
+        long,
+        env = "FIREDRILL_COLLECTOR_MAX_LOG_RECORDS",
+        default_value = "200000"
+    )]
     pub max_log_records: NonZeroUsize,
 
     /// Largest accepted export, measured after decompression: a byte count

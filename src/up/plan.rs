@@ -74,7 +74,10 @@ impl Ports {
             (false, Some(p)) => p,
             (false, None) => {
                 let p = self.next;
-                self.next = self.next.checked_add(1).context("ran out of ports above --base-port")?;
+                self.next = self
+                    .next
+                    .checked_add(1)
+                    .context("ran out of ports above --base-port")?;
                 p
             }
         };
@@ -83,7 +86,9 @@ impl Ports {
         match TcpListener::bind(SocketAddr::new(self.bind, port)) {
             Ok(l) => Ok(l.local_addr()?.port()),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                bail!("port {port} ({what}) is already in use; free it or choose another with {flag}")
+                bail!(
+                    "port {port} ({what}) is already in use; free it or choose another with {flag}"
+                )
             }
             Err(e) => bail!("cannot use port {port} ({what}): {e}"),
         }
@@ -103,7 +108,9 @@ pub fn parse_instances(spec: &str) -> anyhow::Result<BTreeMap<String, u32>> {
             .parse()
             .ok()
             .filter(|c| (1..=8).contains(c))
-            .with_context(|| format!("--instances: count for {name} must be 1..=8, got {count:?}"))?;
+            .with_context(|| {
+                format!("--instances: count for {name} must be 1..=8, got {count:?}")
+            })?;
         if name == "gateway" && count != 1 {
             bail!("--instances: the gateway runs exactly once (it owns the public port)");
         }
@@ -115,16 +122,31 @@ pub fn parse_instances(spec: &str) -> anyhow::Result<BTreeMap<String, u32>> {
 impl Plan {
     pub fn new(args: &UpArgs, run_dir: &Path) -> anyhow::Result<Plan> {
         if !args.load_rate.is_finite() || args.load_rate < 0.0 {
-            bail!("--load-rate must be a non-negative number, got {}", args.load_rate);
+            bail!(
+                "--load-rate must be a non-negative number, got {}",
+                args.load_rate
+            );
         }
         let instances = parse_instances(&args.instances)?;
         let auto = args.base_port == 0;
-        let mut ports = Ports { bind: args.bind, auto, next: args.base_port };
+        let mut ports = Ports {
+            bind: args.bind,
+            auto,
+            next: args.base_port,
+        };
         let host = args.bind.to_string();
         let url = |port: u16| format!("http://{host}:{port}");
 
-        let grpc = ports.take(Some(args.otlp_grpc_port), "collector OTLP/gRPC", "--otlp-grpc-port")?;
-        let http = ports.take(Some(args.otlp_http_port), "collector OTLP/HTTP", "--otlp-http-port")?;
+        let grpc = ports.take(
+            Some(args.otlp_grpc_port),
+            "collector OTLP/gRPC",
+            "--otlp-grpc-port",
+        )?;
+        let http = ports.take(
+            Some(args.otlp_http_port),
+            "collector OTLP/HTTP",
+            "--otlp-http-port",
+        )?;
         let query = ports.take(Some(args.query_port), "collector query API", "--query-port")?;
         let gateway_port = ports.take(Some(args.gateway_port), "gateway", "--gateway-port")?;
 
@@ -229,7 +251,14 @@ impl Plan {
                     "--metrics-listen".into(),
                     format!("{host}:{port}"),
                 ],
-                env: vec![("FIREDRILL_OTLP_ENDPOINT".into(), if args.telemetry_export { url(grpc) } else { String::new() })],
+                env: vec![(
+                    "FIREDRILL_OTLP_ENDPOINT".into(),
+                    if args.telemetry_export {
+                        url(grpc)
+                    } else {
+                        String::new()
+                    },
+                )],
                 health_url: format!("{}/health", url(port)),
                 metrics_url: format!("{}/metrics", url(port)),
             });
@@ -252,7 +281,10 @@ mod tests {
 
     #[test]
     fn instances_are_validated_with_the_flag_named() {
-        assert_eq!(parse_instances("catalog=2, payment=3").unwrap()["payment"], 3);
+        assert_eq!(
+            parse_instances("catalog=2, payment=3").unwrap()["payment"],
+            3
+        );
         for (bad, needle) in [
             ("catalog", "name=count"),
             ("nope=2", "unknown service"),
@@ -261,7 +293,10 @@ mod tests {
             ("gateway=2", "exactly once"),
         ] {
             let err = parse_instances(bad).unwrap_err().to_string();
-            assert!(err.contains(needle) && err.contains("--instances"), "{bad}: {err}");
+            assert!(
+                err.contains(needle) && err.contains("--instances"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -269,8 +304,20 @@ mod tests {
     fn a_busy_port_is_named_in_the_error() {
         let busy = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = busy.local_addr().unwrap().port();
-        let mut ports = Ports { bind: "127.0.0.1".parse().unwrap(), auto: false, next: 0 };
-        let err = ports.take(Some(port), "gateway", "--gateway-port").unwrap_err().to_string();
-        assert!(err.contains(&port.to_string()) && err.contains("gateway") && err.contains("--gateway-port"), "{err}");
+        let mut ports = Ports {
+            bind: "127.0.0.1".parse().unwrap(),
+            auto: false,
+            next: 0,
+        };
+        let err = ports
+            .take(Some(port), "gateway", "--gateway-port")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&port.to_string())
+                && err.contains("gateway")
+                && err.contains("--gateway-port"),
+            "{err}"
+        );
     }
 }

@@ -13,13 +13,17 @@ use super::supervisor::Supervisor;
 
 /// Polls every component's `/health` until all answer 200 or `timeout`.
 pub async fn wait_ready(plan: &Plan, timeout: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(1)).build()?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build()?;
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<_> = plan.components.iter().collect();
     while !pending.is_empty() {
         let mut still = Vec::new();
         for c in pending {
-            let ok = matches!(client.get(&c.health_url).send().await, Ok(r) if r.status().is_success());
+            let ok =
+                matches!(client.get(&c.health_url).send().await, Ok(r) if r.status().is_success());
             if !ok {
                 still.push(c);
             }
@@ -70,21 +74,37 @@ pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyho
         components: plan
             .components
             .iter()
-            .map(|c| ComponentEndpoints { id: &c.id, name: &c.name, health: &c.health_url, metrics: &c.metrics_url })
+            .map(|c| ComponentEndpoints {
+                id: &c.id,
+                name: &c.name,
+                health: &c.health_url,
+                metrics: &c.metrics_url,
+            })
             .collect(),
     };
     let tmp = run_dir.join("endpoints.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&endpoints)?).context("cannot write endpoints.json")?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&endpoints)?)
+        .context("cannot write endpoints.json")?;
     std::fs::rename(&tmp, run_dir.join("endpoints.json")).context("cannot write endpoints.json")?;
     Ok(())
 }
 
 pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
     println!();
-    println!("firedrill lab ready in {} ms ({} processes)", ready_in.as_millis(), plan.components.len());
+    println!(
+        "firedrill lab ready in {} ms ({} processes)",
+        ready_in.as_millis(),
+        plan.components.len()
+    );
     println!("  shop (gateway)     {}/api/products", plan.gateway_url);
-    println!("  traces & logs      {}/api/traces?service=gateway  {}/api/logs", plan.query_url, plan.query_url);
-    println!("  OTLP               gRPC {}   HTTP {}", plan.otlp_grpc, plan.otlp_http);
+    println!(
+        "  traces & logs      {}/api/traces?service=gateway  {}/api/logs",
+        plan.query_url, plan.query_url
+    );
+    println!(
+        "  OTLP               gRPC {}   HTTP {}",
+        plan.otlp_grpc, plan.otlp_http
+    );
     if let Some(loadgen) = &plan.loadgen_url {
         println!("  load generator     {loadgen}/api/stats");
     }
@@ -92,18 +112,30 @@ pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
     for c in &plan.components {
         println!("    {:<22} {}", c.id, c.metrics_url);
     }
-    println!("  run directory      {} (logs/, shop.db, endpoints.json)", run_dir.display());
+    println!(
+        "  run directory      {} (logs/, shop.db, endpoints.json)",
+        run_dir.display()
+    );
     println!("Ctrl-C stops the lab.");
     println!();
 }
 
 /// Prints a compact status line every `every` until `shutdown`.
-pub async fn report_until(plan: &Plan, supervisor: &Supervisor, every: Duration, shutdown: CancellationToken) {
+pub async fn report_until(
+    plan: &Plan,
+    supervisor: &Supervisor,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     if every.is_zero() {
         shutdown.cancelled().await;
         return;
     }
-    let client = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(1)).build() {
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build()
+    {
         Ok(c) => c,
         Err(_) => return shutdown.cancelled().await,
     };
@@ -121,14 +153,22 @@ pub async fn report_until(plan: &Plan, supervisor: &Supervisor, every: Duration,
                 healthy += 1;
             }
         }
-        let (rss, cpu) = supervisor.children.iter().fold((0u64, 0f64), |(rss, cpu), c| {
-            match firedrill_runtime::process::usage_of(c.pid.load(Ordering::Relaxed)) {
-                Some(u) => (rss + u.rss_bytes, cpu + u.cpu_seconds),
-                None => (rss, cpu),
-            }
-        });
+        let (rss, cpu) = supervisor
+            .children
+            .iter()
+            .fold(
+                (0u64, 0f64),
+                |(rss, cpu), c| match firedrill_runtime::process::usage_of(
+                    c.pid.load(Ordering::Relaxed),
+                ) {
+                    Some(u) => (rss + u.rss_bytes, cpu + u.cpu_seconds),
+                    None => (rss, cpu),
+                },
+            );
         let load = match &plan.loadgen_url {
-            Some(url) => loadgen_summary(&client, url).await.unwrap_or_else(|| "loadgen n/a".into()),
+            Some(url) => loadgen_summary(&client, url)
+                .await
+                .unwrap_or_else(|| "loadgen n/a".into()),
             None => "no load".into(),
         };
         println!(
@@ -143,7 +183,14 @@ pub async fn report_until(plan: &Plan, supervisor: &Supervisor, every: Duration,
 }
 
 async fn loadgen_summary(client: &reqwest::Client, url: &str) -> Option<String> {
-    let stats: serde_json::Value = client.get(format!("{url}/api/stats")).send().await.ok()?.json().await.ok()?;
+    let stats: serde_json::Value = client
+        .get(format!("{url}/api/stats"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     let ratio = stats.get("success_ratio")?.as_f64()?;
     Some(format!("journeys ok {:.2}%", ratio * 100.0))
 }

@@ -38,7 +38,6 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 /// What the supervisor knows about one component.
 #[derive(Debug)]
 pub struct ChildState {
-    pub id: String,
     pub pid: AtomicU32,
     pub restarts: AtomicU32,
     pub last_exit: Mutex<Option<String>>,
@@ -51,13 +50,17 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn start(exe: &Path, plan: &Plan, run_dir: &Path, shutdown: CancellationToken) -> anyhow::Result<Supervisor> {
+    pub fn start(
+        exe: &Path,
+        plan: &Plan,
+        run_dir: &Path,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Supervisor> {
         let stop = shutdown.child_token();
         let mut tasks = JoinSet::new();
         let mut children = Vec::new();
         for component in &plan.components {
             let state = Arc::new(ChildState {
-                id: component.id.clone(),
                 pid: AtomicU32::new(0),
                 restarts: AtomicU32::new(0),
                 last_exit: Mutex::new(None),
@@ -67,14 +70,28 @@ impl Supervisor {
             // or log directory fails `up` at once with a clear message.
             let child = spawn(exe, component, &log)?;
             state.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
-            tasks.spawn(keep_running(exe.to_path_buf(), component.clone(), log, child, state.clone(), stop.clone()));
+            tasks.spawn(keep_running(
+                exe.to_path_buf(),
+                component.clone(),
+                log,
+                child,
+                state.clone(),
+                stop.clone(),
+            ));
             children.push(state);
         }
-        Ok(Supervisor { children, stop, tasks: Mutex::new(Some(tasks)) })
+        Ok(Supervisor {
+            children,
+            stop,
+            tasks: Mutex::new(Some(tasks)),
+        })
     }
 
     pub fn total_restarts(&self) -> u32 {
-        self.children.iter().map(|c| c.restarts.load(Ordering::Relaxed)).sum()
+        self.children
+            .iter()
+            .map(|c| c.restarts.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Stops every child and waits for them.
@@ -108,9 +125,16 @@ fn spawn(exe: &Path, component: &Component, log: &Path) -> anyhow::Result<Child>
         .spawn()
         .with_context(|| format!("cannot start {} ({})", component.id, exe.display()))?;
     // `<run>/pids/<id>.pid` lets operators (and tests) find a process to kill.
-    if let Some(pids) = log.parent().and_then(Path::parent).map(|run| run.join("pids")) {
+    if let Some(pids) = log
+        .parent()
+        .and_then(Path::parent)
+        .map(|run| run.join("pids"))
+    {
         let _ = std::fs::create_dir_all(&pids);
-        let _ = std::fs::write(pids.join(format!("{}.pid", component.id)), child.id().unwrap_or(0).to_string());
+        let _ = std::fs::write(
+            pids.join(format!("{}.pid", component.id)),
+            child.id().unwrap_or(0).to_string(),
+        );
     }
     Ok(child)
 }
@@ -178,7 +202,10 @@ async fn keep_running(
 async fn terminate(child: &mut Child, id: &str) {
     let Some(pid) = child.id() else { return };
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(component = id, "did not stop in time; killing");
         let _ = child.kill().await;
     }

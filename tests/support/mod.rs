@@ -50,7 +50,16 @@ impl Lab {
         let stdout = std::fs::File::create(tmp.path().join("up.log")).unwrap();
         let stderr = stdout.try_clone().unwrap();
         let child = firedrill()
-            .args(["up", "--base-port", "0", "--status-every", "0s", "--ready-timeout", "60s", "--run-dir"])
+            .args([
+                "up",
+                "--base-port",
+                "0",
+                "--status-every",
+                "0s",
+                "--ready-timeout",
+                "60s",
+                "--run-dir",
+            ])
             .arg(&run_dir)
             .args(extra)
             .stdin(Stdio::null())
@@ -72,7 +81,11 @@ impl Lab {
             run_dir: run_dir.clone(),
             child: Some(child),
             _tmp: tmp,
-            http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
         };
         lab.endpoints = lab.wait_for_endpoints(Duration::from_secs(90));
         lab
@@ -88,7 +101,11 @@ impl Lab {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("firedrill up exited early ({status}):\n{}", self.up_log());
             }
-            assert!(Instant::now() < deadline, "lab not ready in {timeout:?}:\n{}", self.up_log());
+            assert!(
+                Instant::now() < deadline,
+                "lab not ready in {timeout:?}:\n{}",
+                self.up_log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -98,7 +115,8 @@ impl Lab {
     }
 
     pub fn component_log(&self, id: &str) -> String {
-        std::fs::read_to_string(self.run_dir.join("logs").join(format!("{id}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.run_dir.join("logs").join(format!("{id}.log")))
+            .unwrap_or_default()
     }
 
     pub fn pid(&self, id: &str) -> u32 {
@@ -142,7 +160,10 @@ impl Lab {
             if let Some(v) = check().await {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -150,7 +171,9 @@ impl Lab {
     /// Sends SIGTERM to `up` and waits for the whole tree to stop.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {

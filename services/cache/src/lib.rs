@@ -1,1 +1,55 @@
-//! cache service.
+//! cache: a tiny in-memory key/value store with per-key TTLs, like a
+//! one-node Redis that the other services use for cache-aside reads.
+//!
+//! - Data: values live only in this process's memory (no database), bounded
+//!   to [`DEFAULT_MAX_ENTRIES`] entries (`FIREDRILL_CACHE_MAX_ENTRIES`). When
+//!   full, the entry that expires soonest (the oldest on ties) is evicted, so
+//!   a burst of writes costs the entries that were about to go anyway.
+//!   Expired entries are misses; a background sweeper drops them every
+//!   second so memory and the `cache.entries` gauge stay honest.
+//! - Routes: `GET /keys/{key}` (200 `{"value"}` or 404 miss),
+//!   `PUT /keys/{key}` (`{"value","ttl_ms"}`, 204), `DELETE /keys`
+//!   (`{"flushed"}`), `GET /stats`.
+//! - Depends on: nothing.
+//! - Emits: `cache.requests` {`cache.operation`, `cache.result`},
+//!   `cache.entries`, `cache.evictions` {`cache.eviction.reason`}.
+
+mod cache;
+mod metrics;
+mod routes;
+mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use firedrill_runtime::ServiceContext;
+
+pub const NAME: &str = "cache";
+
+/// Default bound on stored entries.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
+    let capacity = max_entries_from_env()?;
+    let cache = Arc::new(cache::Cache::new(
+        capacity,
+        metrics::CacheMetrics::new(&ctx.meters),
+    ));
+    cache::spawn_sweeper(cache.clone(), ctx.shutdown.clone());
+    tracing::info!(capacity, "cache ready");
+    Ok(routes::router(cache))
+}
+
+fn max_entries_from_env() -> anyhow::Result<usize> {
+    match std::env::var("FIREDRILL_CACHE_MAX_ENTRIES") {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| {
+                format!("FIREDRILL_CACHE_MAX_ENTRIES={raw:?} is not a positive integer")
+            }),
+        _ => Ok(DEFAULT_MAX_ENTRIES),
+    }
+}

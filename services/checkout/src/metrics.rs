@@ -16,9 +16,18 @@ pub struct CheckoutMetrics {
 impl CheckoutMetrics {
     pub fn new(meters: &Meters) -> Self {
         CheckoutMetrics {
-            orders: meters.counter("checkout.orders", "Orders placed, by outcome and failing step"),
-            revenue: meters.counter("checkout.revenue.cents", "Revenue of confirmed orders in cents"),
-            compensations: meters.counter("checkout.compensations", "Saga compensation steps, by step and outcome"),
+            orders: meters.counter(
+                "checkout.orders",
+                "Orders placed, by outcome and failing step",
+            ),
+            revenue: meters.counter(
+                "checkout.revenue.cents",
+                "Revenue of confirmed orders in cents",
+            ),
+            compensations: meters.counter(
+                "checkout.compensations",
+                "Saga compensation steps, by step and outcome",
+            ),
             compensations_pending: meters.gauge(
                 "checkout.compensations.pending",
                 "Compensations waiting to be retried",

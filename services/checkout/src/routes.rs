@@ -25,7 +25,10 @@ struct CheckoutBody {
     user_id: i64,
 }
 
-async fn checkout(State(saga): State<Arc<Saga>>, Body(body): Body<CheckoutBody>) -> AppResult<(StatusCode, Json<Order>)> {
+async fn checkout(
+    State(saga): State<Arc<Saga>>,
+    Body(body): Body<CheckoutBody>,
+) -> AppResult<(StatusCode, Json<Order>)> {
     if body.user_id <= 0 {
         return Err(AppError::bad_request("user_id must be a positive integer"));
     }
@@ -38,7 +41,11 @@ struct OrderQuery {
     user_id: i64,
 }
 
-async fn get_order(State(saga): State<Arc<Saga>>, Path(id): Path<i64>, Query(q): Query<OrderQuery>) -> AppResult<Json<Order>> {
+async fn get_order(
+    State(saga): State<Arc<Saga>>,
+    Path(id): Path<i64>,
+    Query(q): Query<OrderQuery>,
+) -> AppResult<Json<Order>> {
     store::find(&saga.db, id, q.user_id)
         .await?
         .map(Json)

@@ -39,7 +39,11 @@ struct Shipment {
 impl Saga {
     /// Places an order for everything in `user_id`'s cart.
     pub async fn place_order(&self, user_id: i64) -> AppResult<Order> {
-        let cart: Cart = self.cart.get("/carts/{user_id}", format!("/carts/{user_id}")).json().await?;
+        let cart: Cart = self
+            .cart
+            .get("/carts/{user_id}", format!("/carts/{user_id}"))
+            .json()
+            .await?;
         if cart.items.is_empty() {
             return Err(AppError::bad_request("cart is empty"));
         }
@@ -56,7 +60,11 @@ impl Saga {
         // 1. Reserve stock.
         if let Err(err) = self
             .inventory
-            .post("/reservations", "/reservations", &json!({ "order_id": order_id, "items": items }))
+            .post(
+                "/reservations",
+                "/reservations",
+                &json!({ "order_id": order_id, "items": items }),
+            )
             .idempotent(true)
             .send()
             .await
@@ -95,7 +103,11 @@ impl Saga {
             .await
         {
             Ok(s) => s,
-            Err(err) => return Err(self.abort(order_id, "ship", err, &["refund", "release"]).await),
+            Err(err) => {
+                return Err(self
+                    .abort(order_id, "ship", err, &["refund", "release"])
+                    .await);
+            }
         };
         // 4. Make the reservation permanent.
         if let Err(err) = self
@@ -109,14 +121,17 @@ impl Saga {
             .send()
             .await
         {
-            return Err(self.abort(order_id, "commit", err, &["refund", "release"]).await);
+            return Err(self
+                .abort(order_id, "commit", err, &["refund", "release"])
+                .await);
         }
         store::confirm(&self.db, order_id, shipment.shipment_id.clone()).await?;
         self.metrics.orders.inc(&[("outcome", "confirmed")]);
         self.metrics.revenue.add(total.max(0) as f64, &[]);
         tracing::info!(order_id, user_id, shipment_id = %shipment.shipment_id, "order confirmed");
 
-        self.after_confirmation(order_id, user_id, total, &cart.items).await;
+        self.after_confirmation(order_id, user_id, total, &cart.items)
+            .await;
         Ok(Order {
             order_id,
             user_id,
@@ -131,7 +146,12 @@ impl Saga {
     /// Clears the cart and announces the order. Neither may fail the order:
     /// it is paid and shipped by now.
     async fn after_confirmation(&self, order_id: i64, user_id: i64, total: i64, items: &[Item]) {
-        if let Err(err) = self.cart.delete("/carts/{user_id}", format!("/carts/{user_id}")).send().await {
+        if let Err(err) = self
+            .cart
+            .delete("/carts/{user_id}", format!("/carts/{user_id}"))
+            .send()
+            .await
+        {
             tracing::warn!(order_id, error = %err, "cannot clear the cart after checkout");
         }
         let event = json!({
@@ -149,9 +169,17 @@ impl Saga {
 
     /// Fails the order at `step`, runs `compensate` (in order), and returns
     /// the error the caller should see.
-    async fn abort(&self, order_id: i64, step: &'static str, err: CallError, compensate: &[&'static str]) -> AppError {
+    async fn abort(
+        &self,
+        order_id: i64,
+        step: &'static str,
+        err: CallError,
+        compensate: &[&'static str],
+    ) -> AppError {
         tracing::warn!(order_id, step, error = %err, "checkout step failed; compensating");
-        self.metrics.orders.inc(&[("outcome", "failed"), ("step", step)]);
+        self.metrics
+            .orders
+            .inc(&[("outcome", "failed"), ("step", step)]);
         for &action in compensate {
             self.compensate(order_id, action).await;
         }
@@ -163,11 +191,18 @@ impl Saga {
 
     async fn compensate(&self, order_id: i64, action: &'static str) {
         match self.run_compensation(order_id, action).await {
-            Ok(()) => self.metrics.compensations.inc(&[("step", action), ("outcome", "done")]),
+            Ok(()) => self
+                .metrics
+                .compensations
+                .inc(&[("step", action), ("outcome", "done")]),
             Err(err) => {
-                self.metrics.compensations.inc(&[("step", action), ("outcome", "deferred")]);
+                self.metrics
+                    .compensations
+                    .inc(&[("step", action), ("outcome", "deferred")]);
                 tracing::error!(order_id, step = action, error = %err, "compensation failed; will retry");
-                if let Err(db_err) = store::defer_compensation(&self.db, order_id, action, err.to_string()).await {
+                if let Err(db_err) =
+                    store::defer_compensation(&self.db, order_id, action, err.to_string()).await
+                {
                     tracing::error!(order_id, step = action, error = %db_err, "cannot record pending compensation");
                 }
             }
@@ -181,7 +216,10 @@ impl Saga {
                 format!("/payments/{order_id}/refund"),
                 &json!({}),
             ),
-            _ => self.inventory.delete("/reservations/{order_id}", format!("/reservations/{order_id}")),
+            _ => self.inventory.delete(
+                "/reservations/{order_id}",
+                format!("/reservations/{order_id}"),
+            ),
         };
         match call.idempotent(true).send().await {
             Ok(_) => Ok(()),
@@ -199,7 +237,9 @@ impl Saga {
                 return;
             }
         };
-        self.metrics.compensations_pending.set(pending.len() as f64, &[]);
+        self.metrics
+            .compensations_pending
+            .set(pending.len() as f64, &[]);
         for (order_id, step) in pending {
             match self.run_compensation(order_id, &step).await {
                 Ok(()) => {
@@ -207,8 +247,13 @@ impl Saga {
                     let _ = store::compensation_done(&self.db, order_id, step).await;
                 }
                 Err(err) => {
-                    let step: &'static str = if step == "refund" { "refund" } else { "release" };
-                    let _ = store::defer_compensation(&self.db, order_id, step, err.to_string()).await;
+                    let step: &'static str = if step == "refund" {
+                        "refund"
+                    } else {
+                        "release"
+                    };
+                    let _ =
+                        store::defer_compensation(&self.db, order_id, step, err.to_string()).await;
                 }
             }
         }

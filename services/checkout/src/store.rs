@@ -53,7 +53,12 @@ pub struct Order {
     pub failure_reason: Option<String>,
 }
 
-pub async fn create_pending(db: &Db, user_id: i64, items: &[Item], total: i64) -> Result<i64, DbError> {
+pub async fn create_pending(
+    db: &Db,
+    user_id: i64,
+    items: &[Item],
+    total: i64,
+) -> Result<i64, DbError> {
     let items_json = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
     let query = Query {
         operation: "INSERT",
@@ -75,7 +80,10 @@ pub async fn confirm(db: &Db, order_id: i64, shipment_id: String) -> Result<(), 
         text: "UPDATE orders SET status = 'confirmed', shipment_id = ?2, updated_at = ?3 WHERE id = ?1",
     };
     db.run(query, move |conn| {
-        conn.execute(query.text, params![order_id, shipment_id, clock::now_unix_ms()])?;
+        conn.execute(
+            query.text,
+            params![order_id, shipment_id, clock::now_unix_ms()],
+        )?;
         Ok(())
     })
     .await
@@ -119,14 +127,22 @@ pub async fn find(db: &Db, order_id: i64, user_id: i64) -> Result<Option<Order>,
 }
 
 /// Records a compensation that must still happen.
-pub async fn defer_compensation(db: &Db, order_id: i64, step: &'static str, error: String) -> Result<(), DbError> {
+pub async fn defer_compensation(
+    db: &Db,
+    order_id: i64,
+    step: &'static str,
+    error: String,
+) -> Result<(), DbError> {
     let query = Query {
         operation: "INSERT",
         collection: "saga_compensations",
         text: "INSERT INTO saga_compensations (order_id, step, status, attempts, last_error, updated_at) VALUES (?1, ?2, 'pending', 1, ?3, ?4) ON CONFLICT (order_id, step) DO UPDATE SET status = 'pending', attempts = attempts + 1, last_error = ?3, updated_at = ?4",
     };
     db.run(query, move |conn| {
-        conn.execute(query.text, params![order_id, step, error, clock::now_unix_ms()])?;
+        conn.execute(
+            query.text,
+            params![order_id, step, error, clock::now_unix_ms()],
+        )?;
         Ok(())
     })
     .await

@@ -30,7 +30,10 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
         cart: ctx.peer("cart")?,
         checkout: ctx.peer("checkout")?,
         limiter: Arc::new(RateLimiter::new(rate, burst)),
-        rate_limited: ctx.meters.counter("http.server.rate_limited_requests", "Requests refused with 429 by the per-client rate limit"),
+        rate_limited: ctx.meters.counter(
+            "http.server.rate_limited_requests",
+            "Requests refused with 429 by the per-client rate limit",
+        ),
     };
     Ok(routes::router(Arc::new(state)))
 }

@@ -55,17 +55,20 @@ async fn rate_limit(State(gw): Shared, request: Request, next: Next) -> Response
         .unwrap_or_default();
     if !gw.limiter.allow(&client, Instant::now()) {
         gw.rate_limited.inc(&[]);
-        return AppError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded, slow down").into_response();
+        return AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded, slow down",
+        )
+        .into_response();
     }
     next.run(request).await
 }
 
 /// Parses a numeric id from the path, with a message naming it.
 fn parse_id(raw: &str, what: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::bad_request(format!("{what} must be a positive integer, got {raw:?}")))
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        AppError::bad_request(format!("{what} must be a positive integer, got {raw:?}"))
+    })
 }
 
 /// Checks the bearer token with `auth`; returns the user id.
@@ -76,7 +79,11 @@ async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> AppResult<i64> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| AppError::unauthorized("missing bearer token (Authorization: Bearer <token> from POST /api/login)"))?;
+        .ok_or_else(|| {
+            AppError::unauthorized(
+                "missing bearer token (Authorization: Bearer <token> from POST /api/login)",
+            )
+        })?;
     #[derive(Deserialize)]
     struct Verified {
         user_id: i64,
@@ -100,16 +107,25 @@ struct ListQuery {
 async fn list_products(State(gw): Shared, Query(q): Query<ListQuery>) -> AppResult<Json<Value>> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(AppError::bad_request(format!("limit must be between 1 and 100, got {limit}")));
+        return Err(AppError::bad_request(format!(
+            "limit must be between 1 and 100, got {limit}"
+        )));
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(AppError::bad_request(format!("offset must not be negative, got {offset}")));
+        return Err(AppError::bad_request(format!(
+            "offset must not be negative, got {offset}"
+        )));
     }
     let mut path = format!("/products?limit={limit}&offset={offset}");
     if let Some(category) = q.category.filter(|c| !c.is_empty()) {
-        if !category.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(AppError::bad_request(format!("unknown category {category:?}")));
+        if !category
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(AppError::bad_request(format!(
+                "unknown category {category:?}"
+            )));
         }
         path.push_str(&format!("&category={category}"));
     }
@@ -118,7 +134,12 @@ async fn list_products(State(gw): Shared, Query(q): Query<ListQuery>) -> AppResu
 
 async fn get_product(State(gw): Shared, Path(id): Path<String>) -> AppResult<Json<Value>> {
     let id = parse_id(&id, "product id")?;
-    Ok(Json(gw.catalog.get("/products/{id}", format!("/products/{id}")).json().await?))
+    Ok(Json(
+        gw.catalog
+            .get("/products/{id}", format!("/products/{id}"))
+            .json()
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -138,7 +159,9 @@ async fn search(State(gw): Shared, Query(q): Query<SearchQuery>) -> AppResult<Js
     }
     let limit = q.limit.unwrap_or(10);
     if !(1..=50).contains(&limit) {
-        return Err(AppError::bad_request(format!("limit must be between 1 and 50, got {limit}")));
+        return Err(AppError::bad_request(format!(
+            "limit must be between 1 and 50, got {limit}"
+        )));
     }
     let encoded: String = text
         .bytes()
@@ -147,12 +170,22 @@ async fn search(State(gw): Shared, Query(q): Query<SearchQuery>) -> AppResult<Js
             _ => format!("%{b:02X}"),
         })
         .collect();
-    Ok(Json(gw.search.get("/search", format!("/search?q={encoded}&limit={limit}")).json().await?))
+    Ok(Json(
+        gw.search
+            .get("/search", format!("/search?q={encoded}&limit={limit}"))
+            .json()
+            .await?,
+    ))
 }
 
 async fn recommendations(State(gw): Shared, Path(id): Path<String>) -> AppResult<Json<Value>> {
     let id = parse_id(&id, "product id")?;
-    Ok(Json(gw.search.get("/recommendations/{id}", format!("/recommendations/{id}")).json().await?))
+    Ok(Json(
+        gw.search
+            .get("/recommendations/{id}", format!("/recommendations/{id}"))
+            .json()
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, Serialize)]
@@ -166,12 +199,23 @@ async fn login(State(gw): Shared, Body(body): Body<Login>) -> AppResult<Json<Val
         return Err(AppError::bad_request("username must be 1 to 64 characters"));
     }
     // Login is safe to retry: it creates no state beyond a fresh token.
-    Ok(Json(gw.auth.post("/login", "/login", &body).idempotent(true).json().await?))
+    Ok(Json(
+        gw.auth
+            .post("/login", "/login", &body)
+            .idempotent(true)
+            .json()
+            .await?,
+    ))
 }
 
 async fn get_cart(State(gw): Shared, headers: HeaderMap) -> AppResult<Json<Value>> {
     let user = authenticate(&gw, &headers).await?;
-    Ok(Json(gw.cart.get("/carts/{user_id}", format!("/carts/{user}")).json().await?))
+    Ok(Json(
+        gw.cart
+            .get("/carts/{user_id}", format!("/carts/{user}"))
+            .json()
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, Serialize)]
@@ -180,28 +224,48 @@ struct AddItem {
     quantity: i64,
 }
 
-async fn add_item(State(gw): Shared, headers: HeaderMap, Body(item): Body<AddItem>) -> AppResult<Json<Value>> {
+async fn add_item(
+    State(gw): Shared,
+    headers: HeaderMap,
+    Body(item): Body<AddItem>,
+) -> AppResult<Json<Value>> {
     let user = authenticate(&gw, &headers).await?;
     if item.product_id <= 0 {
-        return Err(AppError::bad_request("product_id must be a positive integer"));
+        return Err(AppError::bad_request(
+            "product_id must be a positive integer",
+        ));
     }
     if !(1..=10).contains(&item.quantity) {
-        return Err(AppError::bad_request(format!("quantity must be between 1 and 10, got {}", item.quantity)));
+        return Err(AppError::bad_request(format!(
+            "quantity must be between 1 and 10, got {}",
+            item.quantity
+        )));
     }
     Ok(Json(
         gw.cart
-            .post("/carts/{user_id}/items", format!("/carts/{user}/items"), &item)
+            .post(
+                "/carts/{user_id}/items",
+                format!("/carts/{user}/items"),
+                &item,
+            )
             .json()
             .await?,
     ))
 }
 
-async fn remove_item(State(gw): Shared, headers: HeaderMap, Path(product_id): Path<String>) -> AppResult<Json<Value>> {
+async fn remove_item(
+    State(gw): Shared,
+    headers: HeaderMap,
+    Path(product_id): Path<String>,
+) -> AppResult<Json<Value>> {
     let user = authenticate(&gw, &headers).await?;
     let product_id = parse_id(&product_id, "product id")?;
     Ok(Json(
         gw.cart
-            .delete("/carts/{user_id}/items/{product_id}", format!("/carts/{user}/items/{product_id}"))
+            .delete(
+                "/carts/{user_id}/items/{product_id}",
+                format!("/carts/{user}/items/{product_id}"),
+            )
             .json()
             .await?,
     ))
@@ -213,13 +277,21 @@ async fn checkout(State(gw): Shared, headers: HeaderMap) -> AppResult<(StatusCod
     // blind retry of the whole checkout could place a second order.
     let order = gw
         .checkout
-        .post("/checkout", "/checkout", &serde_json::json!({ "user_id": user }))
+        .post(
+            "/checkout",
+            "/checkout",
+            &serde_json::json!({ "user_id": user }),
+        )
         .json()
         .await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 
-async fn get_order(State(gw): Shared, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Json<Value>> {
+async fn get_order(
+    State(gw): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
     let user = authenticate(&gw, &headers).await?;
     let id = parse_id(&id, "order id")?;
     Ok(Json(

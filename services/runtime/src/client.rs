@@ -53,7 +53,11 @@ pub enum CallError {
     #[error("{peer}: connection failed: {reason}")]
     Connect { peer: String, reason: String },
     #[error("{peer} answered {status}: {message}")]
-    Status { peer: String, status: StatusCode, message: String },
+    Status {
+        peer: String,
+        status: StatusCode,
+        message: String,
+    },
     #[error("{peer}: unreadable response: {reason}")]
     Decode { peer: String, reason: String },
 }
@@ -170,7 +174,14 @@ impl Peers {
             .iter()
             .enumerate()
             .map(|(i, (name, urls))| {
-                let peer = Peer::new(name, urls, policy, http.clone(), metrics.clone(), seed + i as u64);
+                let peer = Peer::new(
+                    name,
+                    urls,
+                    policy,
+                    http.clone(),
+                    metrics.clone(),
+                    seed + i as u64,
+                );
                 (name.clone(), Arc::new(peer))
             })
             .collect();
@@ -181,7 +192,9 @@ impl Peers {
     /// at start-up rather than on the first request.
     pub fn get(&self, name: &str) -> anyhow::Result<Arc<Peer>> {
         self.peers.get(name).cloned().ok_or_else(|| {
-            anyhow::anyhow!("peer service {name:?} is not configured (add it to --peers / FIREDRILL_PEERS)")
+            anyhow::anyhow!(
+                "peer service {name:?} is not configured (add it to --peers / FIREDRILL_PEERS)"
+            )
         })
     }
 }
@@ -234,13 +247,27 @@ impl Peer {
     }
 
     /// A POST with a JSON body. Not retried unless marked idempotent.
-    pub fn post(&self, route: &'static str, path: impl Into<String>, body: &impl Serialize) -> Call<'_> {
-        let body = serde_json::to_vec(body).map(Bytes::from).unwrap_or_default();
+    pub fn post(
+        &self,
+        route: &'static str,
+        path: impl Into<String>,
+        body: &impl Serialize,
+    ) -> Call<'_> {
+        let body = serde_json::to_vec(body)
+            .map(Bytes::from)
+            .unwrap_or_default();
         Call::new(self, Method::POST, route, path.into(), Some(body), false)
     }
 
-    pub fn put(&self, route: &'static str, path: impl Into<String>, body: &impl Serialize) -> Call<'_> {
-        let body = serde_json::to_vec(body).map(Bytes::from).unwrap_or_default();
+    pub fn put(
+        &self,
+        route: &'static str,
+        path: impl Into<String>,
+        body: &impl Serialize,
+    ) -> Call<'_> {
+        let body = serde_json::to_vec(body)
+            .map(Bytes::from)
+            .unwrap_or_default();
         Call::new(self, Method::PUT, route, path.into(), Some(body), true)
     }
 
@@ -256,7 +283,9 @@ impl Peer {
             .filter(|&i| !self.instances[i].drained.load(Ordering::Relaxed))
             .collect();
         if candidates.is_empty() {
-            return Err(CallError::NoInstance { peer: self.name.clone() });
+            return Err(CallError::NoInstance {
+                peer: self.name.clone(),
+            });
         }
         if candidates.len() > 1 {
             candidates.retain(|&i| Some(i) != avoid);
@@ -273,7 +302,9 @@ impl Peer {
             }
             candidates.swap_remove(pick);
         }
-        Err(CallError::BreakerOpen { peer: self.name.clone() })
+        Err(CallError::BreakerOpen {
+            peer: self.name.clone(),
+        })
     }
 
     /// Power of two choices: two random candidates, the less busy wins.
@@ -287,18 +318,34 @@ impl Peer {
         if b >= a {
             b += 1;
         }
-        let load = |i: usize| self.instances[candidates[i]].in_flight.load(Ordering::Relaxed);
+        let load = |i: usize| {
+            self.instances[candidates[i]]
+                .in_flight
+                .load(Ordering::Relaxed)
+        };
         if load(b) < load(a) { b } else { a }
     }
 
     fn breaker_changed(&self, instance: &Instance, state: State) {
-        let attrs = [("server.address", self.name.as_str()), ("server.instance", instance.url.as_str())];
+        let attrs = [
+            ("server.address", self.name.as_str()),
+            ("server.instance", instance.url.as_str()),
+        ];
         self.metrics.breaker_state.set(state.as_gauge(), &attrs);
-        self.metrics.breaker_transitions.inc(&[("server.address", self.name.as_str()), ("state", state.as_str())]);
+        self.metrics.breaker_transitions.inc(&[
+            ("server.address", self.name.as_str()),
+            ("state", state.as_str()),
+        ]);
         match state {
-            State::Open => tracing::warn!(peer = %self.name, instance = %instance.url, "circuit breaker opened"),
-            State::HalfOpen => tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker half-open, probing"),
-            State::Closed => tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker closed"),
+            State::Open => {
+                tracing::warn!(peer = %self.name, instance = %instance.url, "circuit breaker opened")
+            }
+            State::HalfOpen => {
+                tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker half-open, probing")
+            }
+            State::Closed => {
+                tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker closed")
+            }
         }
     }
 
@@ -326,8 +373,24 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    fn new(peer: &'a Peer, method: Method, route: &'static str, path: String, body: Option<Bytes>, idempotent: bool) -> Self {
-        Call { peer, method, route, path, body, idempotent, sampled: true, headers: HeaderMap::new() }
+    fn new(
+        peer: &'a Peer,
+        method: Method,
+        route: &'static str,
+        path: String,
+        body: Option<Bytes>,
+        idempotent: bool,
+    ) -> Self {
+        Call {
+            peer,
+            method,
+            route,
+            path,
+            body,
+            idempotent,
+            sampled: true,
+            headers: HeaderMap::new(),
+        }
     }
 
     /// Starts a trace that is not recorded, here or downstream (the
@@ -377,14 +440,21 @@ impl<'a> Call<'a> {
             }
             attempt += 1;
             let delay = policy.backoff.delay(attempt, &mut *self.peer.rng.lock());
-            self.peer.metrics.retries.inc(&[("server.address", self.peer.name.as_str())]);
+            self.peer
+                .metrics
+                .retries
+                .inc(&[("server.address", self.peer.name.as_str())]);
             tracing::warn!(peer = %self.peer.name, route = self.route, attempt, error = %err, backoff_ms = delay.as_millis() as u64, "retrying call");
             tokio::time::sleep(delay).await;
         }
     }
 
     /// One attempt; also returns which instance it went to.
-    async fn attempt(&self, attempt: u32, avoid: Option<usize>) -> (Result<Response, CallError>, Option<usize>) {
+    async fn attempt(
+        &self,
+        attempt: u32,
+        avoid: Option<usize>,
+    ) -> (Result<Response, CallError>, Option<usize>) {
         let peer = self.peer;
         let index = match peer.choose(avoid) {
             Ok(i) => i,
@@ -465,7 +535,10 @@ impl<'a> Call<'a> {
     }
 
     fn record_failure_metric(&self, elapsed: f64, err: &CallError, trace_id: Option<&str>) {
-        let status = err.status().map(|s| s.as_u16().to_string()).unwrap_or_default();
+        let status = err
+            .status()
+            .map(|s| s.as_u16().to_string())
+            .unwrap_or_default();
         let error_type = err.error_type();
         let mut attrs = vec![
             ("http.request.method", self.method.as_str()),
@@ -475,7 +548,10 @@ impl<'a> Call<'a> {
         if !status.is_empty() {
             attrs.push(("http.response.status_code", status.as_str()));
         }
-        self.peer.metrics.duration.record_with_trace(elapsed, &attrs, trace_id);
+        self.peer
+            .metrics
+            .duration
+            .record_with_trace(elapsed, &attrs, trace_id);
     }
 
     /// One HTTP exchange under the per-attempt timeout.
@@ -486,7 +562,11 @@ impl<'a> Call<'a> {
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&cx, &mut HeaderInjector(&mut headers));
         });
-        let mut request = self.peer.http.request(self.method.clone(), url).headers(headers);
+        let mut request = self
+            .peer
+            .http
+            .request(self.method.clone(), url)
+            .headers(headers);
         if let Some(body) = &self.body {
             request = request
                 .header(http::header::CONTENT_TYPE, "application/json")
@@ -507,11 +587,22 @@ impl<'a> Call<'a> {
         };
         let (status, body) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| CallError::Timeout { peer: peer.clone(), after: timeout })??;
+            .map_err(|_| CallError::Timeout {
+                peer: peer.clone(),
+                after: timeout,
+            })??;
         if status.is_success() {
-            return Ok(Response { status, body, instance: self.peer.instances_url_of(url) });
+            return Ok(Response {
+                status,
+                body,
+                instance: self.peer.instances_url_of(url),
+            });
         }
-        Err(CallError::Status { peer: peer.clone(), status, message: error_message(&body) })
+        Err(CallError::Status {
+            peer: peer.clone(),
+            status,
+            message: error_message(&body),
+        })
     }
 }
 
@@ -531,7 +622,13 @@ fn unsampled_root() -> opentelemetry::Context {
     let mut rng = rand::rng();
     let trace_id = TraceId::from_bytes(rng.random::<u128>().max(1).to_be_bytes());
     let span_id = SpanId::from_bytes(rng.random::<u64>().max(1).to_be_bytes());
-    let sc = SpanContext::new(trace_id, span_id, TraceFlags::default(), true, TraceState::default());
+    let sc = SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    );
     opentelemetry::Context::new().with_remote_span_context(sc)
 }
 

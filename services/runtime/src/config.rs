@@ -50,7 +50,12 @@ pub struct ServiceArgs {
     pub otlp_endpoint: String,
 
     /// OTLP transport.
-    #[arg(long, env = "FIREDRILL_OTLP_PROTOCOL", value_enum, default_value = "grpc")]
+    #[arg(
+        long,
+        env = "FIREDRILL_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "grpc"
+    )]
     pub otlp_protocol: OtlpProtocol,
 
     /// How often metrics are pushed over OTLP.

@@ -21,7 +21,11 @@ use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database pool {pool}: no connection free after {waited:?} ({size} in use)")]
-    PoolTimeout { pool: String, waited: Duration, size: usize },
+    PoolTimeout {
+        pool: String,
+        waited: Duration,
+        size: usize,
+    },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database worker failed: {0}")]
@@ -77,7 +81,11 @@ impl DbMetrics {
                 "Connections in the pool, by state (idle, used)",
                 Unit::Count,
             ),
-            max: meters.gauge("db.client.connection.max", "Size of the connection pool", Unit::Count),
+            max: meters.gauge(
+                "db.client.connection.max",
+                "Size of the connection pool",
+                Unit::Count,
+            ),
             pending: meters.gauge(
                 "db.client.connection.pending_requests",
                 "Queries waiting for a pooled connection",
@@ -110,7 +118,13 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Db {
-    pub fn open(path: &Path, pool: &str, size: usize, acquire_timeout: Duration, meters: &Meters) -> anyhow::Result<Db> {
+    pub fn open(
+        path: &Path,
+        pool: &str,
+        size: usize,
+        acquire_timeout: Duration,
+        meters: &Meters,
+    ) -> anyhow::Result<Db> {
         let size = size.max(1);
         let connections = (0..size)
             .map(|_| connect(path))
@@ -132,14 +146,25 @@ impl Db {
                 metrics: DbMetrics::new(meters),
             }),
         };
-        db.inner.metrics.max.set(size as f64, &[("db.client.connection.pool.name", pool)]);
+        db.inner
+            .metrics
+            .max
+            .set(size as f64, &[("db.client.connection.pool.name", pool)]);
         db.publish_pool_state();
         Ok(db)
     }
 
     /// Runs schema statements once at start-up (idempotent DDL and seeds).
-    pub async fn migrate(&self, name: &'static str, apply: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static) -> anyhow::Result<()> {
-        let query = Query { operation: "MIGRATE", collection: name, text: "schema migration" };
+    pub async fn migrate(
+        &self,
+        name: &'static str,
+        apply: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let query = Query {
+            operation: "MIGRATE",
+            collection: name,
+            text: "schema migration",
+        };
         self.run(query, apply)
             .await
             .map_err(|e| anyhow::anyhow!("migration {name} failed: {e}"))
@@ -156,7 +181,9 @@ impl Db {
         let waiting_since = Instant::now();
         let pending = inner.size.saturating_sub(inner.permits.available_permits());
         inner.metrics.pending.set(pending as f64, &pool_attr);
-        let permit = match tokio::time::timeout(inner.acquire_timeout, inner.permits.acquire()).await {
+        let permit = match tokio::time::timeout(inner.acquire_timeout, inner.permits.acquire())
+            .await
+        {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(DbError::Worker("pool closed".into())),
             Err(_) => {
@@ -169,7 +196,10 @@ impl Db {
                 });
             }
         };
-        inner.metrics.wait.record(waiting_since.elapsed().as_secs_f64(), &pool_attr);
+        inner
+            .metrics
+            .wait
+            .record(waiting_since.elapsed().as_secs_f64(), &pool_attr);
         self.publish_pool_state();
 
         let Some(mut conn) = inner.connections.lock().pop() else {
@@ -232,8 +262,20 @@ impl Db {
         let used = inner.size.saturating_sub(idle);
         let pool = inner.pool.as_str();
         let m = &inner.metrics;
-        m.connections.set(idle as f64, &[("db.client.connection.pool.name", pool), ("db.client.connection.state", "idle")]);
-        m.connections.set(used as f64, &[("db.client.connection.pool.name", pool), ("db.client.connection.state", "used")]);
+        m.connections.set(
+            idle as f64,
+            &[
+                ("db.client.connection.pool.name", pool),
+                ("db.client.connection.state", "idle"),
+            ],
+        );
+        m.connections.set(
+            used as f64,
+            &[
+                ("db.client.connection.pool.name", pool),
+                ("db.client.connection.state", "used"),
+            ],
+        );
     }
 
     pub fn pool_size(&self) -> usize {
@@ -244,8 +286,16 @@ impl Db {
 fn db_error_type(err: &DbError) -> &'static str {
     match err {
         DbError::PoolTimeout { .. } => "pool_timeout",
-        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => "busy",
-        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => "constraint",
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            "busy"
+        }
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            "constraint"
+        }
         DbError::Sqlite(_) => "sqlite",
         DbError::Worker(_) => "worker",
     }

@@ -21,7 +21,10 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        AppError { status, message: message.into() }
+        AppError {
+            status,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -48,7 +51,11 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -58,10 +65,12 @@ impl IntoResponse for AppError {
 impl From<CallError> for AppError {
     fn from(err: CallError) -> Self {
         match &err {
-            CallError::Status { status, message, .. } if status.is_client_error() => {
-                AppError::new(*status, message.clone())
+            CallError::Status {
+                status, message, ..
+            } if status.is_client_error() => AppError::new(*status, message.clone()),
+            CallError::Timeout { .. } => {
+                AppError::new(StatusCode::GATEWAY_TIMEOUT, err.to_string())
             }
-            CallError::Timeout { .. } => AppError::new(StatusCode::GATEWAY_TIMEOUT, err.to_string()),
             CallError::BreakerOpen { .. } | CallError::NoInstance { .. } => {
                 AppError::unavailable(err.to_string())
             }
@@ -83,7 +92,14 @@ impl From<crate::db::DbError> for AppError {
 /// (axum's own rejections are plain text).
 impl From<axum::extract::rejection::JsonRejection> for AppError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        AppError::new(rejection.status(), rejection.body_text())
+        // Syntax and shape errors are both "your body is wrong": 400, per the
+        // API contract (axum says 422 for the latter). Size and content-type
+        // problems keep their own statuses (413, 415).
+        let status = match rejection.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        AppError::new(status, rejection.body_text())
     }
 }
 

@@ -84,17 +84,34 @@ impl Meters {
         let mut registry = Registry::default();
         let info = Info::new(vec![
             ("service_name".to_string(), identity.service.clone()),
-            ("service_instance_id".to_string(), identity.instance_id.clone()),
+            (
+                "service_instance_id".to_string(),
+                identity.instance_id.clone(),
+            ),
             ("service_version".to_string(), identity.version.clone()),
-            ("deployment_environment".to_string(), identity.environment.clone()),
+            (
+                "deployment_environment".to_string(),
+                identity.environment.clone(),
+            ),
         ]);
         registry.register("target", "Target metadata", info);
         let meter = opentelemetry::global::meter("firedrill");
-        Meters { inner: Arc::new(MetersInner { registry: Mutex::new(registry), meter }) }
+        Meters {
+            inner: Arc::new(MetersInner {
+                registry: Mutex::new(registry),
+                meter,
+            }),
+        }
     }
 
     /// A histogram; `buckets` are upper bounds in `unit`.
-    pub fn histogram(&self, name: &'static str, help: &str, unit: Unit, buckets: &'static [f64]) -> Histogram {
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &str,
+        unit: Unit,
+        buckets: &'static [f64],
+    ) -> Histogram {
         let prom = Family::new_with_constructor(Buckets(buckets));
         self.register(name, help, Some(unit), prom.clone());
         let otel = self
@@ -112,7 +129,12 @@ impl Meters {
     pub fn counter(&self, name: &'static str, help: &str) -> Counter {
         let prom = Family::<PromLabels, PromCounter<f64, AtomicU64>>::default();
         self.register(name, help, None, prom.clone());
-        let otel = self.inner.meter.f64_counter(name).with_description(help.to_string()).build();
+        let otel = self
+            .inner
+            .meter
+            .f64_counter(name)
+            .with_description(help.to_string())
+            .build();
         Counter { prom, otel }
     }
 
@@ -156,7 +178,8 @@ impl Meters {
 }
 
 /// The Content-Type of [`Meters::encode`]'s output.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone)]
 struct Buckets(&'static [f64]);
@@ -211,7 +234,10 @@ impl Counter {
 
     /// The Prometheus-side value of one series (for tests and status views).
     pub fn get(&self, attrs: Attrs<'_>) -> f64 {
-        self.prom.get(&prom_labels(attrs)).map(|c| c.get()).unwrap_or(0.0)
+        self.prom
+            .get(&prom_labels(attrs))
+            .map(|c| c.get())
+            .unwrap_or(0.0)
     }
 }
 
@@ -241,10 +267,12 @@ fn prom_labels(attrs: Attrs<'_>) -> PromLabels {
 fn otel_attrs(attrs: Attrs<'_>) -> Vec<KeyValue> {
     attrs
         .iter()
-        .map(|(k, v)| match (k.ends_with("status_code"), v.parse::<i64>()) {
-            (true, Ok(n)) => KeyValue::new(*k, n),
-            _ => KeyValue::new(*k, (*v).to_string()),
-        })
+        .map(
+            |(k, v)| match (k.ends_with("status_code"), v.parse::<i64>()) {
+                (true, Ok(n)) => KeyValue::new(*k, n),
+                _ => KeyValue::new(*k, (*v).to_string()),
+            },
+        )
         .collect()
 }
 
@@ -272,15 +300,35 @@ mod tests {
     #[test]
     fn names_follow_the_otel_to_prometheus_translation() {
         let m = meters();
-        let h = m.histogram("http.server.request.duration", "d", Unit::Seconds, LATENCY_BUCKETS);
-        h.record_with_trace(0.02, &[("http.request.method", "GET"), ("http.route", "/x")], Some("abc"));
+        let h = m.histogram(
+            "http.server.request.duration",
+            "d",
+            Unit::Seconds,
+            LATENCY_BUCKETS,
+        );
+        h.record_with_trace(
+            0.02,
+            &[("http.request.method", "GET"), ("http.route", "/x")],
+            Some("abc"),
+        );
         let c = m.counter("db.client.connection.timeouts", "t");
         c.inc(&[("db.client.connection.pool.name", "main")]);
         let text = m.encode();
-        assert!(text.contains("# TYPE http_server_request_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE http_server_request_duration_seconds histogram"),
+            "{text}"
+        );
         assert!(text.contains("http_request_method=\"GET\""), "{text}");
-        assert!(text.contains("# {trace_id=\"abc\"} 0.02"), "exemplar missing: {text}");
-        assert!(text.contains("db_client_connection_timeouts_total{db_client_connection_pool_name=\"main\"} 1.0"), "{text}");
+        assert!(
+            text.contains("# {trace_id=\"abc\"} 0.02"),
+            "exemplar missing: {text}"
+        );
+        assert!(
+            text.contains(
+                "db_client_connection_timeouts_total{db_client_connection_pool_name=\"main\"} 1.0"
+            ),
+            "{text}"
+        );
         assert!(text.contains("target_info{service_name=\"svc\""), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
     }

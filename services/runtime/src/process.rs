@@ -49,10 +49,25 @@ fn parse_stat(stat: &str) -> Option<Usage> {
 
 /// Samples this process until `shutdown`, recording gauges and a CPU counter.
 pub fn spawn_sampler(meters: &Meters, shutdown: CancellationToken) {
-    let cpu = meters.counter("process.cpu.time", "CPU seconds used by this process (user + system)");
-    let memory = meters.gauge("process.memory.usage", "Resident set size of this process", Unit::Bytes);
-    let threads = meters.gauge("process.thread.count", "OS threads in this process", Unit::Count);
-    let tasks = meters.gauge("tokio.tasks.alive", "Tokio tasks alive in this process", Unit::Count);
+    let cpu = meters.counter(
+        "process.cpu.time",
+        "CPU seconds used by this process (user + system)",
+    );
+    let memory = meters.gauge(
+        "process.memory.usage",
+        "Resident set size of this process",
+        Unit::Bytes,
+    );
+    let threads = meters.gauge(
+        "process.thread.count",
+        "OS threads in this process",
+        Unit::Count,
+    );
+    let tasks = meters.gauge(
+        "tokio.tasks.alive",
+        "Tokio tasks alive in this process",
+        Unit::Count,
+    );
     let pid = std::process::id();
     tokio::spawn(async move {
         let mut last_cpu = 0.0;
@@ -68,7 +83,9 @@ pub fn spawn_sampler(meters: &Meters, shutdown: CancellationToken) {
                 memory.set(u.rss_bytes as f64, &[]);
                 threads.set(u.threads as f64, &[]);
             }
-            let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+            let alive = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks();
             tasks.set(alive as f64, &[]);
         }
     });

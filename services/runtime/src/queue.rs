@@ -77,7 +77,11 @@ pub async fn publish(broker: &Peer, topic: &str, payload: &Value) -> Result<i64,
         opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut headers));
         let body = PublishBody { payload, headers };
         let published: Published = broker
-            .post("/topics/{topic}/messages", format!("/topics/{topic}/messages"), &body)
+            .post(
+                "/topics/{topic}/messages",
+                format!("/topics/{topic}/messages"),
+                &body,
+            )
             .json()
             .await?;
         tracing::Span::current().record("messaging.message.id", published.id);
@@ -99,7 +103,11 @@ pub struct ConsumerConfig {
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        ConsumerConfig { batch: 16, visibility: Duration::from_secs(30), wait: Duration::from_secs(1) }
+        ConsumerConfig {
+            batch: 16,
+            visibility: Duration::from_secs(30),
+            wait: Duration::from_secs(1),
+        }
     }
 }
 
@@ -124,7 +132,11 @@ pub fn spawn_consumer<H, Fut>(
                 visibility_ms: config.visibility.as_millis() as u64,
             };
             let poll = broker
-                .post("/topics/{topic}/receive", format!("/topics/{topic}/receive"), &body)
+                .post(
+                    "/topics/{topic}/receive",
+                    format!("/topics/{topic}/receive"),
+                    &body,
+                )
                 .unsampled()
                 .json::<Received>();
             let received = tokio::select! {
@@ -179,7 +191,11 @@ where
     let settle = async {
         match outcome {
             Ok(()) => broker
-                .post("/topics/{topic}/messages/{id}/ack", format!("/topics/{topic}/messages/{id}/ack"), &serde_json::json!({}))
+                .post(
+                    "/topics/{topic}/messages/{id}/ack",
+                    format!("/topics/{topic}/messages/{id}/ack"),
+                    &serde_json::json!({}),
+                )
                 .idempotent(true)
                 .send()
                 .await

@@ -60,26 +60,40 @@ pub fn app(routes: Router, meters: &Meters, health: Health, limits: Limits) -> R
             Unit::Seconds,
             LATENCY_BUCKETS,
         ),
-        shed: meters.counter("http.server.shed_requests", "Requests refused with 503 because the server was at capacity"),
+        shed: meters.counter(
+            "http.server.shed_requests",
+            "Requests refused with 503 because the server was at capacity",
+        ),
         shedder: LoadShedder::new(limits.max_in_flight),
     };
     let layers = ServiceBuilder::new()
         // Outermost: the server span and RED metrics see every outcome,
         // including shed, timed-out and panicked requests.
-        .layer(middleware::from_fn_with_state(observe.clone(), observe_request))
+        .layer(middleware::from_fn_with_state(
+            observe.clone(),
+            observe_request,
+        ))
         // A panicking handler answers 500 instead of dropping the connection.
-        .layer(CatchPanicLayer::custom(|_| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked").into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked").into_response()
+        }))
         // Past capacity, refuse at once rather than queue (see resilience::shed).
         .layer(middleware::from_fn_with_state(observe, shed_load))
         // Every request has a deadline, so a stuck dependency cannot pin it.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
         // Bodies over the limit are refused with 413 by the body extractors
         // before a handler buffers them.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
 
     let meters = meters.clone();
     let ops = Router::new()
-        .route("/health", get(move || async move { axum::Json(health.clone()) }))
+        .route(
+            "/health",
+            get(move || async move { axum::Json(health.clone()) }),
+        )
         .route(
             "/metrics",
             get(move || {
@@ -95,10 +109,17 @@ pub fn app(routes: Router, meters: &Meters, health: Health, limits: Limits) -> R
 
 /// Serves `app` on `listener` until `shutdown`, then lets in-flight requests
 /// finish for up to the grace period.
-pub async fn serve(app: Router, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    app: Router,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let drained = shutdown.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { drained.cancelled().await });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { drained.cancelled().await });
     tokio::select! {
         result = server => result.map_err(Into::into),
         _ = async {
@@ -120,7 +141,9 @@ async fn observe_request(State(observe): State<Observe>, request: Request, next:
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(request.headers()))
+    });
     let span = tracing::info_span!(
         "http.server",
         otel.name = %format!("{method} {route}"),

@@ -33,28 +33,55 @@ pub struct ServiceContext {
 impl ServiceContext {
     /// Builds the context (without installing global telemetry, so tests can
     /// build several in one process).
-    pub fn new(service: &str, args: ServiceArgs, meters: Meters, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub fn new(
+        service: &str,
+        args: ServiceArgs,
+        meters: Meters,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let identity = args.identity(service);
         let policy = CallPolicy {
             timeout: args.call_timeout,
             retries: args.call_retries,
-            backoff: Backoff { base: args.retry_backoff, jitter: args.retry_jitter },
-            breaker: BreakerConfig { failure_threshold: args.breaker_failures, cooldown: args.breaker_cooldown },
+            backoff: Backoff {
+                base: args.retry_backoff,
+                jitter: args.retry_jitter,
+            },
+            breaker: BreakerConfig {
+                failure_threshold: args.breaker_failures,
+                cooldown: args.breaker_cooldown,
+            },
         };
         let peers = Peers::new(&args.peer_map()?, policy, &meters, args.seed)?;
         let db = match &args.database {
-            Some(path) => Some(Db::open(path, service, args.db_pool_size, args.db_acquire_timeout, &meters)?),
+            Some(path) => Some(Db::open(
+                path,
+                service,
+                args.db_pool_size,
+                args.db_acquire_timeout,
+                &meters,
+            )?),
             None => None,
         };
-        Ok(ServiceContext { identity, args, meters, peers, shutdown, db })
+        Ok(ServiceContext {
+            identity,
+            args,
+            meters,
+            peers,
+            shutdown,
+            db,
+        })
     }
 
     /// The database pool; a stateful service without `--database` is a
     /// deployment error reported at start-up.
     pub fn db(&self) -> anyhow::Result<Db> {
-        self.db
-            .clone()
-            .with_context(|| format!("{} needs a database: pass --database or FIREDRILL_DATABASE", self.identity.service))
+        self.db.clone().with_context(|| {
+            format!(
+                "{} needs a database: pass --database or FIREDRILL_DATABASE",
+                self.identity.service
+            )
+        })
     }
 
     pub fn peer(&self, name: &str) -> anyhow::Result<Arc<Peer>> {
@@ -82,7 +109,12 @@ impl ServiceContext {
 ///
 /// `build` receives the context and returns the service's routes; it may
 /// spawn background tasks that stop on `ctx.shutdown`.
-pub async fn main<F, Fut>(service: &'static str, args: ServiceArgs, shutdown: CancellationToken, build: F) -> anyhow::Result<()>
+pub async fn main<F, Fut>(
+    service: &'static str,
+    args: ServiceArgs,
+    shutdown: CancellationToken,
+    build: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(ServiceContext) -> Fut,
     Fut: Future<Output = anyhow::Result<Router>>,
@@ -97,13 +129,21 @@ where
     let guard = telemetry::init(&identity, &export)?;
     let result = run(service, args, shutdown, build).await;
     if let Err(err) = &result {
-        tracing::error!(error = format!("{err:#}"), "{service} stopped with an error");
+        tracing::error!(
+            error = format!("{err:#}"),
+            "{service} stopped with an error"
+        );
     }
     guard.shutdown().await;
     result
 }
 
-async fn run<F, Fut>(service: &'static str, args: ServiceArgs, shutdown: CancellationToken, build: F) -> anyhow::Result<()>
+async fn run<F, Fut>(
+    service: &'static str,
+    args: ServiceArgs,
+    shutdown: CancellationToken,
+    build: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(ServiceContext) -> Fut,
     Fut: Future<Output = anyhow::Result<Router>>,

@@ -48,7 +48,18 @@ pub struct TelemetryGuard {
 
 /// Crates whose own logs must never be exported over OTLP: the exporter uses
 /// them, so exporting their logs would feed back into itself.
-const EXPORTER_CRATES: &[&str] = &["hyper", "hyper_util", "h2", "tonic", "tower", "reqwest", "opentelemetry"];
+const EXPORTER_CRATES: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tonic",
+    "tower",
+    "tower_http",
+    "reqwest",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+];
 
 /// Installs the global tracing subscriber and OTel providers.
 ///
@@ -59,7 +70,9 @@ pub fn init(identity: &Identity, export: &ExportConfig) -> anyhow::Result<Teleme
         && !endpoint.starts_with("http://")
         && !endpoint.starts_with("https://")
     {
-        anyhow::bail!("--otlp-endpoint {endpoint:?} must start with http:// (an endpoint without scheme would mean https)");
+        anyhow::bail!(
+            "--otlp-endpoint {endpoint:?} must start with http:// (an endpoint without scheme would mean https)"
+        );
     }
     let resource = resource(identity);
     let tracer = tracer_provider(resource.clone(), export)?;
@@ -75,11 +88,6 @@ pub fn init(identity: &Identity, export: &ExportConfig) -> anyhow::Result<Teleme
 
     let local_filter = EnvFilter::try_new(&export.log_filter)
         .with_context(|| format!("invalid --log filter {:?}", export.log_filter))?;
-    let mut otlp_filter = EnvFilter::try_new(&export.log_filter)
-        .with_context(|| format!("invalid --log filter {:?}", export.log_filter))?;
-    for krate in EXPORTER_CRATES {
-        otlp_filter = otlp_filter.add_directive(format!("{krate}=off").parse()?);
-    }
 
     let otel_traces = tracing_opentelemetry::layer()
         .with_tracer(tracer.tracer(identity.service.clone()))
@@ -91,13 +99,29 @@ pub fn init(identity: &Identity, export: &ExportConfig) -> anyhow::Result<Teleme
         .with_filter(local_filter);
 
     tracing_subscriber::registry()
-        .with(otel_traces)
-        .with(otel_logs.with_filter(otlp_filter))
+        .with(otel_traces.with_filter(otlp_filter(&export.log_filter)?))
+        .with(otel_logs.with_filter(otlp_filter(&export.log_filter)?))
         .with(local_log)
         .try_init()
         .context("a tracing subscriber is already installed")?;
 
-    Ok(TelemetryGuard { tracer, meter, logger })
+    Ok(TelemetryGuard {
+        tracer,
+        meter,
+        logger,
+    })
+}
+
+/// What may become OTel spans and log records: the configured level, minus
+/// the exporter's own crates. Without the exclusion, every HTTP/2 frame the
+/// OTLP exporter writes would become a span to export — a feedback loop.
+fn otlp_filter(directives: &str) -> anyhow::Result<EnvFilter> {
+    let mut filter = EnvFilter::try_new(directives)
+        .with_context(|| format!("invalid --log filter {directives:?}"))?;
+    for krate in EXPORTER_CRATES {
+        filter = filter.add_directive(format!("{krate}=off").parse()?);
+    }
+    Ok(filter)
 }
 
 /// Installs only a local stderr log: for the CLI verbs and `firedrill up`.

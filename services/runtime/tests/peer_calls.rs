@@ -76,16 +76,35 @@ async fn a_dead_instance_trips_its_breaker_and_traffic_moves_away() {
     let hits = Arc::new(AtomicUsize::new(0));
     let live = start(counting(hits.clone()), &stop).await;
     let dead = dead_url().await;
-    let ctx = context(&format!("svc={live},{dead}"), &["--breaker-failures", "3", "--retry-backoff", "1ms"]);
+    let ctx = context(
+        &format!("svc={live},{dead}"),
+        &["--breaker-failures", "3", "--retry-backoff", "1ms"],
+    );
     let peer = ctx.peer("svc").unwrap();
     // Every call succeeds: connect failures are retried on the live instance.
     for _ in 0..50 {
-        peer.get("/ping", "/ping").send().await.expect("retried onto the live instance");
+        peer.get("/ping", "/ping")
+            .send()
+            .await
+            .expect("retried onto the live instance");
     }
     let text = ctx.meters.encode();
-    assert!(text.contains("circuit_breaker_state{server_address=\"svc\",server_instance=\"".to_string().as_str()), "{text}");
-    assert!(text.contains(&format!("server_instance=\"{dead}\"}} 2.0")), "dead instance breaker open: {text}");
-    assert!(text.contains("http_client_retries_total{server_address=\"svc\"}"), "{text}");
+    assert!(
+        text.contains(
+            "circuit_breaker_state{server_address=\"svc\",server_instance=\""
+                .to_string()
+                .as_str()
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("server_instance=\"{dead}\"}} 2.0")),
+        "dead instance breaker open: {text}"
+    );
+    assert!(
+        text.contains("http_client_retries_total{server_address=\"svc\"}"),
+        "{text}"
+    );
     stop.cancel();
 }
 
@@ -99,18 +118,39 @@ async fn idempotent_calls_retry_5xx_and_posts_do_not() {
         get(move || {
             let c = c.clone();
             async move {
-                if c.fetch_add(1, Ordering::Relaxed) < 2 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+                if c.fetch_add(1, Ordering::Relaxed) < 2 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
             }
         })
         .post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
     );
     let url = start(flaky, &stop).await;
-    let ctx = context(&format!("svc={url}"), &["--call-retries", "2", "--retry-backoff", "1ms", "--breaker-failures", "0"]);
+    let ctx = context(
+        &format!("svc={url}"),
+        &[
+            "--call-retries",
+            "2",
+            "--retry-backoff",
+            "1ms",
+            "--breaker-failures",
+            "0",
+        ],
+    );
     let peer = ctx.peer("svc").unwrap();
-    peer.get("/flaky", "/flaky").send().await.expect("third attempt succeeds");
+    peer.get("/flaky", "/flaky")
+        .send()
+        .await
+        .expect("third attempt succeeds");
     assert_eq!(calls.load(Ordering::Relaxed), 3);
 
-    let err = peer.post("/flaky", "/flaky", &serde_json::json!({})).send().await.unwrap_err();
+    let err = peer
+        .post("/flaky", "/flaky", &serde_json::json!({}))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
     stop.cancel();
 }
@@ -118,14 +158,29 @@ async fn idempotent_calls_retry_5xx_and_posts_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_peer_times_out_at_the_call_timeout() {
     let stop = CancellationToken::new();
-    let hang = Router::new().route("/hang", get(|| async { std::future::pending::<()>().await }));
+    let hang = Router::new().route(
+        "/hang",
+        get(|| async { std::future::pending::<()>().await }),
+    );
     let url = start(hang, &stop).await;
-    let ctx = context(&format!("svc={url}"), &["--call-timeout", "150ms", "--call-retries", "0"]);
+    let ctx = context(
+        &format!("svc={url}"),
+        &["--call-timeout", "150ms", "--call-retries", "0"],
+    );
     let started = Instant::now();
-    let err = ctx.peer("svc").unwrap().get("/hang", "/hang").send().await.unwrap_err();
+    let err = ctx
+        .peer("svc")
+        .unwrap()
+        .get("/hang", "/hang")
+        .send()
+        .await
+        .unwrap_err();
     let waited = started.elapsed();
     assert!(matches!(err, CallError::Timeout { .. }), "{err}");
-    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
     stop.cancel();
 }
 
@@ -135,7 +190,14 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
     let release = Arc::new(tokio::sync::Notify::new());
     let r = release.clone();
     let routes = Router::new()
-        .route("/echo", post(|firedrill_runtime::extract::Json(v): firedrill_runtime::extract::Json<serde_json::Value>| async move { axum::Json(v) }))
+        .route(
+            "/echo",
+            post(
+                |firedrill_runtime::extract::Json(v): firedrill_runtime::extract::Json<
+                    serde_json::Value,
+                >| async move { axum::Json(v) },
+            ),
+        )
         .route(
             "/slow",
             get(move || {
@@ -147,9 +209,21 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
     let url = start(ctx.app(routes), &stop).await;
     let http = reqwest::Client::new();
 
-    let big = http.post(format!("{url}/echo")).header("content-type", "application/json").body(vec![b' '; 4096]).send().await.unwrap();
+    let big = http
+        .post(format!("{url}/echo"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.status(), 413);
-    let bad = http.post(format!("{url}/echo")).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let bad = http
+        .post(format!("{url}/echo"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.json::<serde_json::Value>().await.unwrap()["error"].is_string());
     let missing = http.get(format!("{url}/nowhere")).send().await.unwrap();
@@ -159,7 +233,13 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
     let slow = tokio::spawn({
         let http = http.clone();
         let url = url.clone();
-        async move { http.get(format!("{url}/slow")).send().await.unwrap().status() }
+        async move {
+            http.get(format!("{url}/slow"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     });
     let shed = loop {
         let r = http.get(format!("{url}/echo")).send().await.unwrap();
@@ -174,10 +254,18 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
     assert_eq!(slow.await.unwrap(), 200);
 
     let metrics = http.get(format!("{url}/metrics")).send().await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let text = metrics.text().await.unwrap();
     assert!(text.contains("http_server_shed_requests_total"), "{text}");
-    assert!(text.contains("http_route=\"/echo\",http_response_status_code=\"413\""), "{text}");
+    assert!(
+        text.contains("http_route=\"/echo\",http_response_status_code=\"413\""),
+        "{text}"
+    );
     stop.cancel();
 }
 
@@ -185,9 +273,23 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
 async fn an_exhausted_pool_times_out_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("t.db");
-    let ctx = context("", &["--database", db_path.to_str().unwrap(), "--db-pool-size", "1", "--db-acquire-timeout", "100ms"]);
+    let ctx = context(
+        "",
+        &[
+            "--database",
+            db_path.to_str().unwrap(),
+            "--db-pool-size",
+            "1",
+            "--db-acquire-timeout",
+            "100ms",
+        ],
+    );
     let db = ctx.db().unwrap();
-    let q = firedrill_runtime::db::Query { operation: "SELECT", collection: "t", text: "SELECT 1" };
+    let q = firedrill_runtime::db::Query {
+        operation: "SELECT",
+        collection: "t",
+        text: "SELECT 1",
+    };
     let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let holder = {
@@ -202,12 +304,28 @@ async fn an_exhausted_pool_times_out_and_says_so() {
         })
     };
     started_rx.await.unwrap();
-    let err = db.run(q, |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await.unwrap_err();
+    let err = db
+        .run(q, |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no connection free"), "{err}");
     held_tx.send(()).unwrap();
     holder.await.unwrap().unwrap();
-    assert_eq!(db.run(q, |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await.unwrap(), 1);
+    assert_eq!(
+        db.run(q, |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await
+            .unwrap(),
+        1
+    );
     let text = ctx.meters.encode();
-    assert!(text.contains("db_client_connection_timeouts_total{db_client_connection_pool_name=\"caller\"} 1.0"), "{text}");
-    assert!(text.contains("db_client_operation_duration_seconds_bucket{"), "{text}");
+    assert!(
+        text.contains(
+            "db_client_connection_timeouts_total{db_client_connection_pool_name=\"caller\"} 1.0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("db_client_operation_duration_seconds_bucket{"),
+        "{text}"
+    );
 }

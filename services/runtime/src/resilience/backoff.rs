@@ -19,7 +19,9 @@ pub struct Backoff {
 impl Backoff {
     /// Delay before retry number `attempt` (1 = first retry).
     pub fn delay(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let capped = exp.min(MAX_BACKOFF);
         if self.jitter {
             capped.mul_f64(rng.random::<f64>())
@@ -36,7 +38,10 @@ mod tests {
 
     #[test]
     fn doubles_and_caps_without_jitter() {
-        let b = Backoff { base: Duration::from_millis(50), jitter: false };
+        let b = Backoff {
+            base: Duration::from_millis(50),
+            jitter: false,
+        };
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         let delays: Vec<_> = (1..=7).map(|a| b.delay(a, &mut rng).as_millis()).collect();
         assert_eq!(delays, vec![50, 100, 200, 400, 800, 1000, 1000]);
@@ -44,7 +49,10 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_the_exponential_envelope() {
-        let b = Backoff { base: Duration::from_millis(100), jitter: true };
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            jitter: true,
+        };
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
         let draws: Vec<_> = (0..200).map(|_| b.delay(2, &mut rng)).collect();
         assert!(draws.iter().all(|d| *d <= Duration::from_millis(200)));

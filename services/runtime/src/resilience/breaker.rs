@@ -136,7 +136,10 @@ mod tests {
     use super::*;
 
     fn breaker(threshold: u32) -> Breaker {
-        Breaker::new(BreakerConfig { failure_threshold: threshold, cooldown: Duration::from_secs(5) })
+        Breaker::new(BreakerConfig {
+            failure_threshold: threshold,
+            cooldown: Duration::from_secs(5),
+        })
     }
 
     #[test]
@@ -163,7 +166,10 @@ mod tests {
         let later = t0 + Duration::from_secs(6);
         b.acquire(later);
         assert_eq!(b.record(false, later), Some(State::Open));
-        assert_eq!(b.acquire(later + Duration::from_secs(1)).0, Permit::Rejected);
+        assert_eq!(
+            b.acquire(later + Duration::from_secs(1)).0,
+            Permit::Rejected
+        );
     }
 
     #[test]

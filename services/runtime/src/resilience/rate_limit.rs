@@ -29,7 +29,11 @@ impl RateLimiter {
     /// `rate` requests per second with bursts of `burst`. A rate of 0 means
     /// unlimited.
     pub fn new(rate: f64, burst: f64) -> Self {
-        RateLimiter { rate, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn is_unlimited(&self) -> bool {
@@ -44,11 +48,14 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock();
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst
+            });
         }
-        let bucket = buckets
-            .entry(key.to_string())
-            .or_insert(Bucket { tokens: self.burst, updated: now });
+        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
         let refill = now.saturating_duration_since(bucket.updated).as_secs_f64() * self.rate;
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
         bucket.updated = now;

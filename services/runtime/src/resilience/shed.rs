@@ -20,16 +20,23 @@ pub struct InFlight {
 
 impl LoadShedder {
     pub fn new(max: usize) -> Self {
-        LoadShedder { in_flight: Arc::new(AtomicUsize::new(0)), max: max.max(1) }
+        LoadShedder {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max: max.max(1),
+        }
     }
 
     /// A slot, or `None` when the server is at capacity.
     pub fn try_acquire(&self) -> Option<InFlight> {
         let admitted = self
             .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
             .is_ok();
-        admitted.then(|| InFlight { in_flight: self.in_flight.clone() })
+        admitted.then(|| InFlight {
+            in_flight: self.in_flight.clone(),
+        })
     }
 
     pub fn in_flight(&self) -> usize {
