@@ -46,10 +46,14 @@ async fn sixty_seconds_of_default_load_keep_slos_and_invariants() {
         .iter()
         .filter_map(|p| firedrill_runtime::process::usage_of(*p))
         .collect();
-    let rss_mib = usage.iter().map(|u| u.rss_bytes).sum::<u64>() as f64 / (1024.0 * 1024.0);
+    let pss_mib = pids
+        .iter()
+        .filter_map(|p| firedrill_runtime::process::pss_of(*p))
+        .sum::<u64>() as f64
+        / (1024.0 * 1024.0);
     let cores = (usage.iter().map(|u| u.cpu_seconds).sum::<f64>() - cpu_before) / elapsed;
     println!(
-        "lab at default load: RSS {rss_mib:.0} MiB across {} processes, {cores:.2} cores, ready in {} ms",
+        "lab at default load: {pss_mib:.0} MiB (PSS) across {} processes, {cores:.2} cores, ready in {} ms",
         pids.len(),
         lab.endpoints.ready_ms
     );

@@ -60,7 +60,14 @@ enum Needs {
     QueueDb,
 }
 
-/// Hands out ports: fixed ones are checked free, 0 picks a free one.
+/// Hands out ports: fixed ones are checked free; with `--base-port 0`, free
+/// ports are picked below the kernel's ephemeral range.
+///
+/// Asking the kernel for port 0 would hand out ephemeral ports, and between
+/// the check here and the child's bind an outgoing connection (the lab makes
+/// thousands) may take the same port. Ports below the ephemeral range are
+/// only ever taken by an explicit bind, so the window cannot be hit by the
+/// lab's own traffic.
 struct Ports {
     bind: IpAddr,
     auto: bool,
@@ -68,21 +75,51 @@ struct Ports {
 }
 
 impl Ports {
-    fn take(&mut self, fixed: Option<u16>, what: &str, flag: &str) -> anyhow::Result<u16> {
-        let port = match (self.auto, fixed) {
-            (true, _) => 0,
-            (false, Some(p)) => p,
-            (false, None) => {
-                let p = self.next;
-                self.next = self
-                    .next
-                    .checked_add(1)
-                    .context("ran out of ports above --base-port")?;
-                p
-            }
+    fn new(bind: IpAddr, base_port: u16) -> Ports {
+        let auto = base_port == 0;
+        let next = if auto {
+            random_start(ephemeral_floor())
+        } else {
+            base_port
         };
-        // Binding proves the port is free now (and, for 0, picks one); the
-        // listener is released for the child, which binds it moments later.
+        Ports { bind, auto, next }
+    }
+
+    fn take(&mut self, fixed: Option<u16>, what: &str, flag: &str) -> anyhow::Result<u16> {
+        if self.auto {
+            // `--base-port 0` picks every port, fixed defaults included.
+            return self.take_free(what);
+        }
+        let port = match fixed {
+            Some(p) => p,
+            None => self.advance()?,
+        };
+        self.check(port, what, flag)
+    }
+
+    /// Auto mode: the next port from the cursor that is free right now.
+    fn take_free(&mut self, what: &str) -> anyhow::Result<u16> {
+        for _ in 0..2000 {
+            let port = self.advance()?;
+            if TcpListener::bind(SocketAddr::new(self.bind, port)).is_ok() {
+                return Ok(port);
+            }
+        }
+        bail!("no free port found for {what}; pass explicit ports with --base-port")
+    }
+
+    fn advance(&mut self) -> anyhow::Result<u16> {
+        let port = self.next;
+        self.next = self
+            .next
+            .checked_add(1)
+            .context("ran out of ports above --base-port")?;
+        Ok(port)
+    }
+
+    /// Binding proves the port is free now; the listener is released for the
+    /// child, which binds it moments later.
+    fn check(&self, port: u16, what: &str, flag: &str) -> anyhow::Result<u16> {
         match TcpListener::bind(SocketAddr::new(self.bind, port)) {
             Ok(l) => Ok(l.local_addr()?.port()),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -93,6 +130,23 @@ impl Ports {
             Err(e) => bail!("cannot use port {port} ({what}): {e}"),
         }
     }
+}
+
+/// The lowest port the kernel hands out for outgoing connections.
+fn ephemeral_floor() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A random starting point in [10000, floor - 500), so concurrent labs (tests
+/// run several) rarely probe the same ports.
+fn random_start(floor: u16) -> u16 {
+    use rand::Rng as _;
+    let low = 10_000u16;
+    let high = floor.saturating_sub(500).max(low + 1000);
+    rand::rng().random_range(low..high)
 }
 
 pub fn parse_instances(spec: &str) -> anyhow::Result<BTreeMap<String, u32>> {
@@ -128,12 +182,7 @@ impl Plan {
             );
         }
         let instances = parse_instances(&args.instances)?;
-        let auto = args.base_port == 0;
-        let mut ports = Ports {
-            bind: args.bind,
-            auto,
-            next: args.base_port,
-        };
+        let mut ports = Ports::new(args.bind, args.base_port);
         let host = args.bind.to_string();
         let url = |port: u16| format!("http://{host}:{port}");
 
@@ -304,11 +353,7 @@ mod tests {
     fn a_busy_port_is_named_in_the_error() {
         let busy = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = busy.local_addr().unwrap().port();
-        let mut ports = Ports {
-            bind: "127.0.0.1".parse().unwrap(),
-            auto: false,
-            next: 0,
-        };
+        let mut ports = Ports::new("127.0.0.1".parse().unwrap(), 7100);
         let err = ports
             .take(Some(port), "gateway", "--gateway-port")
             .unwrap_err()
@@ -318,6 +363,25 @@ mod tests {
                 && err.contains("gateway")
                 && err.contains("--gateway-port"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn auto_ports_are_distinct_free_and_below_the_ephemeral_range() {
+        let mut ports = Ports::new("127.0.0.1".parse().unwrap(), 0);
+        let floor = ephemeral_floor();
+        let taken: Vec<u16> = (0..30)
+            .map(|i| ports.take(None, &format!("c{i}"), "--base-port").unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = taken.iter().collect();
+        assert_eq!(distinct.len(), taken.len(), "{taken:?}");
+        assert!(taken.iter().all(|&p| p >= 10_000 && p < floor), "{taken:?}");
+        // Fixed defaults are ignored in auto mode rather than checked.
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = held.local_addr().unwrap().port();
+        assert_ne!(
+            ports.take(Some(busy), "gateway", "--gateway-port").unwrap(),
+            busy
         );
     }
 }

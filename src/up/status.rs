@@ -153,18 +153,15 @@ pub async fn report_until(
                 healthy += 1;
             }
         }
-        let (rss, cpu) = supervisor
+        let (pss, cpu) = supervisor
             .children
             .iter()
-            .fold(
-                (0u64, 0f64),
-                |(rss, cpu), c| match firedrill_runtime::process::usage_of(
-                    c.pid.load(Ordering::Relaxed),
-                ) {
-                    Some(u) => (rss + u.rss_bytes, cpu + u.cpu_seconds),
-                    None => (rss, cpu),
-                },
-            );
+            .fold((0u64, 0f64), |(pss, cpu), c| {
+                let pid = c.pid.load(Ordering::Relaxed);
+                let used = firedrill_runtime::process::usage_of(pid).map_or(0.0, |u| u.cpu_seconds);
+                let memory = firedrill_runtime::process::pss_of(pid).unwrap_or(0);
+                (pss + memory, cpu + used)
+            });
         let load = match &plan.loadgen_url {
             Some(url) => loadgen_summary(&client, url)
                 .await
@@ -172,11 +169,11 @@ pub async fn report_until(
             None => "no load".into(),
         };
         println!(
-            "[{:>5}s] {healthy}/{} healthy | restarts {} | RSS {} MiB | CPU {:.1}s total | {load}",
+            "[{:>5}s] {healthy}/{} healthy | restarts {} | memory {} MiB (PSS) | CPU {:.1}s total | {load}",
             started.elapsed().as_secs(),
             plan.components.len(),
             supervisor.total_restarts(),
-            rss / (1024 * 1024),
+            pss / (1024 * 1024),
             cpu,
         );
     }

@@ -182,6 +182,19 @@ pub fn format_peers(peers: &BTreeMap<String, Vec<String>>) -> String {
         .join(";")
 }
 
+/// Parses service flags from a list, as the command line would (for tests
+/// and for `firedrill up`, which validates what it will pass to children).
+pub fn parse_service_args(flags: &[&str]) -> Result<ServiceArgs, clap::Error> {
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServiceArgs,
+    }
+    use clap::Parser as _;
+    let argv = std::iter::once("service").chain(flags.iter().copied());
+    Wrapper::try_parse_from(argv).map(|w| w.args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,17 +221,4 @@ mod tests {
                 .contains("http://")
         );
     }
-}
-
-/// Parses service flags from a list, as the command line would (for tests
-/// and for `firedrill up`, which validates what it will pass to children).
-pub fn parse_service_args(flags: &[&str]) -> Result<ServiceArgs, clap::Error> {
-    #[derive(clap::Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        args: ServiceArgs,
-    }
-    use clap::Parser as _;
-    let argv = std::iter::once("service").chain(flags.iter().copied());
-    Wrapper::try_parse_from(argv).map(|w| w.args)
 }

@@ -31,6 +31,21 @@ pub fn usage_of(pid: u32) -> Option<Usage> {
     parse_stat(&stat)
 }
 
+/// Proportional set size of `pid` in bytes: its private memory plus its
+/// share of pages mapped by several processes. The lab's processes all map
+/// the same `firedrill` binary, so summing RSS would count those pages once
+/// per process; PSS sums to what the lab really occupies.
+pub fn pss_of(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_pss(&rollup)
+}
+
+fn parse_pss(rollup: &str) -> Option<u64> {
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn parse_stat(stat: &str) -> Option<Usage> {
     // The command name (field 2) may contain spaces: split after its ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -108,5 +123,18 @@ mod tests {
     fn reads_this_process() {
         let u = usage_of(std::process::id()).unwrap();
         assert!(u.rss_bytes > 0 && u.threads >= 1);
+        let pss = pss_of(std::process::id()).unwrap();
+        assert!(
+            pss > 0 && pss <= u.rss_bytes + (1 << 20),
+            "{pss} vs {}",
+            u.rss_bytes
+        );
+    }
+
+    #[test]
+    fn parses_pss_from_smaps_rollup() {
+        let rollup = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss:  2048 kB\nPss:  1536 kB\nPss_Anon: 1000 kB\n";
+        assert_eq!(parse_pss(rollup), Some(1536 * 1024));
+        assert_eq!(parse_pss("Rss: 1 kB\n"), None);
     }
 }

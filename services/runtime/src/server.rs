@@ -84,8 +84,12 @@ pub fn app(routes: Router, meters: &Meters, health: Health, limits: Limits) -> R
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
-        // Bodies over the limit are refused with 413 by the body extractors
-        // before a handler buffers them.
+        // A declared length over the limit is refused up front; bodies
+        // without one are cut off at the limit by the body extractors.
+        .layer(middleware::from_fn_with_state(
+            limits.max_body_bytes,
+            refuse_oversized,
+        ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
 
     let meters = meters.clone();
@@ -189,6 +193,38 @@ async fn shed_load(State(observe): State<Observe>, request: Request, next: Next)
         return AppError::unavailable("server at capacity, request shed").into_response();
     };
     next.run(request).await
+}
+
+/// Answers 413 to a request whose `Content-Length` exceeds `limit`.
+///
+/// The unread body is drained (bounded in bytes and time) before the answer,
+/// like a web server's lingering close: closing a socket with unread data
+/// resets the connection, and the client would see a broken pipe instead of
+/// the 413 that tells it what was wrong.
+async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|&n| n > limit as u64) else {
+        return next.run(request).await;
+    };
+    const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+    const DRAIN_TIME: Duration = Duration::from_secs(2);
+    if declared <= DRAIN_BYTES {
+        use http_body_util::BodyExt as _;
+        let mut body = request.into_body();
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(Ok(_)) = body.frame().await {}
+        })
+        .await;
+    }
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is {declared} bytes; the limit is {limit} bytes"),
+    )
+    .into_response()
 }
 
 /// One log line per second at most: a shedding server must not also flood
