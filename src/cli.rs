@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use firedrill_runtime::config::ServiceArgs;
 use tokio_util::sync::CancellationToken;
 
-use crate::{services, up};
+use crate::{ctl, services, up};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +32,29 @@ pub enum Command {
     },
     /// Run the OTLP collector and query API.
     Collector(firedrill_collector::CollectorArgs),
+    /// Run the fault controller (faults, scenarios, mitigation ops).
+    Controller(firedrill_controller::ControllerArgs),
+    /// Inject, list and clear faults (instructor).
+    Fault {
+        #[command(subcommand)]
+        command: ctl::FaultCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// List, show, validate, start and stop scenarios (instructor).
+    Scenario {
+        #[command(subcommand)]
+        command: ctl::ScenarioCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Perform a mitigation op on the live lab, e.g. `ops restart payment-2`.
+    Ops {
+        #[command(flatten)]
+        args: ctl::OpsArgs,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
     /// Run the load generator.
     Loadgen {
         #[command(flatten)]
@@ -64,6 +87,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             firedrill_runtime::telemetry::init_local_log("info");
             firedrill_collector::main(args, stop_token()).await
         }
+        Command::Controller(args) => {
+            firedrill_runtime::telemetry::init_local_log("info");
+            firedrill_controller::main(args, stop_token()).await
+        }
+        Command::Fault {
+            command,
+            connection,
+        } => ctl::fault(connection, command).await,
+        Command::Scenario {
+            command,
+            connection,
+        } => ctl::scenario(connection, command).await,
+        Command::Ops { args, connection } => ctl::ops(connection, args).await,
         Command::Loadgen { args, telemetry } => {
             let service_args = firedrill_runtime::config::parse_service_args(&[
                 "--otlp-endpoint",

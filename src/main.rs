@@ -5,6 +5,7 @@
 //! run the same binary with the same subcommands.
 
 mod cli;
+mod ctl;
 mod services;
 mod up;
 

@@ -46,6 +46,23 @@ pub struct UpArgs {
     #[arg(long, env = "FIREDRILL_QUERY_PORT", default_value_t = 16686)]
     pub query_port: u16,
 
+    /// Fault controller API port.
+    #[arg(long, env = "FIREDRILL_CONTROLLER_PORT", default_value_t = 7070)]
+    pub controller_port: u16,
+
+    /// Token that unlocks faults and scenarios; generated when not given,
+    /// and written to `<run dir>/instructor-token`.
+    #[arg(long, env = "FIREDRILL_INSTRUCTOR_TOKEN", hide_env_values = true)]
+    pub instructor_token: Option<String>,
+
+    /// Directory of scenario files.
+    #[arg(long, env = "FIREDRILL_SCENARIOS", default_value = "scenarios")]
+    pub scenarios: PathBuf,
+
+    /// How long faults outlive the controller (the lease agents get).
+    #[arg(long, env = "FIREDRILL_FAULT_LEASE", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub fault_lease: Duration,
+
     /// First port of the internal services (one port per instance, counting
     /// up). 0 = pick free ports for everything, including the ports above
     /// (what tests use).
@@ -95,7 +112,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let shutdown = firedrill_runtime::shutdown::on_signal();
     let run_dir = prepare_run_dir(args.run_dir.clone())?;
-    let plan = plan::Plan::new(&args, &run_dir)?;
+    let tokens = plan::Tokens::for_run(&args, &run_dir)?;
+    let plan = plan::Plan::new(&args, &run_dir, &tokens)?;
     let exe = std::env::current_exe().context("cannot find the firedrill executable")?;
 
     let supervisor = supervisor::Supervisor::start(&exe, &plan, &run_dir, shutdown.clone())?;

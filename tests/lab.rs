@@ -183,7 +183,7 @@ async fn a_checkout_trace_crosses_the_mesh_with_logs_metrics_and_exemplars() {
         .endpoints
         .components
         .iter()
-        .filter(|c| c.name != "collector" && c.name != "loadgen")
+        .filter(|c| !["collector", "loadgen", "controller"].contains(&c.name.as_str()))
     {
         if let Some(path) = direct.get(component.id.as_str()) {
             let base = component.health.trim_end_matches("/health");

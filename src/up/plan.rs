@@ -32,7 +32,56 @@ pub struct Plan {
     pub otlp_grpc: String,
     pub otlp_http: String,
     pub loadgen_url: Option<String>,
+    pub controller_url: String,
+    /// Where the instructor token is stored.
+    pub instructor_token_file: String,
     pub database: String,
+}
+
+/// The lab's secrets: the instructor's token (given or generated) and the
+/// token fault agents present to the controller.
+pub struct Tokens {
+    pub instructor: String,
+    pub instructor_file: std::path::PathBuf,
+    pub agent: String,
+}
+
+impl Tokens {
+    pub fn for_run(args: &UpArgs, run_dir: &Path) -> anyhow::Result<Tokens> {
+        let instructor = match &args.instructor_token {
+            Some(t) if t.trim().len() >= 8 => t.trim().to_string(),
+            Some(_) => bail!("--instructor-token must be at least 8 characters"),
+            None => random_token(),
+        };
+        let instructor_file = run_dir.join("instructor-token");
+        write_secret(&instructor_file, &instructor)?;
+        Ok(Tokens {
+            instructor,
+            instructor_file,
+            agent: random_token(),
+        })
+    }
+}
+
+fn random_token() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a file only its owner can read.
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    Ok(())
 }
 
 /// Services in start order, with what they need.
@@ -174,7 +223,7 @@ pub fn parse_instances(spec: &str) -> anyhow::Result<BTreeMap<String, u32>> {
 }
 
 impl Plan {
-    pub fn new(args: &UpArgs, run_dir: &Path) -> anyhow::Result<Plan> {
+    pub fn new(args: &UpArgs, run_dir: &Path, tokens: &Tokens) -> anyhow::Result<Plan> {
         if !args.load_rate.is_finite() || args.load_rate < 0.0 {
             bail!(
                 "--load-rate must be a non-negative number, got {}",
@@ -198,6 +247,11 @@ impl Plan {
         )?;
         let query = ports.take(Some(args.query_port), "collector query API", "--query-port")?;
         let gateway_port = ports.take(Some(args.gateway_port), "gateway", "--gateway-port")?;
+        let controller_port = ports.take(
+            Some(args.controller_port),
+            "fault controller",
+            "--controller-port",
+        )?;
 
         // Every instance's port, decided before any process starts, so each
         // one can be told where all its peers are.
@@ -249,6 +303,32 @@ impl Plan {
             health_url: format!("{}/health", url(query)),
             metrics_url: format!("{}/metrics", url(query)),
         }];
+        components.push(Component {
+            id: "controller".into(),
+            name: "controller".into(),
+            argv: vec![
+                "controller".into(),
+                "--listen".into(),
+                format!("{host}:{controller_port}"),
+                "--state-dir".into(),
+                run_dir.join("controller").display().to_string(),
+                "--scenarios".into(),
+                args.scenarios.display().to_string(),
+                "--run-dir".into(),
+                run_dir.display().to_string(),
+                "--lease".into(),
+                format!("{}ms", args.fault_lease.as_millis()),
+            ],
+            env: vec![
+                (
+                    "FIREDRILL_INSTRUCTOR_TOKEN".into(),
+                    tokens.instructor.clone(),
+                ),
+                ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
+            ],
+            health_url: format!("{}/health", url(controller_port)),
+            metrics_url: format!("{}/metrics", url(controller_port)),
+        });
         for (name, needs, instance, port) in &placed {
             let mut argv = vec![
                 "service".to_string(),
@@ -277,6 +357,8 @@ impl Plan {
                     ("FIREDRILL_PEERS".into(), peers.clone()),
                     ("FIREDRILL_OTLP_ENDPOINT".into(), otlp.clone()),
                     ("FIREDRILL_OTLP_PROTOCOL".into(), protocol.into()),
+                    ("FIREDRILL_CONTROLLER".into(), url(controller_port)),
+                    ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
                 ],
                 health_url: format!("{}/health", url(*port)),
                 metrics_url: format!("{}/metrics", url(*port)),
@@ -319,6 +401,8 @@ impl Plan {
             otlp_grpc: url(grpc),
             otlp_http: url(http),
             loadgen_url,
+            controller_url: url(controller_port),
+            instructor_token_file: tokens.instructor_file.display().to_string(),
             database: shop_db,
         })
     }

@@ -48,6 +48,8 @@ struct Endpoints<'a> {
     otlp_grpc: &'a str,
     otlp_http: &'a str,
     loadgen: Option<&'a str>,
+    controller: &'a str,
+    instructor_token_file: &'a str,
     database: &'a str,
     ready_ms: u128,
     components: Vec<ComponentEndpoints<'a>>,
@@ -69,6 +71,8 @@ pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyho
         otlp_grpc: &plan.otlp_grpc,
         otlp_http: &plan.otlp_http,
         loadgen: plan.loadgen_url.as_deref(),
+        controller: &plan.controller_url,
+        instructor_token_file: &plan.instructor_token_file,
         database: &plan.database,
         ready_ms: ready_in.as_millis(),
         components: plan
@@ -108,6 +112,10 @@ pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
     if let Some(loadgen) = &plan.loadgen_url {
         println!("  load generator     {loadgen}/api/stats");
     }
+    println!(
+        "  fault controller   {}/openapi.json   (instructor token in {})",
+        plan.controller_url, plan.instructor_token_file
+    );
     println!("  metrics (/metrics):");
     for c in &plan.components {
         println!("    {:<22} {}", c.id, c.metrics_url);

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, Default)]
 pub struct Endpoints {
     pub gateway: String,
     pub query: String,
     pub otlp_grpc: String,
     pub otlp_http: String,
     pub loadgen: Option<String>,
+    pub controller: String,
+    pub instructor_token_file: String,
     pub database: String,
     pub ready_ms: u64,
     pub components: Vec<ComponentEndpoints>,
@@ -68,16 +70,7 @@ impl Lab {
             .spawn()
             .expect("start firedrill up");
         let mut lab = Lab {
-            endpoints: Endpoints {
-                gateway: String::new(),
-                query: String::new(),
-                otlp_grpc: String::new(),
-                otlp_http: String::new(),
-                loadgen: None,
-                database: String::new(),
-                ready_ms: 0,
-                components: vec![],
-            },
+            endpoints: Endpoints::default(),
             run_dir: run_dir.clone(),
             child: Some(child),
             _tmp: tmp,
@@ -146,6 +139,25 @@ impl Lab {
             .await
             .unwrap();
         body["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn instructor_token(&self) -> String {
+        std::fs::read_to_string(&self.endpoints.instructor_token_file)
+            .expect("instructor token file")
+            .trim()
+            .to_string()
+    }
+
+    /// Runs a `firedrill` CLI verb against this lab (it finds the controller
+    /// and token through the run directory, as a user's shell would).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        firedrill()
+            .args(args)
+            .env("FIREDRILL_RUN_DIR", &self.run_dir)
+            .env_remove("FIREDRILL_INSTRUCTOR_TOKEN")
+            .env_remove("FIREDRILL_CONTROLLER")
+            .output()
+            .expect("run firedrill")
     }
 
     /// Polls `check` every 100 ms until it returns `Some`, or panics with

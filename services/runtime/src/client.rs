@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::faults::Faults;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
 use crate::resilience::backoff::Backoff;
 use crate::resilience::breaker::{Breaker, BreakerConfig, Permit, State};
@@ -162,6 +163,7 @@ impl Peers {
         policy: CallPolicy,
         meters: &Meters,
         seed: u64,
+        faults: &Faults,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -181,6 +183,7 @@ impl Peers {
                     http.clone(),
                     metrics.clone(),
                     seed + i as u64,
+                    faults.clone(),
                 );
                 (name.clone(), Arc::new(peer))
             })
@@ -206,6 +209,7 @@ pub struct Peer {
     http: reqwest::Client,
     metrics: ClientMetrics,
     rng: Mutex<SmallRng>,
+    faults: Faults,
 }
 
 impl Peer {
@@ -216,6 +220,7 @@ impl Peer {
         http: reqwest::Client,
         metrics: ClientMetrics,
         seed: u64,
+        faults: Faults,
     ) -> Self {
         let instances = urls
             .iter()
@@ -233,7 +238,13 @@ impl Peer {
             http,
             metrics,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            faults,
         }
+    }
+
+    /// The faults of the process this client runs in.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     pub fn name(&self) -> &str {
@@ -573,7 +584,30 @@ impl<'a> Call<'a> {
                 .body(body.clone());
         }
         let timeout = self.peer.policy.timeout;
+        let fault = self.peer.faults.outbound(peer, self.route);
         let exchange = async {
+            // A faulty link acts where the network would: before the request
+            // leaves, or while the response trickles in.
+            if fault.hang {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(fault.delay).await;
+            if let Some(failure) = fault.failure {
+                return Err(CallError::Connect {
+                    peer: peer.clone(),
+                    reason: failure.reason().to_string(),
+                });
+            }
+            if let Some(code) = fault.error {
+                // An error answered on the way (a sidecar or proxy refusing
+                // the call): the callee never sees the request.
+                return Ok((
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
+                    Bytes::from_static(
+                        br#"{"error":"upstream connect error or disconnect/reset before headers"}"#,
+                    ),
+                ));
+            }
             let response = request.send().await.map_err(|e| CallError::Connect {
                 peer: peer.clone(),
                 reason: root_cause(&e),
@@ -583,6 +617,10 @@ impl<'a> Call<'a> {
                 peer: peer.clone(),
                 reason: root_cause(&e),
             })?;
+            if let Some(rate) = fault.bandwidth {
+                let secs = body.len() as f64 / rate as f64;
+                tokio::time::sleep(Duration::from_secs_f64(secs.min(600.0))).await;
+            }
             Ok::<_, CallError>((status, body))
         };
         let (status, body) = tokio::time::timeout(timeout, exchange)

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -16,6 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::Semaphore;
 use tracing::{Instrument as _, field::Empty};
 
+use crate::faults::Faults;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,9 @@ struct Inner {
     size: usize,
     acquire_timeout: Duration,
     metrics: DbMetrics,
+    faults: Faults,
+    /// Permits taken by a pool-leak fault and never released.
+    leaked: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -124,6 +129,7 @@ impl Db {
         size: usize,
         acquire_timeout: Duration,
         meters: &Meters,
+        faults: &Faults,
     ) -> anyhow::Result<Db> {
         let size = size.max(1);
         let connections = (0..size)
@@ -144,6 +150,8 @@ impl Db {
                 size,
                 acquire_timeout,
                 metrics: DbMetrics::new(meters),
+                faults: faults.clone(),
+                leaked: AtomicUsize::new(0),
             }),
         };
         db.inner
@@ -218,7 +226,13 @@ impl Db {
             otel.status_code = Empty,
         );
         let started = Instant::now();
+        let extra = inner.faults.slow_query();
         let result = tokio::task::spawn_blocking(move || {
+            if let Some(extra) = extra {
+                // The query does more work than it should (a missing index,
+                // a competing batch job): the connection is held meanwhile.
+                std::thread::sleep(extra);
+            }
             let result = work(&mut conn);
             (conn, result)
         })
@@ -276,6 +290,27 @@ impl Db {
                 ("db.client.connection.state", "used"),
             ],
         );
+    }
+
+    /// Takes one connection and never gives it back (a pool-leak fault).
+    /// Waits for a free one, as leaking code holding a connection would.
+    pub async fn leak_one(&self) {
+        let inner = &self.inner;
+        if let Ok(permit) = inner.permits.acquire().await {
+            permit.forget();
+            inner.leaked.fetch_add(1, Ordering::Relaxed);
+            self.publish_pool_state();
+        }
+    }
+
+    /// Returns every leaked connection to the pool (the leaking code was
+    /// rolled back or the process restarted).
+    pub fn return_leaked(&self) {
+        let leaked = self.inner.leaked.swap(0, Ordering::Relaxed);
+        if leaked > 0 {
+            self.inner.permits.add_permits(leaked);
+            self.publish_pool_state();
+        }
     }
 
     pub fn pool_size(&self) -> usize {

@@ -15,6 +15,8 @@
 //! - [`resilience`]: the mechanisms behind the client and server guards.
 //! - [`db`]: the SQLite connection pool with database-convention spans.
 //! - [`queue`]: producer/consumer helpers for the queue broker.
+//! - [`faults`]: the fault agent: polls the controller and applies faults at
+//!   the hooks above (server, client, pool, consumer) and to the process.
 //! - [`clock`]: the process's notion of "now" (a fault can skew it).
 //! - [`error`]: one error type that maps to an HTTP response; [`extract`]:
 //!   extractors whose rejections use it.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod faults;
 pub mod metrics;
 pub mod process;
 pub mod queue;

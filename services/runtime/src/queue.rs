@@ -187,7 +187,16 @@ where
         let _ = span.set_parent(producer);
     }
     let id = message.id;
-    let outcome = handle(message).instrument(span.clone()).await;
+    let delay = broker.faults().consumer_delay();
+    let outcome = async {
+        if let Some(delay) = delay {
+            // A stalled consumer: each message waits before it is handled.
+            tokio::time::sleep(delay).await;
+        }
+        handle(message).await
+    }
+    .instrument(span.clone())
+    .await;
     let settle = async {
         match outcome {
             Ok(()) => broker

@@ -23,6 +23,7 @@ use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::error::AppError;
+use crate::faults::{Faults, InboundEffect};
 use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit};
 use crate::resilience::shed::LoadShedder;
 
@@ -52,7 +53,13 @@ pub struct Health {
 
 /// Wraps `routes` with the standard layers and adds `/health` and `/metrics`
 /// (which stay outside the layers: probes and scrapes are not traffic).
-pub fn app(routes: Router, meters: &Meters, health: Health, limits: Limits) -> Router {
+pub fn app(
+    routes: Router,
+    meters: &Meters,
+    health: Health,
+    limits: Limits,
+    faults: Faults,
+) -> Router {
     let observe = Observe {
         duration: meters.histogram(
             "http.server.request.duration",
@@ -84,6 +91,8 @@ pub fn app(routes: Router, meters: &Meters, health: Health, limits: Limits) -> R
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
+        // Injected faults act inside the deadline, as a slow handler would.
+        .layer(middleware::from_fn_with_state(faults, apply_faults))
         // A declared length over the limit is refused up front; bodies
         // without one are cut off at the limit by the body extractors.
         .layer(middleware::from_fn_with_state(
@@ -192,6 +201,39 @@ async fn shed_load(State(observe): State<Observe>, request: Request, next: Next)
         log_shed_sometimes();
         return AppError::unavailable("server at capacity, request shed").into_response();
     };
+    next.run(request).await
+}
+
+/// Applies the faults assigned to this process to one request: waits, holds
+/// the hot lock, hangs, or answers an error instead of the handler.
+async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let effect = faults.inbound(&route);
+    if effect == InboundEffect::default() {
+        return next.run(request).await;
+    }
+    if let Some(hold) = effect.lock_hold {
+        faults.contend(hold).await;
+    }
+    tokio::time::sleep(effect.delay).await;
+    if effect.hang {
+        // Accepted and never answered: the caller's timeout (or ours) ends it.
+        std::future::pending::<()>().await;
+    }
+    if let Some(code) = effect.error {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        tracing::error!(
+            http.route = %route,
+            status = code,
+            "request failed: {}",
+            status.canonical_reason().unwrap_or("error")
+        );
+        return AppError::new(status, status.canonical_reason().unwrap_or("error")).into_response();
+    }
     next.run(request).await
 }
 

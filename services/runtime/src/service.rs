@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{CallPolicy, Peer, Peers};
 use crate::config::{Identity, ServiceArgs};
 use crate::db::Db;
+use crate::faults::Faults;
+use crate::faults::actuators::Actuators;
+use crate::faults::agent::{self, AgentConfig};
 use crate::metrics::Meters;
 use crate::resilience::backoff::Backoff;
 use crate::resilience::breaker::BreakerConfig;
@@ -27,6 +30,8 @@ pub struct ServiceContext {
     /// Cancelled when the process is asked to stop; background tasks
     /// (consumers, jobs) watch it.
     pub shutdown: CancellationToken,
+    /// The faults the controller assigns to this process.
+    pub faults: Faults,
     db: Option<Db>,
 }
 
@@ -52,7 +57,8 @@ impl ServiceContext {
                 cooldown: args.breaker_cooldown,
             },
         };
-        let peers = Peers::new(&args.peer_map()?, policy, &meters, args.seed)?;
+        let faults = Faults::new(&identity.service, &identity.instance_id, args.seed);
+        let peers = Peers::new(&args.peer_map()?, policy, &meters, args.seed, &faults)?;
         let db = match &args.database {
             Some(path) => Some(Db::open(
                 path,
@@ -60,6 +66,7 @@ impl ServiceContext {
                 args.db_pool_size,
                 args.db_acquire_timeout,
                 &meters,
+                &faults,
             )?),
             None => None,
         };
@@ -69,6 +76,7 @@ impl ServiceContext {
             meters,
             peers,
             shutdown,
+            faults,
             db,
         })
     }
@@ -101,7 +109,7 @@ impl ServiceContext {
             max_body_bytes: self.args.max_body_bytes,
             max_in_flight: self.args.max_in_flight,
         };
-        server::app(routes, &self.meters, health, limits)
+        server::app(routes, &self.meters, health, limits, self.faults.clone())
     }
 }
 
@@ -152,6 +160,19 @@ where
     let meters = Meters::new(&args.identity(service));
     crate::process::spawn_sampler(&meters, shutdown.clone());
     let ctx = ServiceContext::new(service, args, meters, shutdown.clone())?;
+    if !ctx.args.controller.is_empty() {
+        let config = AgentConfig {
+            controller: ctx.args.controller.clone(),
+            token: ctx.args.agent_token.clone(),
+            poll_every: ctx.args.fault_poll,
+        };
+        agent::spawn(
+            ctx.faults.clone(),
+            config,
+            Actuators::new(ctx.db.clone()),
+            shutdown.clone(),
+        );
+    }
     let routes = build(ctx.clone()).await?;
     let app = ctx.app(routes);
     tracing::info!(

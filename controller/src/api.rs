@@ -1,0 +1,355 @@
+//! The controller's HTTP API (described at `/openapi.json`).
+//!
+//! Three audiences, three rules:
+//! - instructors (faults, scenarios) present the instructor token;
+//! - fault agents (`/v1/agent/*`) present the agent token and see only
+//!   their own process's faults;
+//! - learners reach `/health`, `/openapi.json` and the ops, which change the
+//!   live system and are recorded with time and actor — nothing a learner
+//!   can reach tells what is injected.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use firedrill_runtime::AppError;
+use firedrill_runtime::extract::{Json, Path, Query};
+use firedrill_runtime::faults::model::{Assignment, FaultSpec, Millis, Target};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Controller;
+use crate::scenario::Verb;
+use crate::state::{OpRecord, RunningScenario, StoredFault, now_ms};
+
+type Ctl = State<Arc<Controller>>;
+type ApiResult<T> = Result<T, AppError>;
+
+pub fn router(controller: Arc<Controller>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/agent/faults", get(agent_faults))
+        .route(
+            "/v1/faults",
+            post(inject).get(list_faults).delete(clear_faults),
+        )
+        .route("/v1/faults/{id}", delete(clear_fault))
+        .route("/v1/scenarios", get(list_scenarios))
+        .route("/v1/scenarios/{id}", get(show_scenario))
+        .route("/v1/scenarios/{id}/start", post(start_scenario))
+        .route("/v1/scenario", get(running_scenario).delete(stop_scenario))
+        .route("/v1/ops", post(perform_op).get(list_ops))
+        .fallback(|| async { AppError::not_found("no such route; see /openapi.json") })
+        .with_state(controller)
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+/// The controller's own metrics: ops performed (what learners did) and agent
+/// polls. Nothing here tells which faults are active.
+async fn metrics(State(ctl): Ctl) -> Response {
+    use std::fmt::Write as _;
+    let mut counts = std::collections::BTreeMap::new();
+    for op in &ctl.state.lock().ops {
+        *counts.entry(op.op.to_string()).or_insert(0u64) += 1;
+    }
+    let mut text = String::from(
+        "# TYPE firedrill_controller_ops counter\n# HELP firedrill_controller_ops Mitigation ops performed.\n",
+    );
+    for (op, n) in counts {
+        let _ = writeln!(text, "firedrill_controller_ops_total{{op=\"{op}\"}} {n}");
+    }
+    let polls = ctl.agent_polls.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = write!(
+        text,
+        "# TYPE firedrill_controller_agent_polls counter\n# HELP firedrill_controller_agent_polls Fault agent polls answered.\nfiredrill_controller_agent_polls_total {polls}\n# EOF\n"
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Checks a bearer token against `expected`, naming what is missing.
+fn authorize(headers: &HeaderMap, expected: &str, who: &str, how: &str) -> ApiResult<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        None | Some("") => Err(AppError::unauthorized(format!(
+            "this needs the {who} token: {how}"
+        ))),
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            format!("the {who} token given is not valid"),
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn instructor(ctl: &Controller, headers: &HeaderMap) -> ApiResult<()> {
+    authorize(
+        headers,
+        &ctl.config.instructor_token,
+        "instructor",
+        "send `Authorization: Bearer <token>` (firedrill reads it from --instructor-token or FIREDRILL_INSTRUCTOR_TOKEN)",
+    )
+}
+
+#[derive(Deserialize)]
+struct AgentQuery {
+    service: String,
+    instance: String,
+}
+
+async fn agent_faults(
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Query(q): Query<AgentQuery>,
+) -> ApiResult<axum::Json<Assignment>> {
+    authorize(
+        &headers,
+        &ctl.config.agent_token,
+        "agent",
+        "fault agents get it from FIREDRILL_AGENT_TOKEN",
+    )?;
+    ctl.agent_polls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = now_ms();
+    let state = ctl.state.lock();
+    Ok(axum::Json(Assignment {
+        lease_ms: ctl.config.lease.as_millis() as u64,
+        faults: state.assignment(&ctl.scenarios, &q.service, &q.instance, now),
+    }))
+}
+
+/// `POST /v1/faults`: a fault spec plus how long it lasts.
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inject {
+    #[serde(flatten)]
+    spec: FaultSpec,
+    duration: Millis,
+}
+
+const MAX_FAULT_DURATION: Millis = Millis(24 * 3600 * 1000);
+
+async fn inject(
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Json(request): Json<Inject>,
+) -> ApiResult<(StatusCode, axum::Json<StoredFault>)> {
+    instructor(&ctl, &headers)?;
+    request.spec.validate().map_err(AppError::bad_request)?;
+    if request.duration.0 == 0 || request.duration > MAX_FAULT_DURATION {
+        return Err(AppError::bad_request(format!(
+            "duration must be between 1ms and 24h, got {}ms",
+            request.duration.0
+        )));
+    }
+    let now = now_ms();
+    let fault = ctl.update(|state| {
+        let id = state.new_id();
+        let fault = StoredFault {
+            id: id.clone(),
+            spec: request.spec,
+            created_ms: now,
+            expires_ms: now + request.duration.0 as i64,
+        };
+        state.faults.insert(id, fault.clone());
+        fault
+    })?;
+    tracing::info!(id = %fault.id, kind = fault.spec.kind.name(), target = %fault.spec.target, "fault injected");
+    Ok((StatusCode::CREATED, axum::Json(fault)))
+}
+
+async fn list_faults(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let state = ctl.state.lock();
+    Ok(axum::Json(
+        json!({ "faults": state.active(&ctl.scenarios, now_ms()) }),
+    ))
+}
+
+async fn clear_faults(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let (faults, scenario) = ctl.update(|state| {
+        let faults = std::mem::take(&mut state.faults).len();
+        (faults, state.scenario.take().map(|s| s.id))
+    })?;
+    tracing::info!(faults, ?scenario, "all faults cleared");
+    Ok(axum::Json(
+        json!({ "cleared": faults, "stoppedScenario": scenario }),
+    ))
+}
+
+async fn clear_fault(
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    instructor(&ctl, &headers)?;
+    let removed = ctl.update(|state| state.faults.remove(&id))?;
+    match removed {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(AppError::not_found(format!(
+            "no active fault {id:?}; list them with GET /v1/faults"
+        ))),
+    }
+}
+
+async fn list_scenarios(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let list: Vec<Value> = ctl
+        .scenarios
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id(),
+                "title": s.title,
+                "difficulty": s.difficulty,
+                "category": s.truth.get_ref().category,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "scenarios": list })))
+}
+
+async fn show_scenario(
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let scenario = ctl.scenario(&id)?;
+    serde_json::to_value(scenario)
+        .map(axum::Json)
+        .map_err(AppError::internal)
+}
+
+async fn start_scenario(
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    instructor(&ctl, &headers)?;
+    let scenario = ctl.scenario(&id)?;
+    let page = scenario.page.clone();
+    let running = ctl.update(|state| {
+        if let Some(running) = &state.scenario {
+            return Err(AppError::conflict(format!(
+                "scenario {:?} is running; stop it first",
+                running.id
+            )));
+        }
+        let running = RunningScenario {
+            id: id.clone(),
+            started_ms: now_ms(),
+            mitigated_ms: None,
+        };
+        state.scenario = Some(running.clone());
+        Ok(running)
+    })??;
+    tracing::info!(scenario = %id, "scenario started");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "scenario": running, "page": page })),
+    ))
+}
+
+async fn running_scenario(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let state = ctl.state.lock();
+    Ok(axum::Json(json!({ "scenario": state.scenario })))
+}
+
+async fn stop_scenario(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let stopped = ctl.update(|state| state.scenario.take())?;
+    match stopped {
+        Some(s) => Ok(axum::Json(json!({ "stopped": s.id }))),
+        None => Err(AppError::not_found("no scenario is running")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpRequest {
+    op: Verb,
+    #[serde(default)]
+    target: String,
+    /// Who performs it (a learner's name); recorded with the op.
+    actor: String,
+}
+
+async fn perform_op(
+    State(ctl): Ctl,
+    Json(request): Json<OpRequest>,
+) -> ApiResult<(StatusCode, axum::Json<OpRecord>)> {
+    let actor = request.actor.trim();
+    if actor.is_empty() || actor.len() > 64 {
+        return Err(AppError::bad_request(
+            "actor must name who performs the op (1..64 characters)",
+        ));
+    }
+    if request.op != Verb::NoAction {
+        Target::parse(&request.target)
+            .map_err(|e| AppError::bad_request(format!("target: {e}")))?;
+    }
+    let result = crate::ops::perform(&ctl, request.op, &request.target).await?;
+    let record = OpRecord {
+        at_ms: now_ms(),
+        actor: actor.to_string(),
+        op: request.op,
+        target: request.target.clone(),
+        result,
+    };
+    ctl.update(|state| {
+        // An accepted mitigation of the running scenario ends the faults
+        // that wait for one; any other op changes only what it did itself.
+        if let Some(running) = state.scenario.as_mut()
+            && running.mitigated_ms.is_none()
+            && ctl.scenario(&running.id).is_ok_and(|s| {
+                s.mitigation
+                    .get_ref()
+                    .accepted
+                    .iter()
+                    .any(|accepted| accepted.op == request.op && accepted.target == request.target)
+            })
+        {
+            running.mitigated_ms = Some(record.at_ms);
+        }
+        state.ops.push(record.clone());
+    })?;
+    tracing::info!(actor, op = %record.op, target = %record.target, result = %record.result, "op performed");
+    Ok((StatusCode::CREATED, axum::Json(record)))
+}
+
+async fn list_ops(State(ctl): Ctl) -> axum::Json<Value> {
+    let state = ctl.state.lock();
+    axum::Json(json!({ "ops": state.ops }))
+}

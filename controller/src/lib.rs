@@ -1,0 +1,165 @@
+//! The firedrill fault controller: owns the desired fault state, plays
+//! scenarios, and performs the mitigation ops learners use to end incidents.
+//!
+//! # Layout
+//!
+//! - `api`: the HTTP API (`/openapi.json` describes it) and its three
+//!   audiences: instructor, fault agent, learner.
+//! - `state`: faults, the running scenario and the ops log, persisted after
+//!   every change so a restart keeps them.
+//! - `scenario`: scenario files (`scenarios/*.toml`) and their validation.
+//! - `ops`: what each mitigation verb does to the live lab.
+//! - `openapi`: the API description.
+//!
+//! # Invariants
+//!
+//! - The controller never pushes: agents poll and receive a lease. If the
+//!   controller stops, every fault lapses within one lease (see
+//!   `firedrill_runtime::faults`).
+//! - Scenario timelines are computed from the scenario's start time on every
+//!   poll, never from timers, so a restart resumes them exactly.
+//! - Only the instructor token reveals or changes faults and scenarios.
+
+mod api;
+mod openapi;
+pub mod ops;
+pub mod scenario;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use firedrill_runtime::AppError;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::scenario::Scenario;
+use crate::state::State;
+
+pub use crate::openapi::DOCUMENT as OPENAPI;
+
+/// Flags of `firedrill controller`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ControllerArgs {
+    /// Address of the controller API.
+    #[arg(
+        long,
+        env = "FIREDRILL_CONTROLLER_LISTEN",
+        default_value = "127.0.0.1:7070"
+    )]
+    pub listen: SocketAddr,
+
+    /// Token that unlocks faults and scenarios.
+    #[arg(long, env = "FIREDRILL_INSTRUCTOR_TOKEN", hide_env_values = true)]
+    pub instructor_token: String,
+
+    /// Token the fault agents present.
+    #[arg(long, env = "FIREDRILL_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: String,
+
+    /// How long agents keep applying faults without hearing from the
+    /// controller.
+    #[arg(long, env = "FIREDRILL_FAULT_LEASE", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub lease: Duration,
+
+    /// Where the controller keeps its state (created if missing).
+    #[arg(
+        long,
+        env = "FIREDRILL_CONTROLLER_STATE",
+        default_value = "firedrill-controller"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Directory of scenario files.
+    #[arg(long, env = "FIREDRILL_SCENARIOS", default_value = "scenarios")]
+    pub scenarios: PathBuf,
+
+    /// The lab's run directory (pid files), for ops that restart processes;
+    /// without it those ops are recorded but cannot act.
+    #[arg(long, env = "FIREDRILL_RUN_DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// The controller's shared state.
+pub struct Controller {
+    pub config: ControllerArgs,
+    pub scenarios: Vec<Scenario>,
+    pub state: Mutex<State>,
+    agent_polls: std::sync::atomic::AtomicU64,
+    state_file: PathBuf,
+}
+
+impl Controller {
+    /// Loads scenarios and the persisted state.
+    pub fn open(config: ControllerArgs) -> anyhow::Result<Controller> {
+        if config.instructor_token.trim().len() < 8 || config.agent_token.trim().len() < 8 {
+            anyhow::bail!(
+                "--instructor-token and --agent-token must each be at least 8 characters"
+            );
+        }
+        let scenarios = scenario::load_dir(&config.scenarios).map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            anyhow::anyhow!("invalid scenarios:\n{}", list.join("\n"))
+        })?;
+        std::fs::create_dir_all(&config.state_dir)
+            .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
+        let state_file = config.state_dir.join("controller-state.json");
+        let mut state = State::load(&state_file)?;
+        state.expire(state::now_ms());
+        if let Some(running) = &state.scenario
+            && !scenarios.iter().any(|s| s.id() == running.id)
+        {
+            tracing::warn!(scenario = %running.id, "the running scenario's file is gone; stopping it");
+            state.scenario = None;
+        }
+        Ok(Controller {
+            config,
+            scenarios,
+            state: Mutex::new(state),
+            agent_polls: Default::default(),
+            state_file,
+        })
+    }
+
+    /// Applies `change` to the state and persists it before answering.
+    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T, AppError> {
+        let mut state = self.state.lock();
+        state.expire(state::now_ms());
+        let out = change(&mut state);
+        state.save(&self.state_file).map_err(AppError::internal)?;
+        Ok(out)
+    }
+
+    pub fn scenario(&self, id: &str) -> Result<&Scenario, AppError> {
+        self.scenarios.iter().find(|s| s.id() == id).ok_or_else(|| {
+            AppError::not_found(format!(
+                "no scenario {id:?}; `firedrill scenario list` shows them"
+            ))
+        })
+    }
+}
+
+/// Serves the controller on `listener` until `shutdown`.
+pub async fn run(
+    controller: Controller,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = api::router(Arc::new(controller));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// `firedrill controller`.
+pub async fn main(args: ControllerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listen = args.listen;
+    let controller = Controller::open(args)?;
+    let listener = firedrill_runtime::server::bind(listen, "--listen").await?;
+    tracing::info!(address = %listener.local_addr()?, scenarios = controller.scenarios.len(), "controller listening");
+    run(controller, listener, shutdown).await
+}

@@ -1,0 +1,648 @@
+//! Scenarios as data: one TOML file per incident under `scenarios/`.
+//!
+//! A file holds the page a learner receives, a timeline of fault steps, the
+//! ground truth, accepted (and known-wrong) mitigations with the recovery
+//! condition, three tiers of hints, a debrief and the symptoms the incident
+//! must produce. Adding a scenario needs no code change; [`load`] checks a
+//! file completely and reports every problem as `file:line:column: message`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use firedrill_runtime::faults::model::{FaultKind, FaultSpec, Millis, Target, parse_millis};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// A scenario as written in its file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub id: Spanned<String>,
+    pub title: String,
+    pub difficulty: Difficulty,
+    pub goals: Vec<String>,
+    /// The page text the learner receives when the incident starts.
+    pub page: String,
+    #[serde(default)]
+    pub steps: Vec<Spanned<Step>>,
+    pub truth: Spanned<Truth>,
+    pub mitigation: Spanned<Mitigation>,
+    pub hints: Spanned<Vec<String>>,
+    pub debrief: String,
+    pub symptoms: Spanned<Vec<Spanned<Symptom>>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Difficulty {
+    Beginner,
+    Intermediate,
+    Advanced,
+}
+
+/// One fault on the timeline.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Step {
+    /// Offset from the scenario's start.
+    #[serde(default)]
+    pub at: Millis,
+    /// How long the fault lasts; `until-mitigated` keeps it until an
+    /// accepted mitigation is performed.
+    pub lasts: Lasts,
+    /// Why the step is there: the root cause, a trigger that starts a
+    /// cascade, or a red herring that looks suspicious and is not.
+    pub role: Role,
+    /// Target shorthand: `catalog`, `payment-2`, `gateway->catalog`,
+    /// `catalog->db`.
+    pub target: String,
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default = "full")]
+    pub toxicity: f64,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+fn full() -> f64 {
+    1.0
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lasts {
+    For(Millis),
+    UntilMitigated,
+}
+
+impl<'de> Deserialize<'de> for Lasts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "until-mitigated" {
+            return Ok(Lasts::UntilMitigated);
+        }
+        parse_millis(&text)
+            .map(Lasts::For)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or \"until-mitigated\"")))
+    }
+}
+
+impl Serialize for Lasts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Lasts::For(ms) => s.serialize_str(&format!("{}ms", ms.0)),
+            Lasts::UntilMitigated => s.serialize_str("until-mitigated"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Root,
+    Trigger,
+    Herring,
+}
+
+/// The fixed taxonomy learners classify an incident with.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    BadDeploy,
+    ConfigChange,
+    DependencyLatency,
+    DependencyFailure,
+    ResourceExhaustion,
+    Network,
+    Time,
+    Data,
+    Load,
+    Telemetry,
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Truth {
+    /// The root-cause entity, in target shorthand (`catalog`, `payment-2`,
+    /// `gateway->catalog`, `catalog->db`), or `none` for a control.
+    pub root: String,
+    pub category: Category,
+    /// How the failure propagates, root first.
+    pub chain: Vec<String>,
+}
+
+/// Mitigation verbs, as `firedrill ops` spells them.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verb {
+    Rollback,
+    Restart,
+    Scale,
+    Drain,
+    Undrain,
+    ConfigSet,
+    FlagSet,
+    RateLimit,
+    DlqReplay,
+    DlqPurge,
+    /// The right answer for a control: no action.
+    NoAction,
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Op {
+    pub op: Verb,
+    /// What the op acts on (target shorthand); empty for `no-action`.
+    #[serde(default)]
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mitigation {
+    pub accepted: Vec<Op>,
+    /// Plausible but wrong ops: performing one changes nothing.
+    #[serde(default)]
+    pub wrong: Vec<Op>,
+    pub recovery: Recovery,
+}
+
+/// When the incident counts as over: the journey's SLI at the gateway.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Gateway route whose SLI must recover, e.g. `/api/products`.
+    pub route: String,
+    pub max_error_ratio: f64,
+    pub max_latency_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    Metric,
+    Trace,
+    Log,
+}
+
+/// A symptom the incident must produce, checkable through the collector's
+/// APIs and the processes' `/metrics`.
+/// (Unknown keys are rejected by [`Check`], which receives every key not
+/// named here.)
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Symptom {
+    pub signal: Signal,
+    /// The service whose telemetry shows it.
+    pub service: String,
+    #[serde(flatten)]
+    pub check: Check,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "check", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Check {
+    /// Server latency on `route` (median) above `ms`.
+    LatencyAbove { route: String, ms: u64 },
+    /// Share of 5xx answers on `route` above `ratio`.
+    ErrorRatioAbove { route: String, ratio: f64 },
+    /// A log record whose body contains `text`.
+    LogContains { text: String },
+    /// A span with error status whose name contains `operation`.
+    SpanError { operation: String },
+    /// A `/metrics` sample of `metric` (with all `labels`) above `value`.
+    MetricAbove {
+        metric: String,
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        value: f64,
+    },
+}
+
+/// A problem in a scenario file, with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Reads and checks one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and checks scenario text; `path` is used in messages and for the
+/// id check (the id must equal the file stem).
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, Vec<Problem>> {
+    let at = |offset: usize, message: String| {
+        let (line, column) = line_col(text, offset);
+        Problem {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        let offset = e.span().map_or(0, |span| pinpoint(text, span, &message));
+        vec![at(offset, message)]
+    })?;
+    let mut problems = Vec::new();
+    let mut check = |offset: usize, result: Result<(), String>| {
+        if let Err(message) = result {
+            problems.push(at(offset, message));
+        }
+    };
+
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let id = scenario.id.get_ref();
+    check(
+        scenario.id.span().start,
+        if !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "id {id:?} must be lowercase letters, digits and '-'"
+            ))
+        },
+    );
+    if !stem.is_empty() && stem != id {
+        check(
+            scenario.id.span().start,
+            Err(format!("id {id:?} must match the file name {stem:?}")),
+        );
+    }
+    for step in &scenario.steps {
+        if let Err(message) = step.get_ref().fault() {
+            let offset = pinpoint(text, step.span(), &message);
+            check(offset, Err(message));
+        }
+    }
+    let truth = scenario.truth.get_ref();
+    let is_control = truth.category == Category::None;
+    let roots = scenario
+        .steps
+        .iter()
+        .filter(|s| s.get_ref().role == Role::Root)
+        .count();
+    check(
+        scenario.truth.span().start,
+        match (is_control, roots) {
+            (true, 0) => Ok(()),
+            (true, _) => Err("a no-incident control (category none) has no root step".into()),
+            (false, 0) => Err("no step has role = \"root\"".into()),
+            (false, _) => Ok(()),
+        },
+    );
+    check(
+        scenario.truth.span().start,
+        if is_control {
+            (truth.root == "none")
+                .then_some(())
+                .ok_or_else(|| "a control's truth.root is \"none\"".to_string())
+        } else {
+            Target::parse(&truth.root)
+                .map(|_| ())
+                .map_err(|e| format!("truth.root: {e}"))
+        },
+    );
+    if truth.chain.is_empty() && !is_control {
+        check(
+            scenario.truth.span().start,
+            Err("truth.chain lists at least the root".into()),
+        );
+    }
+    let mitigation = scenario.mitigation.get_ref();
+    check(
+        scenario.mitigation.span().start,
+        if mitigation.accepted.is_empty() {
+            Err("mitigation.accepted needs at least one op".into())
+        } else {
+            Ok(())
+        },
+    );
+    for op in mitigation.accepted.iter().chain(&mitigation.wrong) {
+        check(scenario.mitigation.span().start, check_op(op));
+    }
+    if let Some(both) = mitigation
+        .accepted
+        .iter()
+        .find(|op| mitigation.wrong.contains(op))
+    {
+        check(
+            scenario.mitigation.span().start,
+            Err(format!(
+                "{} {} is both accepted and wrong",
+                both.op, both.target
+            )),
+        );
+    }
+    let recovery = &mitigation.recovery;
+    check(
+        scenario.mitigation.span().start,
+        if !recovery.route.starts_with("/api/") {
+            Err(format!(
+                "recovery.route {:?} must be a gateway route (/api/...)",
+                recovery.route
+            ))
+        } else if !(0.0..=1.0).contains(&recovery.max_error_ratio) {
+            Err("recovery.max_error_ratio must be within 0..1".into())
+        } else {
+            Ok(())
+        },
+    );
+    check(
+        scenario.hints.span().start,
+        if scenario.hints.get_ref().len() == 3 {
+            Ok(())
+        } else {
+            Err(format!(
+                "hints has {} entries; write exactly three tiers (nudge, direction, near-answer)",
+                scenario.hints.get_ref().len()
+            ))
+        },
+    );
+    if scenario.symptoms.get_ref().is_empty() {
+        check(
+            scenario.symptoms.span().start,
+            Err("symptoms lists at least one".into()),
+        );
+    }
+    for symptom in scenario.symptoms.get_ref() {
+        let s = symptom.get_ref();
+        check(
+            symptom.span().start,
+            Target::parse(&s.service)
+                .map(|_| ())
+                .map_err(|e| format!("symptom service: {e}")),
+        );
+    }
+    if problems.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_op(op: &Op) -> Result<(), String> {
+    match op.op {
+        Verb::NoAction => Ok(()),
+        _ => Target::parse(&op.target)
+            .map(|_| ())
+            .map_err(|e| format!("{} target: {e}", op.op)),
+    }
+}
+
+impl Step {
+    /// The fault this step injects.
+    pub fn fault(&self) -> Result<FaultSpec, String> {
+        let mut target = Target::parse(&self.target)?;
+        target.route = self.route.clone();
+        let spec = FaultSpec {
+            kind: self.kind.clone(),
+            target,
+            toxicity: self.toxicity,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+impl Scenario {
+    pub fn id(&self) -> &str {
+        self.id.get_ref()
+    }
+}
+
+/// Loads every `*.toml` under `dir`, sorted by id; all problems together.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, Vec<Problem>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![Problem {
+            file: dir.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the scenarios directory: {e}"),
+        }]
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut scenarios = Vec::new();
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    for path in paths {
+        match load(&path) {
+            Ok(s) => {
+                if !ids.insert(s.id().to_string()) {
+                    problems.push(Problem {
+                        file: path.clone(),
+                        line: 1,
+                        column: 1,
+                        message: format!("duplicate scenario id {:?}", s.id()),
+                    });
+                }
+                scenarios.push(s);
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Narrows an error reported for a whole table (serde reports errors in
+/// flattened fields, such as a step's fault parameters, at the table) to the
+/// line that holds the key or value the message quotes.
+fn pinpoint(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
+    let start = span.start.min(text.len());
+    // The span may cover only the table's header: search to the next table.
+    let next_table = text[start..]
+        .match_indices("\n[")
+        .map(|(i, _)| start + i)
+        .find(|&i| i >= span.end)
+        .unwrap_or(text.len());
+    let end = span.end.max(next_table).min(text.len());
+    let region = &text[start..end];
+    let quoted = message
+        .split(['`', '"'])
+        .skip(1)
+        .step_by(2)
+        .filter(|q| !q.is_empty());
+    for needle in quoted {
+        // A key at the start of a line, else the value quoted in the text.
+        let key = region.lines().scan(0, |pos, line| {
+            let here = *pos;
+            *pos += line.len() + 1;
+            Some((here, line))
+        });
+        for (pos, line) in key {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with(needle) && trimmed[needle.len()..].trim_start().starts_with('=')
+            {
+                return start + pos + (line.len() - trimmed.len());
+            }
+        }
+        if let Some(pos) = region.find(&format!("\"{needle}\"")) {
+            return start + pos;
+        }
+    }
+    start
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+id = "slow-catalog"
+title = "Products page slow"
+difficulty = "beginner"
+goals = ["find the slow hop"]
+page = "Product listing p99 is 6x normal."
+hints = ["look at the slowest span", "which service owns it?", "catalog adds 300 ms"]
+debrief = "The catalog span widened by 300 ms."
+
+[[steps]]
+at = "0s"
+lasts = "until-mitigated"
+role = "root"
+target = "catalog"
+kind = "latency"
+latency = "300ms"
+
+[truth]
+root = "catalog"
+category = "dependency-latency"
+chain = ["catalog", "gateway"]
+
+[mitigation]
+accepted = [{ op = "restart", target = "catalog" }]
+wrong = [{ op = "restart", target = "gateway" }]
+recovery = { route = "/api/products", max_error_ratio = 0.01, max_latency_ms = 150 }
+
+[[symptoms]]
+signal = "metric"
+service = "gateway"
+check = "latency-above"
+route = "/api/products"
+ms = 250
+"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        parse(Path::new("scenarios/slow-catalog.toml"), text)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_good_scenario_parses() {
+        let s = parse(Path::new("scenarios/slow-catalog.toml"), GOOD).unwrap();
+        assert_eq!(s.id(), "slow-catalog");
+        assert_eq!(s.steps[0].get_ref().lasts, Lasts::UntilMitigated);
+        let fault = s.steps[0].get_ref().fault().unwrap();
+        assert_eq!(fault.target.service, "catalog");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_line() {
+        let broken = GOOD.replace("latency = \"300ms\"", "latency = ");
+        let p = problems(&broken);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("scenarios/slow-catalog.toml:16:"), "{p:?}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_their_step() {
+        let broken = GOOD.replace("target = \"catalog\"\nkind", "target = \"warehouse\"\nkind");
+        let p = problems(&broken);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains(":10:") && p[0].contains("unknown service"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn missing_and_wrong_parts_are_each_reported() {
+        let broken = GOOD
+            .replace("hints = [\"look at the slowest span\", ", "hints = [")
+            .replace("id = \"slow-catalog\"", "id = \"other\"")
+            .replace("latency = \"300ms\"", "latency = \"soon\"");
+        let p = problems(&broken);
+        assert!(p.iter().any(|m| m.contains("not a duration")), "{p:?}");
+        let fixed = broken.replace("latency = \"soon\"", "latency = 5");
+        let p = problems(&fixed);
+        assert!(p.iter().any(|m| m.contains("exactly three")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.contains("must match the file name")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let broken = GOOD.replace(
+            "difficulty = \"beginner\"",
+            "difficulty = \"beginner\"\ncolour = 3",
+        );
+        let p = problems(&broken);
+        assert!(
+            p[0].contains("unknown field") && p[0].contains(":5:"),
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Faults that act on the whole process rather than on one request: each runs
+//! as a task or thread for as long as its fault is assigned.
+//!
+//! They use real mechanisms, so the symptoms come out of the process's own
+//! metrics: burning threads raise `process.cpu.time`, retained allocations
+//! raise resident memory until the "OOM killer" (SIGKILL, exit 137 to the
+//! supervisor) ends the process, a blocked executor thread stalls every
+//! request scheduled on it, and leaked pool permits show as connections in
+//! use that never come back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::ActiveFault;
+use super::model::FaultKind;
+use crate::db::Db;
+
+/// The running actuators, keyed by fault id.
+#[derive(Default)]
+pub struct Actuators {
+    db: Option<Db>,
+    running: HashMap<String, Running>,
+}
+
+struct Running {
+    stop: CancellationToken,
+    /// Threads (CPU burn) watch this flag rather than the token.
+    spinning: Arc<AtomicBool>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.spinning.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Actuators {
+    /// `db` is the pool a `pool-leak` fault leaks from, if the service has one.
+    pub fn new(db: Option<Db>) -> Actuators {
+        Actuators {
+            db,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Starts actuators for newly assigned faults and stops those whose
+    /// fault has ended.
+    pub fn reconcile(&mut self, active: &[ActiveFault]) {
+        self.running
+            .retain(|id, _| active.iter().any(|f| &f.id == id));
+        for fault in active {
+            if self.running.contains_key(&fault.id) {
+                continue;
+            }
+            if let Some(running) = self.start(&fault.spec.kind) {
+                self.running.insert(fault.id.clone(), running);
+            }
+        }
+        let skew = active.iter().find_map(|f| match f.spec.kind {
+            FaultKind::ClockSkew { time_offset } => Some(time_offset.0),
+            _ => None,
+        });
+        let skew = skew.unwrap_or(0);
+        if crate::clock::offset_ms() != skew {
+            crate::clock::set_offset(Duration::from_millis(skew.unsigned_abs()), skew >= 0);
+        }
+        if let Some(db) = &self.db
+            && !active
+                .iter()
+                .any(|f| matches!(f.spec.kind, FaultKind::PoolLeak { .. }))
+        {
+            db.return_leaked();
+        }
+    }
+
+    fn start(&self, kind: &FaultKind) -> Option<Running> {
+        let running = Running {
+            stop: CancellationToken::new(),
+            spinning: Arc::new(AtomicBool::new(true)),
+        };
+        match kind {
+            FaultKind::CpuBurn { threads } => {
+                for _ in 0..*threads {
+                    let spinning = running.spinning.clone();
+                    std::thread::spawn(move || burn(&spinning));
+                }
+            }
+            FaultKind::MemoryLeak { rate, limit } => {
+                tokio::spawn(leak_memory(*rate, *limit, running.stop.clone()));
+            }
+            FaultKind::RuntimeStall { every, block } => {
+                tokio::spawn(stall_executor(
+                    every.duration(),
+                    block.duration(),
+                    running.stop.clone(),
+                ));
+            }
+            FaultKind::PoolLeak { every } => {
+                let db = self.db.clone()?;
+                tokio::spawn(leak_connections(db, every.duration(), running.stop.clone()));
+            }
+            FaultKind::Crash {} => {
+                tokio::spawn(async {
+                    // Up long enough to pass its health check, as a crash
+                    // loop does, then gone without a goodbye.
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    tracing::error!("fatal: unrecoverable state in the request handler; aborting");
+                    std::process::exit(70);
+                });
+            }
+            _ => return None,
+        }
+        Some(running)
+    }
+}
+
+fn burn(spinning: &AtomicBool) {
+    let mut x: u64 = 1;
+    while spinning.load(Ordering::Relaxed) {
+        for _ in 0..100_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+        }
+        std::hint::black_box(x);
+    }
+}
+
+async fn leak_memory(rate_mib: u32, limit_mib: u32, stop: CancellationToken) {
+    const CHUNK: usize = 1 << 20;
+    let mut retained: Vec<Box<[u8]>> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let per_tick = (rate_mib as f64 / 4.0).max(0.25);
+    let mut owed = 0.0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        owed += per_tick;
+        while owed >= 1.0 {
+            // Filled, not zeroed: untouched pages would not count as resident.
+            retained.push(vec![0xA5u8; CHUNK].into_boxed_slice());
+            owed -= 1.0;
+        }
+        let rss = crate::process::usage_of(std::process::id()).map_or(0, |u| u.rss_bytes);
+        if rss > u64::from(limit_mib) << 20 {
+            // What the kernel's OOM killer does: no chance to clean up.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGKILL);
+        }
+    }
+}
+
+async fn stall_executor(every: Duration, block: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        // Deliberately blocking inside the async runtime: the worker thread
+        // running this task can run nothing else meanwhile.
+        std::thread::sleep(block);
+    }
+}
+
+async fn leak_connections(db: Db, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        db.leak_one().await;
+    }
+}

@@ -1,0 +1,153 @@
+//! Polls the controller for this process's faults and keeps the [`Faults`]
+//! handle and the process actuators in step with the answer.
+//!
+//! Polling (rather than the controller pushing) keeps the lease simple: an
+//! answer is good for `leaseMs`, and an agent that stops hearing from the
+//! controller lets every fault lapse on its own.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::actuators::Actuators;
+use super::model::Assignment;
+use super::{ActiveFault, Faults};
+
+/// Where the controller is and how to authenticate to it.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Base URL of the controller, e.g. `http://127.0.0.1:7070`.
+    pub controller: String,
+    /// The agent token the controller expects (not the instructor token).
+    pub token: String,
+    pub poll_every: Duration,
+}
+
+/// Runs the agent until `shutdown`. Actuators (CPU burn, leaks, clock skew)
+/// are stopped when their fault ends or the process stops.
+pub fn spawn(
+    faults: Faults,
+    config: AgentConfig,
+    actuators: Actuators,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        // A plain client: the agent's polls are not shop traffic, so they
+        // make no spans and no metrics.
+        let http = match reqwest::Client::builder()
+            .timeout(config.poll_every.max(Duration::from_millis(500)))
+            .no_proxy()
+            .build()
+        {
+            Ok(http) => http,
+            Err(e) => {
+                tracing::error!(error = %e, "fault agent cannot build its HTTP client");
+                return;
+            }
+        };
+        let url = format!(
+            "{}/v1/agent/faults",
+            config.controller.trim_end_matches('/')
+        );
+        let mut actuators = actuators;
+        let mut ticker = tokio::time::interval(config.poll_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            match poll(&http, &url, &config.token, &faults).await {
+                Ok(assignment) => {
+                    warned = false;
+                    faults.assign(lease(assignment, Instant::now()));
+                }
+                Err(e) if !warned => {
+                    // Once per outage: the lab keeps working without the
+                    // controller, its faults simply lapse.
+                    tracing::debug!(error = %e, "fault agent cannot reach the controller");
+                    warned = true;
+                }
+                Err(_) => {}
+            }
+            actuators.reconcile(&faults.active());
+        }
+        actuators.reconcile(&[]);
+    });
+}
+
+async fn poll(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    faults: &Faults,
+) -> anyhow::Result<Assignment> {
+    let response = http
+        .get(url)
+        .bearer_auth(token)
+        .query(&[
+            ("service", faults.service()),
+            ("instance", faults.instance()),
+        ])
+        .send()
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("controller answered {status}");
+    }
+    Ok(response.json().await?)
+}
+
+/// Turns an answer received at `now` into faults that end at their expiry
+/// or at the end of the lease, whichever is first.
+pub fn lease(assignment: Assignment, now: Instant) -> Vec<ActiveFault> {
+    let lease_end = now + Duration::from_millis(assignment.lease_ms);
+    assignment
+        .faults
+        .into_iter()
+        .map(|f| ActiveFault {
+            until: now
+                .checked_add(Duration::from_millis(f.remaining_ms))
+                .map_or(lease_end, |end| end.min(lease_end)),
+            id: f.id,
+            spec: f.spec,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{AssignedFault, FaultKind, FaultSpec, Target};
+    use super::*;
+
+    #[test]
+    fn a_fault_lasts_until_its_expiry_or_the_lease_whichever_is_first() {
+        let spec = FaultSpec {
+            kind: FaultKind::Hang {},
+            target: Target::parse("catalog").unwrap(),
+            toxicity: 1.0,
+        };
+        let now = Instant::now();
+        let faults = lease(
+            Assignment {
+                lease_ms: 5_000,
+                faults: vec![
+                    AssignedFault {
+                        id: "short".into(),
+                        spec: spec.clone(),
+                        remaining_ms: 1_000,
+                    },
+                    AssignedFault {
+                        id: "long".into(),
+                        spec,
+                        remaining_ms: 60_000,
+                    },
+                ],
+            },
+            now,
+        );
+        assert_eq!(faults[0].until, now + Duration::from_secs(1));
+        assert_eq!(faults[1].until, now + Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,666 @@
+//! What a fault is, as the controller stores it and every agent receives it.
+//!
+//! Parameter names follow Toxiproxy and Chaos Mesh where those tools have
+//! one (`latency`, `jitter`, `toxicity`, `code`, `timeOffset`), so a user who
+//! knows them recognises the knobs. Durations are accepted as milliseconds
+//! (`300`) or as text (`"300ms"`, `"1m"`); they are always written back as
+//! milliseconds.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Every service the lab runs; a target must name one of them.
+pub const SERVICES: &[&str] = &[
+    "gateway",
+    "auth",
+    "catalog",
+    "cache",
+    "search",
+    "cart",
+    "checkout",
+    "inventory",
+    "payment",
+    "payment-provider",
+    "shipping",
+    "queue",
+    "notification",
+    "projector",
+];
+
+/// Dependencies a service reaches other than through a peer service call.
+pub const DEPENDENCIES: &[&str] = &["db", "queue-consumer"];
+
+/// A duration in whole milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(ms) => Ok(Millis(ms)),
+            Raw::Text(text) => parse_millis(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `"300ms"`, `"2s"`, `"1m30s"` or a bare number of milliseconds.
+pub fn parse_millis(text: &str) -> Result<Millis, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(Millis(ms));
+    }
+    humantime::parse_duration(text)
+        .map(|d| Millis(d.as_millis().min(u64::MAX as u128) as u64))
+        .map_err(|e| format!("{text:?} is not a duration like 300ms or 2s: {e}"))
+}
+
+/// A signed offset such as `-90s` (behind) or `2m` (ahead), as Chaos Mesh's
+/// `timeOffset`; stored as signed milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offset(pub i64);
+
+impl Serialize for Offset {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Offset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(ms) => Ok(Offset(ms)),
+            Raw::Text(text) => parse_offset(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+pub fn parse_offset(text: &str) -> Result<Offset, String> {
+    let text = text.trim();
+    let (sign, rest) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let ms = parse_millis(rest)?.0.min(i64::MAX as u64) as i64;
+    Ok(Offset(sign * ms))
+}
+
+/// What to break and how. Each variant is documented by the failure it
+/// simulates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum FaultKind {
+    /// A slow network hop or a slow handler: every affected request waits
+    /// `latency` ± `jitter` before it is handled (server) or sent (link).
+    Latency {
+        latency: Millis,
+        #[serde(default)]
+        jitter: Millis,
+    },
+    /// Packet loss as TCP experiences it: most requests are fine, the unlucky
+    /// ones stall for a retransmission timeout between `min` and `max`.
+    Stall {
+        #[serde(default = "default_stall_min")]
+        min: Millis,
+        #[serde(default = "default_stall_max")]
+        max: Millis,
+    },
+    /// A narrow pipe: response bytes trickle at `rate` bytes per second, so
+    /// the span grows with the payload.
+    Bandwidth { rate: u64 },
+    /// The server answers `code` (a handler bug, an overloaded upstream).
+    Errors {
+        #[serde(default = "default_error_code")]
+        code: u16,
+    },
+    /// A blackhole: the request is accepted and never answered, so callers
+    /// wait until their own timeout.
+    Hang {},
+    /// The connection is reset mid-request (a crashed proxy, a conntrack
+    /// table overflow).
+    Reset {},
+    /// The callee is unreachable from this caller: connections are refused.
+    Partition {},
+    /// Name resolution of the callee fails, before any byte is sent.
+    DnsFailure {},
+    /// The TLS certificate of the link has passed its `not_after`: every
+    /// handshake fails from the fault's start, at one instant.
+    CertExpiry {},
+    /// The instance's clock is offset, as with a broken NTP client: tokens
+    /// look "not yet valid" or expired to its peers, spans look misordered.
+    ClockSkew { time_offset: Offset },
+    /// A noisy neighbour: `threads` threads burn CPU in the process.
+    CpuBurn {
+        #[serde(default = "one")]
+        threads: u32,
+    },
+    /// A leak: the process retains `rate` MiB per second until its resident
+    /// memory passes `limit` MiB, where the "OOM killer" ends it (exit 137).
+    MemoryLeak {
+        #[serde(default = "default_leak_rate")]
+        rate: u32,
+        #[serde(default = "default_leak_limit")]
+        limit: u32,
+    },
+    /// A GC-like pause: every `every`, one executor thread is blocked for
+    /// `block`, so requests on it stall together.
+    RuntimeStall { every: Millis, block: Millis },
+    /// A connection leak: one pooled DB connection is taken and never given
+    /// back every `every`, until the pool is exhausted.
+    PoolLeak { every: Millis },
+    /// The database does extra work per query (a missing index, a noisy
+    /// neighbour's batch job): each query holds its connection `latency`
+    /// longer.
+    SlowQuery { latency: Millis },
+    /// A hot mutex: affected requests take one process-wide lock and hold it
+    /// for `hold`, so they are served one at a time.
+    LockContention { hold: Millis },
+    /// A slow or stopped queue consumer: each message waits `delay` before
+    /// it is handled, so depth and oldest-message age grow.
+    ConsumerStall { delay: Millis },
+    /// The process crashes at start and again after each restart while the
+    /// fault lasts: a crash loop.
+    Crash {},
+}
+
+fn default_stall_min() -> Millis {
+    Millis(200)
+}
+fn default_stall_max() -> Millis {
+    Millis(1000)
+}
+fn default_error_code() -> u16 {
+    500
+}
+fn one() -> u32 {
+    1
+}
+fn default_leak_rate() -> u32 {
+    4
+}
+fn default_leak_limit() -> u32 {
+    256
+}
+
+/// Where a fault acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// On requests a process serves (optionally one route).
+    Inbound,
+    /// On calls from `service` to a peer service (a link).
+    Link,
+    /// On a service's use of a dependency: `db` or `queue-consumer`.
+    Dependency,
+    /// On the whole process.
+    Process,
+}
+
+impl FaultKind {
+    /// The kind's name as written in requests and scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Stall { .. } => "stall",
+            FaultKind::Bandwidth { .. } => "bandwidth",
+            FaultKind::Errors { .. } => "errors",
+            FaultKind::Hang {} => "hang",
+            FaultKind::Reset {} => "reset",
+            FaultKind::Partition {} => "partition",
+            FaultKind::DnsFailure {} => "dns-failure",
+            FaultKind::CertExpiry {} => "cert-expiry",
+            FaultKind::ClockSkew { .. } => "clock-skew",
+            FaultKind::CpuBurn { .. } => "cpu-burn",
+            FaultKind::MemoryLeak { .. } => "memory-leak",
+            FaultKind::RuntimeStall { .. } => "runtime-stall",
+            FaultKind::PoolLeak { .. } => "pool-leak",
+            FaultKind::SlowQuery { .. } => "slow-query",
+            FaultKind::LockContention { .. } => "lock-contention",
+            FaultKind::ConsumerStall { .. } => "consumer-stall",
+            FaultKind::Crash {} => "crash",
+        }
+    }
+
+    /// The scopes this kind can act in.
+    pub fn scopes(&self) -> &'static [Scope] {
+        use Scope::*;
+        match self {
+            FaultKind::Latency { .. } | FaultKind::Stall { .. } | FaultKind::Errors { .. } => {
+                &[Inbound, Link]
+            }
+            FaultKind::Hang {} => &[Inbound, Link],
+            FaultKind::LockContention { .. } => &[Inbound],
+            FaultKind::Bandwidth { .. }
+            | FaultKind::Reset {}
+            | FaultKind::Partition {}
+            | FaultKind::DnsFailure {}
+            | FaultKind::CertExpiry {} => &[Link],
+            FaultKind::PoolLeak { .. } | FaultKind::SlowQuery { .. } => &[Dependency],
+            FaultKind::ConsumerStall { .. } => &[Dependency],
+            FaultKind::ClockSkew { .. }
+            | FaultKind::CpuBurn { .. }
+            | FaultKind::MemoryLeak { .. }
+            | FaultKind::RuntimeStall { .. }
+            | FaultKind::Crash {} => &[Process],
+        }
+    }
+
+    /// Which dependency a dependency-scoped kind acts on.
+    fn dependency(&self) -> Option<&'static str> {
+        match self {
+            FaultKind::PoolLeak { .. } | FaultKind::SlowQuery { .. } => Some("db"),
+            FaultKind::ConsumerStall { .. } => Some("queue-consumer"),
+            _ => None,
+        }
+    }
+
+    /// Checks parameter ranges; the message names the parameter.
+    pub fn validate(&self) -> Result<(), String> {
+        let max = Millis(10 * 60 * 1000);
+        let check = |name: &str, v: Millis| {
+            if v > max {
+                Err(format!("{name} must be at most 10m, got {}ms", v.0))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            FaultKind::Latency { latency, jitter } => {
+                check("latency", *latency)?;
+                check("jitter", *jitter)
+            }
+            FaultKind::Stall { min, max: hi } => {
+                check("max", *hi)?;
+                if min > hi {
+                    return Err(format!(
+                        "min ({}ms) must not exceed max ({}ms)",
+                        min.0, hi.0
+                    ));
+                }
+                Ok(())
+            }
+            FaultKind::Bandwidth { rate } if *rate == 0 => {
+                Err("rate must be at least 1 byte per second".into())
+            }
+            FaultKind::Errors { code } if !(400..=599).contains(code) => Err(format!(
+                "code must be an HTTP error status 400..599, got {code}"
+            )),
+            FaultKind::ClockSkew { time_offset } if time_offset.0.unsigned_abs() > 86_400_000 => {
+                Err("timeOffset must be within ±24h".into())
+            }
+            FaultKind::CpuBurn { threads } if !(1..=8).contains(threads) => {
+                Err(format!("threads must be 1..8, got {threads}"))
+            }
+            FaultKind::MemoryLeak { rate, limit } if *rate == 0 || *limit < 32 => Err(format!(
+                "rate must be ≥ 1 MiB/s and limit ≥ 32 MiB, got rate {rate}, limit {limit}"
+            )),
+            FaultKind::RuntimeStall { every, block } => {
+                check("block", *block)?;
+                if every.0 < 100 || block >= every {
+                    return Err("every must be ≥ 100ms and longer than block".into());
+                }
+                Ok(())
+            }
+            FaultKind::PoolLeak { every } if every.0 < 10 => {
+                Err("every must be at least 10ms".into())
+            }
+            FaultKind::SlowQuery { latency } => check("latency", *latency),
+            FaultKind::LockContention { hold } => check("hold", *hold),
+            FaultKind::ConsumerStall { delay } => check("delay", *delay),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a fault is aimed at: a service, optionally narrowed to an instance
+/// and a route, or a link from the service to a peer or dependency.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The service whose process applies the fault (the caller, for a link).
+    pub service: String,
+    /// One instance, e.g. `payment-2`; `None` means every instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// One route template, e.g. `/products/{id}`; `None` means every route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// For a link: the callee service, or a dependency (`db`,
+    /// `queue-consumer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
+impl Target {
+    /// Parses the CLI shorthand: `catalog`, `payment-2` (one instance),
+    /// `gateway->catalog` (a link) or `catalog->db` (a dependency).
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let text = text.trim();
+        if let Some((from, to)) = text.split_once("->") {
+            let mut target = Target::parse(from)?;
+            target.peer = Some(to.trim().to_string());
+            target.check()?;
+            return Ok(target);
+        }
+        let target = if SERVICES.contains(&text) {
+            Target {
+                service: text.to_string(),
+                ..Target::default()
+            }
+        } else {
+            match text.rsplit_once('-') {
+                Some((service, n)) if SERVICES.contains(&service) && n.parse::<u32>().is_ok() => {
+                    Target {
+                        service: service.to_string(),
+                        instance: Some(text.to_string()),
+                        ..Target::default()
+                    }
+                }
+                _ => return Err(unknown_service(text)),
+            }
+        };
+        target.check()?;
+        Ok(target)
+    }
+
+    /// Checks names against the lab's services and dependencies.
+    pub fn check(&self) -> Result<(), String> {
+        if !SERVICES.contains(&self.service.as_str()) {
+            return Err(unknown_service(&self.service));
+        }
+        if let Some(instance) = &self.instance {
+            let ok = instance
+                .strip_prefix(self.service.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n >= 1));
+            if !ok {
+                return Err(format!(
+                    "instance {instance:?} is not an instance of {} (expected {}-<n>)",
+                    self.service, self.service
+                ));
+            }
+        }
+        if let Some(route) = &self.route
+            && !route.starts_with('/')
+        {
+            return Err(format!("route {route:?} must start with '/'"));
+        }
+        if let Some(peer) = &self.peer
+            && !SERVICES.contains(&peer.as_str())
+            && !DEPENDENCIES.contains(&peer.as_str())
+        {
+            return Err(format!(
+                "link target {peer:?} is neither a service nor a dependency ({})",
+                DEPENDENCIES.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn scope(&self) -> Scope {
+        match &self.peer {
+            Some(p) if DEPENDENCIES.contains(&p.as_str()) => Scope::Dependency,
+            Some(_) => Scope::Link,
+            None => Scope::Inbound,
+        }
+    }
+
+    /// Whether the process `service`/`instance` applies faults aimed here.
+    pub fn selects(&self, service: &str, instance: &str) -> bool {
+        self.service == service && self.instance.as_deref().is_none_or(|i| i == instance)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.instance.as_deref().unwrap_or(&self.service))?;
+        if let Some(peer) = &self.peer {
+            write!(f, "->{peer}")?;
+        }
+        if let Some(route) = &self.route {
+            write!(f, " {route}")?;
+        }
+        Ok(())
+    }
+}
+
+fn unknown_service(name: &str) -> String {
+    format!(
+        "unknown service {name:?}; services are: {}",
+        SERVICES.join(", ")
+    )
+}
+
+/// A fault as requested: kind and parameters, target, probability.
+///
+/// Unknown keys are rejected by [`FaultKind`], which receives every key not
+/// named here (serde cannot combine `deny_unknown_fields` with `flatten`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultSpec {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    pub target: Target,
+    /// Probability (0..1) that the fault applies to a given request.
+    #[serde(default = "full")]
+    pub toxicity: f64,
+}
+
+fn full() -> f64 {
+    1.0
+}
+
+impl FaultSpec {
+    /// Checks that kind, target and toxicity make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        self.target.check()?;
+        self.kind.validate()?;
+        if !(0.0..=1.0).contains(&self.toxicity) || self.toxicity.is_nan() {
+            return Err(format!(
+                "toxicity must be within 0..1, got {}",
+                self.toxicity
+            ));
+        }
+        let scope = match (self.kind.scopes(), self.target.scope()) {
+            ([Scope::Process], Scope::Inbound) => Scope::Process,
+            (_, scope) => scope,
+        };
+        if !self.kind.scopes().contains(&scope) {
+            let wanted = match self.kind.scopes()[0] {
+                Scope::Inbound => "a service, instance or route",
+                Scope::Link => "a link such as gateway->catalog",
+                Scope::Dependency => "a dependency such as catalog->db",
+                Scope::Process => "a service or instance (not a link)",
+            };
+            return Err(format!(
+                "a {} fault cannot target {}; it needs {wanted}",
+                self.kind.name(),
+                self.target
+            ));
+        }
+        if let (Some(dep), Some(peer)) = (self.kind.dependency(), &self.target.peer)
+            && dep != peer
+        {
+            return Err(format!(
+                "a {} fault acts on {dep}, not {peer}",
+                self.kind.name()
+            ));
+        }
+        if scope == Scope::Process && self.target.route.is_some() {
+            return Err(format!(
+                "a {} fault acts on the whole process; drop the route",
+                self.kind.name()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An active fault as the controller hands it to agents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedFault {
+    pub id: String,
+    pub spec: FaultSpec,
+    /// Milliseconds left until the fault expires, as of the response.
+    pub remaining_ms: u64,
+}
+
+/// The controller's answer to an agent's poll.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    /// How long the agent may keep applying these faults without hearing
+    /// from the controller again.
+    pub lease_ms: u64,
+    pub faults: Vec<AssignedFault>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<FaultSpec, String> {
+        let spec: FaultSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn durations_accept_numbers_and_text() {
+        let s = spec(
+            r#"{"kind":"latency","latency":"300ms","jitter":50,"target":{"service":"catalog"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::Latency {
+                latency: Millis(300),
+                jitter: Millis(50)
+            }
+        );
+        assert_eq!(s.toxicity, 1.0);
+        let s = spec(r#"{"kind":"clock-skew","timeOffset":"-90s","target":{"service":"auth","instance":"auth-2"}}"#).unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::ClockSkew {
+                time_offset: Offset(-90_000)
+            }
+        );
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let s = spec(r#"{"kind":"errors","code":503,"toxicity":0.25,"target":{"service":"payment","route":"/charges"}}"#).unwrap();
+        let back: FaultSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (json, needle) in [
+            (
+                r#"{"kind":"latency","latency":"fast","target":{"service":"catalog"}}"#,
+                "not a duration",
+            ),
+            (
+                r#"{"kind":"explode","target":{"service":"catalog"}}"#,
+                "unknown variant",
+            ),
+            (
+                r#"{"kind":"latency","latency":5,"target":{"service":"nope"}}"#,
+                "unknown service",
+            ),
+            (
+                r#"{"kind":"latency","latency":5,"toxicity":2,"target":{"service":"catalog"}}"#,
+                "toxicity",
+            ),
+            (
+                r#"{"kind":"errors","code":200,"target":{"service":"catalog"}}"#,
+                "code",
+            ),
+            (
+                r#"{"kind":"reset","target":{"service":"catalog"}}"#,
+                "needs a link",
+            ),
+            (
+                r#"{"kind":"cpu-burn","target":{"service":"gateway","peer":"catalog"}}"#,
+                "not a link",
+            ),
+            (
+                r#"{"kind":"slow-query","latency":5,"target":{"service":"catalog","peer":"queue-consumer"}}"#,
+                "acts on db",
+            ),
+            (
+                r#"{"kind":"latency","latency":5,"lag":1,"target":{"service":"catalog"}}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"kind":"latency","latency":5,"target":{"service":"catalog","instance":"cart-1"}}"#,
+                "not an instance",
+            ),
+        ] {
+            let err = spec(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn target_shorthand() {
+        assert_eq!(Target::parse("catalog").unwrap().scope(), Scope::Inbound);
+        let t = Target::parse("payment-2").unwrap();
+        assert_eq!(
+            (t.service.as_str(), t.instance.as_deref()),
+            ("payment", Some("payment-2"))
+        );
+        let t = Target::parse("gateway->catalog").unwrap();
+        assert_eq!(t.scope(), Scope::Link);
+        assert_eq!(t.to_string(), "gateway->catalog");
+        assert_eq!(
+            Target::parse("catalog->db").unwrap().scope(),
+            Scope::Dependency
+        );
+        assert!(
+            Target::parse("warehouse")
+                .unwrap_err()
+                .contains("unknown service")
+        );
+        assert!(
+            Target::parse("gateway->moon")
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(t.selects("gateway", "gateway-1"));
+        let one = Target::parse("payment-2").unwrap();
+        assert!(one.selects("payment", "payment-2") && !one.selects("payment", "payment-1"));
+    }
+}

@@ -1,0 +1,429 @@
+//! `firedrill fault|scenario|ops`: thin clients of the controller API.
+//!
+//! They find the controller and the instructor token the way a user expects:
+//! flags, then environment, then the newest run under `.firedrill/runs`
+//! (whose `endpoints.json` names both), so after `firedrill up` the verbs
+//! work from the same directory with no setup.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+/// Where the controller is, and the instructor's credentials.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// Controller URL (default: from the newest run, else http://127.0.0.1:7070).
+    #[arg(long, env = "FIREDRILL_CONTROLLER", global = true)]
+    pub controller: Option<String>,
+
+    /// Instructor token (default: the newest run's instructor-token file).
+    #[arg(
+        long,
+        env = "FIREDRILL_INSTRUCTOR_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub instructor_token: Option<String>,
+
+    /// Run directory to read endpoints.json and the token from.
+    #[arg(long, env = "FIREDRILL_RUN_DIR", global = true)]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FaultCommand {
+    /// Inject a fault, e.g. `latency --target catalog --latency 300ms --duration 60s`.
+    Inject(Box<InjectArgs>),
+    /// List the faults in force.
+    List,
+    /// Clear one fault by id, or all of them (also stops a running scenario).
+    Clear {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct InjectArgs {
+    /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
+    /// dns-failure, cert-expiry, clock-skew, cpu-burn, memory-leak,
+    /// runtime-stall, pool-leak, slow-query, lock-contention,
+    /// consumer-stall, crash.
+    pub kind: String,
+    /// `catalog`, `payment-2`, `gateway->catalog` or `catalog->db`.
+    #[arg(long)]
+    pub target: String,
+    /// Only this route template, e.g. `/products/{id}`.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// How long the fault lasts.
+    #[arg(long, default_value = "5m")]
+    pub duration: String,
+    /// Probability (0..1) that a request is affected.
+    #[arg(long)]
+    pub toxicity: Option<f64>,
+    #[arg(long)]
+    pub latency: Option<String>,
+    #[arg(long)]
+    pub jitter: Option<String>,
+    #[arg(long)]
+    pub min: Option<String>,
+    #[arg(long)]
+    pub max: Option<String>,
+    /// Bytes per second (bandwidth) or MiB per second (memory-leak).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Memory-leak limit in MiB.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// HTTP status for errors.
+    #[arg(long)]
+    pub code: Option<u16>,
+    /// Clock offset, e.g. -90s.
+    #[arg(long, allow_hyphen_values = true)]
+    pub time_offset: Option<String>,
+    #[arg(long)]
+    pub threads: Option<u32>,
+    #[arg(long)]
+    pub every: Option<String>,
+    #[arg(long)]
+    pub block: Option<String>,
+    #[arg(long)]
+    pub hold: Option<String>,
+    #[arg(long)]
+    pub delay: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScenarioCommand {
+    /// The catalogue.
+    List,
+    /// One scenario in full (ground truth included: instructors only).
+    Show { id: String },
+    /// Check scenario files offline; errors are `file:line:column: message`.
+    Validate {
+        /// Files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+    },
+    /// Start a scenario; prints the page a learner receives.
+    Start { id: String },
+    /// Stop the running scenario.
+    Stop,
+}
+
+#[derive(Args, Debug)]
+pub struct OpsArgs {
+    /// rollback, restart, scale, drain, undrain, config-set, flag-set,
+    /// rate-limit, dlq-replay, dlq-purge, no-action.
+    pub op: String,
+    /// What it acts on: `catalog`, `payment-2`, ...
+    pub target: Option<String>,
+    /// Who performs it (recorded with the op).
+    #[arg(long, env = "USER", default_value = "learner")]
+    pub actor: String,
+}
+
+impl Connection {
+    fn endpoints(&self) -> Option<Value> {
+        let dir = self.run_dir.clone().or_else(newest_run)?;
+        let bytes = std::fs::read(dir.join("endpoints.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn url(&self) -> String {
+        self.controller
+            .clone()
+            .or_else(|| self.endpoints()?["controller"].as_str().map(String::from))
+            .unwrap_or_else(|| "http://127.0.0.1:7070".into())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        if let Some(t) = &self.instructor_token {
+            return Ok(t.clone());
+        }
+        let file = self
+            .endpoints()
+            .and_then(|e| e["instructor_token_file"].as_str().map(PathBuf::from));
+        match file {
+            Some(file) => Ok(std::fs::read_to_string(&file)
+                .with_context(|| {
+                    format!("cannot read the instructor token from {}", file.display())
+                })?
+                .trim()
+                .to_string()),
+            None => bail!(
+                "no instructor token: pass --instructor-token, set FIREDRILL_INSTRUCTOR_TOKEN, or run from the directory where `firedrill up` runs"
+            ),
+        }
+    }
+}
+
+/// The newest `.firedrill/runs/<stamp>` with an endpoints.json.
+fn newest_run() -> Option<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(".firedrill/runs")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("endpoints.json").exists())
+        .collect();
+    runs.sort();
+    runs.pop()
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    fn new(conn: &Connection, instructor: bool) -> anyhow::Result<Api> {
+        Ok(Api {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?,
+            base: conn.url(),
+            token: if instructor {
+                Some(conn.token()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the controller at {} (is the lab up?)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if !status.is_success() {
+            let message = value["error"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| value.to_string());
+            bail!("controller answered {status}: {message}");
+        }
+        Ok(value)
+    }
+}
+
+fn print(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+pub async fn fault(conn: Connection, command: FaultCommand) -> anyhow::Result<()> {
+    let api = Api::new(&conn, true)?;
+    match command {
+        FaultCommand::Inject(args) => {
+            let body = inject_body(&args)?;
+            let fault = api
+                .call(reqwest::Method::POST, "/v1/faults", Some(body))
+                .await?;
+            println!(
+                "injected {} ({} on {}), expires in {}",
+                fault["id"].as_str().unwrap_or("?"),
+                args.kind,
+                args.target,
+                args.duration
+            );
+        }
+        FaultCommand::List => print(&api.call(reqwest::Method::GET, "/v1/faults", None).await?),
+        FaultCommand::Clear { id: Some(id), .. } => {
+            api.call(reqwest::Method::DELETE, &format!("/v1/faults/{id}"), None)
+                .await?;
+            println!("cleared {id}");
+        }
+        FaultCommand::Clear {
+            id: None,
+            all: true,
+        } => {
+            let out = api
+                .call(reqwest::Method::DELETE, "/v1/faults", None)
+                .await?;
+            println!(
+                "cleared {} fault(s){}",
+                out["cleared"],
+                out["stoppedScenario"]
+                    .as_str()
+                    .map(|s| format!(", stopped scenario {s}"))
+                    .unwrap_or_default()
+            );
+        }
+        FaultCommand::Clear {
+            id: None,
+            all: false,
+        } => {
+            bail!("name a fault id to clear, or pass --all")
+        }
+    }
+    Ok(())
+}
+
+/// Builds the inject request from flags; the controller checks which
+/// parameters the kind takes and says what is wrong.
+fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
+    let mut target = firedrill_runtime::faults::model::Target::parse(&args.target)
+        .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
+    target.route = args.route.clone();
+    let mut body = Map::new();
+    body.insert("kind".into(), json!(args.kind));
+    body.insert("target".into(), serde_json::to_value(target)?);
+    body.insert("duration".into(), json!(args.duration));
+    let text = [
+        ("latency", &args.latency),
+        ("jitter", &args.jitter),
+        ("min", &args.min),
+        ("max", &args.max),
+        ("timeOffset", &args.time_offset),
+        ("every", &args.every),
+        ("block", &args.block),
+        ("hold", &args.hold),
+        ("delay", &args.delay),
+    ];
+    for (key, value) in text {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(v) = args.toxicity {
+        body.insert("toxicity".into(), json!(v));
+    }
+    if let Some(v) = args.rate {
+        body.insert("rate".into(), json!(v));
+    }
+    if let Some(v) = args.limit {
+        body.insert("limit".into(), json!(v));
+    }
+    if let Some(v) = args.code {
+        body.insert("code".into(), json!(v));
+    }
+    if let Some(v) = args.threads {
+        body.insert("threads".into(), json!(v));
+    }
+    Ok(Value::Object(body))
+}
+
+pub async fn scenario(conn: Connection, command: ScenarioCommand) -> anyhow::Result<()> {
+    if let ScenarioCommand::Validate { paths } = command {
+        return validate(&paths);
+    }
+    let api = Api::new(&conn, true)?;
+    match command {
+        ScenarioCommand::List => {
+            let list = api
+                .call(reqwest::Method::GET, "/v1/scenarios", None)
+                .await?;
+            let scenarios = list["scenarios"].as_array().cloned().unwrap_or_default();
+            println!("{:<36} {:<13} {:<20} title", "id", "difficulty", "category");
+            for s in &scenarios {
+                println!(
+                    "{:<36} {:<13} {:<20} {}",
+                    s["id"].as_str().unwrap_or(""),
+                    s["difficulty"].as_str().unwrap_or(""),
+                    s["category"].as_str().unwrap_or(""),
+                    s["title"].as_str().unwrap_or("")
+                );
+            }
+            println!("{} scenarios", scenarios.len());
+        }
+        ScenarioCommand::Show { id } => print(
+            &api.call(reqwest::Method::GET, &format!("/v1/scenarios/{id}"), None)
+                .await?,
+        ),
+        ScenarioCommand::Start { id } => {
+            let out = api
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/scenarios/{id}/start"),
+                    None,
+                )
+                .await?;
+            println!(
+                "scenario {id} started. The page:\n\n{}",
+                out["page"].as_str().unwrap_or("")
+            );
+        }
+        ScenarioCommand::Stop => {
+            let out = api
+                .call(reqwest::Method::DELETE, "/v1/scenario", None)
+                .await?;
+            println!("stopped {}", out["stopped"].as_str().unwrap_or("?"));
+        }
+        ScenarioCommand::Validate { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths.to_vec()
+    };
+    let mut problems = Vec::new();
+    let mut ok = 0;
+    for path in &paths {
+        let result = if path.is_dir() {
+            firedrill_controller::scenario::load_dir(path).map(|s| s.len())
+        } else {
+            firedrill_controller::scenario::load(Path::new(path)).map(|_| 1)
+        };
+        match result {
+            Ok(n) => ok += n,
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if problems.is_empty() {
+        println!("{ok} scenario(s) valid");
+        Ok(())
+    } else {
+        bail!("{} problem(s) found", problems.len())
+    }
+}
+
+pub async fn ops(conn: Connection, args: OpsArgs) -> anyhow::Result<()> {
+    let api = Api::new(&conn, false)?;
+    let body = json!({
+        "op": args.op,
+        "target": args.target.unwrap_or_default(),
+        "actor": args.actor,
+    });
+    let record = api
+        .call(reqwest::Method::POST, "/v1/ops", Some(body))
+        .await?;
+    println!("{}", record["result"].as_str().unwrap_or("done"));
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! The fault controller against the live lab: faults act within seconds and
+//! end within seconds, the instructor token guards them, leases end them
+//! when the controller disappears, a controller restart keeps them, and
+//! scenarios end on an accepted mitigation and not on a wrong one.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Lab;
+
+/// Median gateway latency of `GET path` over `n` requests.
+async fn median_latency(lab: &Lab, path: &str, n: usize) -> Duration {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let r = lab.http.get(lab.url(path)).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        let _ = r.bytes().await;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    samples[n / 2]
+}
+
+async fn wait_latency(lab: &Lab, what: &str, above: bool, threshold: Duration) -> Duration {
+    lab.eventually(what, Duration::from_secs(5), || async {
+        let median = median_latency(lab, "/api/products", 3).await;
+        ((median > threshold) == above).then_some(median)
+    })
+    .await
+}
+
+fn ok(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "firedrill failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_latency_shows_at_the_gateway_and_clears() {
+    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let baseline = median_latency(&lab, "/api/products", 5).await;
+    assert!(baseline < Duration::from_millis(100), "{baseline:?}");
+
+    ok(&lab.cli(&[
+        "fault",
+        "inject",
+        "latency",
+        "--target",
+        "catalog",
+        "--latency",
+        "300ms",
+        "--duration",
+        "60s",
+    ]));
+    let slow = wait_latency(
+        &lab,
+        "the latency fault to act",
+        true,
+        baseline + Duration::from_millis(250),
+    )
+    .await;
+    assert!(
+        slow < baseline + Duration::from_millis(450),
+        "{slow:?} vs {baseline:?}"
+    );
+    let listed = ok(&lab.cli(&["fault", "list"]));
+    assert!(
+        listed.contains("\"latency\"") && listed.contains("catalog"),
+        "{listed}"
+    );
+
+    ok(&lab.cli(&["fault", "clear", "--all"]));
+    wait_latency(
+        &lab,
+        "the fault to clear",
+        false,
+        Duration::from_millis(100),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_guards_faults_and_rejects_bad_input() {
+    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let base = lab.endpoints.controller.clone();
+    let token = lab.instructor_token();
+    let valid =
+        json!({"kind": "errors", "code": 503, "target": {"service": "payment"}, "duration": "1m"});
+
+    // No token: 401 naming what is needed; a wrong token: 403.
+    for path in ["/v1/faults", "/v1/scenarios", "/v1/scenario"] {
+        let r = lab.http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("instructor token"),
+            "{body}"
+        );
+    }
+    let r = lab
+        .http
+        .post(format!("{base}/v1/faults"))
+        .bearer_auth("not-the-token")
+        .json(&valid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Agents see only their own process's faults, with their own token.
+    let r = lab
+        .http
+        .get(format!(
+            "{base}/v1/agent/faults?service=payment&instance=payment-1"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "the instructor token is not an agent token"
+    );
+
+    // Bad input: 400 with a message that names the problem; never 5xx.
+    let cases = [
+        (
+            json!({"kind": "latency", "target": {"service": "catalog"}, "duration": "1m"}),
+            "latency",
+        ),
+        (
+            json!({"kind": "latency", "latency": "soon", "target": {"service": "catalog"}, "duration": "1m"}),
+            "not a duration",
+        ),
+        (
+            json!({"kind": "explode", "target": {"service": "catalog"}, "duration": "1m"}),
+            "unknown variant",
+        ),
+        (
+            json!({"kind": "errors", "target": {"service": "warehouse"}, "duration": "1m"}),
+            "unknown service",
+        ),
+        (
+            json!({"kind": "errors", "toxicity": 3, "target": {"service": "catalog"}, "duration": "1m"}),
+            "toxicity",
+        ),
+        (
+            json!({"kind": "reset", "target": {"service": "catalog"}, "duration": "1m"}),
+            "needs a link",
+        ),
+        (
+            json!({"kind": "errors", "target": {"service": "catalog"}, "duration": "0s"}),
+            "duration",
+        ),
+        (
+            json!({"kind": "errors", "target": {"service": "catalog"}}),
+            "duration",
+        ),
+        (json!([1, 2]), ""),
+    ];
+    for (body, needle) in cases {
+        let r = lab
+            .http
+            .post(format!("{base}/v1/faults"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
+    }
+    let r = lab
+        .http
+        .post(format!("{base}/v1/faults"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"kind\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = lab
+        .http
+        .delete(format!("{base}/v1/faults/f999"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = lab
+        .http
+        .post(format!("{base}/v1/ops"))
+        .json(&json!({"op": "restart", "target": "nowhere", "actor": "eve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // What learners can reach does not reveal an injected fault.
+    let r = lab
+        .http
+        .post(format!("{base}/v1/faults"))
+        .bearer_auth(&token)
+        .json(&valid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for path in ["/metrics", "/v1/ops", "/health", "/openapi.json"] {
+        let text = lab
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !text.contains("\"payment\"") || path == "/openapi.json",
+            "{path}: {text}"
+        );
+        assert!(!text.contains("f1"), "{path} reveals the fault id");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_lapse_when_the_controller_disappears_and_survive_its_restart() {
+    let lab = Lab::start(&["--load-rate", "0", "--fault-lease", "2s"]).await;
+    ok(&lab.cli(&[
+        "fault",
+        "inject",
+        "latency",
+        "--target",
+        "catalog",
+        "--latency",
+        "300ms",
+        "--duration",
+        "10m",
+    ]));
+    wait_latency(
+        &lab,
+        "the latency fault to act",
+        true,
+        Duration::from_millis(250),
+    )
+    .await;
+
+    // A frozen controller answers nothing: within one lease every fault ends.
+    let controller = lab.pid("controller");
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &controller.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-STOP");
+    let frozen = Instant::now();
+    wait_latency(
+        &lab,
+        "the fault to lapse with its lease",
+        false,
+        Duration::from_millis(100),
+    )
+    .await;
+    let lapsed = frozen.elapsed();
+    signal("-CONT");
+    assert!(
+        lapsed < Duration::from_secs(4),
+        "lease 2s, lapsed after {lapsed:?}"
+    );
+
+    // Back, it hands the fault out again; killed and restarted by `up`, it
+    // still remembers it.
+    wait_latency(
+        &lab,
+        "the fault to resume",
+        true,
+        Duration::from_millis(250),
+    )
+    .await;
+    signal("-KILL");
+    lab.eventually(
+        "up to restart the controller",
+        Duration::from_secs(10),
+        || async { (lab.pid("controller") != controller).then_some(()) },
+    )
+    .await;
+    let listed = lab
+        .eventually(
+            "the restarted controller to answer",
+            Duration::from_secs(10),
+            || async {
+                let out = lab.cli(&["fault", "list"]);
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            },
+        )
+        .await;
+    assert!(listed.contains("catalog"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_ends_on_an_accepted_mitigation_only() {
+    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let list = ok(&lab.cli(&["scenario", "list"]));
+    assert!(list.contains("slow-catalog"), "{list}");
+    let page = ok(&lab.cli(&["scenario", "start", "slow-catalog"]));
+    assert!(page.contains("[PAGE]"), "{page}");
+    wait_latency(
+        &lab,
+        "the scenario's root fault",
+        true,
+        Duration::from_millis(250),
+    )
+    .await;
+
+    // A wrong op (restarting the gateway) is recorded and changes nothing.
+    let done = ok(&lab.cli(&["ops", "restart", "gateway", "--actor", "alice"]));
+    assert!(done.contains("restarted gateway-1"), "{done}");
+    lab.eventually(
+        "the gateway to be back",
+        Duration::from_secs(15),
+        || async {
+            let r = lab.http.get(lab.url("/api/products")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let still = median_latency(&lab, "/api/products", 3).await;
+    assert!(still > Duration::from_millis(250), "{still:?}");
+
+    // The accepted one ends the incident.
+    ok(&lab.cli(&["ops", "restart", "catalog", "--actor", "alice"]));
+    lab.eventually(
+        "recovery after the accepted mitigation",
+        Duration::from_secs(15),
+        || async {
+            let r = lab.http.get(lab.url("/api/products")).send().await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            (median_latency(&lab, "/api/products", 3).await < Duration::from_millis(200))
+                .then_some(())
+        },
+    )
+    .await;
+    let ops: Value = lab
+        .http
+        .get(format!("{}/v1/ops", lab.endpoints.controller))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ops = ops["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), 2);
+    assert!(
+        ops.iter()
+            .all(|o| o["actor"] == "alice" && o["atMs"].as_i64().unwrap() > 0)
+    );
+}
+
+#[test]
+fn a_broken_scenario_file_gets_a_line_precise_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string("scenarios/slow-catalog.toml").unwrap();
+    let broken = good.replace("latency = \"300ms\"", "latency = \"fast\"");
+    let line = broken.lines().position(|l| l.contains("\"fast\"")).unwrap() + 1;
+    let path = dir.path().join("slow-catalog.toml");
+    std::fs::write(&path, broken).unwrap();
+    let out = support::firedrill()
+        .args(["scenario", "validate"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("slow-catalog.toml:{line}:")) && err.contains("not a duration"),
+        "{err}"
+    );
+    // The shipped catalogue validates.
+    let out = support::firedrill()
+        .args(["scenario", "validate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
