@@ -31,9 +31,14 @@
 //!   or partial success, malformed query parameters get a 400 naming them.
 
 mod config;
+mod derived;
+mod exporters;
 mod ingest;
+mod memory;
 mod model;
+mod openmetrics;
 mod otlp;
+mod pipeline;
 mod query;
 mod receivers;
 mod self_metrics;
