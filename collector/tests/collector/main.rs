@@ -9,4 +9,5 @@ mod harness;
 
 mod export;
 mod lifecycle;
+mod python;
 mod receiver;
