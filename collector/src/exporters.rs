@@ -82,7 +82,13 @@ impl Exporters {
                         capacity: queue_bytes,
                         metrics: Arc::clone(metrics),
                     };
-                    tasks.spawn(forwarder.clone().run(rx, client, stop.clone()));
+                    // The task gets no sender, or its queue would never close.
+                    let sending = Sending {
+                        signal,
+                        used: Arc::clone(&forwarder.used),
+                        metrics: Arc::clone(metrics),
+                    };
+                    tasks.spawn(sending.run(rx, client, stop.clone()));
                     anyhow::Ok(forwarder)
                 })
                 .transpose()
@@ -232,7 +238,17 @@ impl Forwarder {
         self.metrics
             .exporter_queue(self.signal, self.used.load(Ordering::Acquire));
     }
+}
 
+/// The sending task's share of a forwarder.
+#[derive(Debug)]
+struct Sending {
+    signal: Signal,
+    used: Arc<AtomicUsize>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl Sending {
     async fn run(
         self,
         mut rx: mpsc::UnboundedReceiver<Outbound>,
@@ -246,8 +262,8 @@ impl Forwarder {
                 client.send_with_retry(&outbound.payload, &stop).await
             };
             self.metrics.exported(self.signal, outcome, outbound.items);
-            self.used.fetch_sub(outbound.bytes, Ordering::AcqRel);
-            self.report_queue();
+            let left = self.used.fetch_sub(outbound.bytes, Ordering::AcqRel) - outbound.bytes;
+            self.metrics.exporter_queue(self.signal, left);
         }
     }
 }

@@ -48,6 +48,6 @@ mod test_support;
 mod topology;
 
 pub use self::{
-    config::{CollectorArgs, CollectorConfig},
+    config::{CollectorArgs, CollectorConfig, Endpoint, Forwarding},
     topology::{BindError, Listeners, main, run},
 };
