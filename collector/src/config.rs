@@ -53,6 +53,46 @@ pub struct CollectorArgs {
         value_parser = parse_byte_size
     )]
     pub max_body_bytes: usize,
+
+    /// Resident memory the collector must stay under. Receivers refuse
+    /// exports (HTTP 503, gRPC UNAVAILABLE) while the process is above 90% of
+    /// it, and the byte budgets below default to shares of it.
+    #[arg(
+        long,
+        env = "FIREDRILL_COLLECTOR_MEMORY_LIMIT",
+        default_value = "512MiB",
+        value_parser = parse_byte_size
+    )]
+    pub memory_limit: usize,
+
+    /// Bytes of spans kept (default: 40% of --memory-limit); the oldest are
+    /// evicted first, like --max-spans.
+    #[arg(long, env = "FIREDRILL_COLLECTOR_MAX_SPAN_BYTES", value_parser = parse_byte_size)]
+    pub max_span_bytes: Option<usize>,
+
+    /// Bytes of log records kept (default: 15% of --memory-limit).
+    #[arg(long, env = "FIREDRILL_COLLECTOR_MAX_LOG_BYTES", value_parser = parse_byte_size)]
+    pub max_log_bytes: Option<usize>,
+
+    /// Bytes of decoded exports waiting for the pipeline (default: 5% of
+    /// --memory-limit). When full, exports get HTTP 429 / gRPC UNAVAILABLE
+    /// with a retry delay.
+    #[arg(long, env = "FIREDRILL_COLLECTOR_QUEUE_BYTES", value_parser = parse_byte_size)]
+    pub queue_bytes: Option<usize>,
+
+    /// Forward received traces over OTLP to this endpoint: `grpc://host:4317`
+    /// for OTLP/gRPC, or `http://host:4318` (the signal path is appended when
+    /// the URL has no path) for OTLP/HTTP protobuf.
+    #[arg(long, env = "FIREDRILL_FORWARD_TRACES_OTLP")]
+    pub forward_traces_otlp: Option<String>,
+
+    /// Forward received metrics over OTLP (same forms as --forward-traces-otlp).
+    #[arg(long, env = "FIREDRILL_FORWARD_METRICS_OTLP")]
+    pub forward_metrics_otlp: Option<String>,
+
+    /// Forward received logs over OTLP (same forms as --forward-traces-otlp).
+    #[arg(long, env = "FIREDRILL_FORWARD_LOGS_OTLP")]
+    pub forward_logs_otlp: Option<String>,
 }
 
 /// What `run` needs besides its listeners.
@@ -63,8 +103,66 @@ pub struct CollectorConfig {
     /// Distinct OTLP metric series whose latest value is kept.
     pub max_metric_series: usize,
     pub max_body_bytes: usize,
-    /// Deadline for each shutdown stage (receivers, then the query server).
+    /// Resident-memory ceiling; ingest is refused above 90% of it.
+    pub memory_limit: usize,
+    pub max_span_bytes: usize,
+    pub max_log_bytes: usize,
+    /// Budget of decoded exports queued for (or inside) the pipeline.
+    pub queue_bytes: usize,
+    /// Downstream OTLP endpoints, one per signal.
+    pub forward: Forwarding,
+    /// Deadline for each shutdown stage (receivers, pipeline, exporters,
+    /// query server).
     pub shutdown_grace: Duration,
+}
+
+/// Where each signal is forwarded; `None` keeps it local.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    pub traces: Option<Endpoint>,
+    pub metrics: Option<Endpoint>,
+    pub logs: Option<Endpoint>,
+}
+
+/// A downstream OTLP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `http://host:port` of an OTLP/gRPC server.
+    Grpc(String),
+    /// The full OTLP/HTTP URL, signal path included.
+    Http(String),
+}
+
+impl Endpoint {
+    /// `grpc://host:port` → gRPC (sent as `http://host:port`); an
+    /// `http://` URL → OTLP/HTTP, with the signal path appended when the
+    /// URL has none (as the OTel SDKs' `OTEL_EXPORTER_OTLP_ENDPOINT` does).
+    pub fn parse(text: &str, signal_path: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("grpc://") {
+            if rest.is_empty() || rest.contains('/') {
+                return Err(format!("{text:?}: expected grpc://host:port"));
+            }
+            return Ok(Self::Grpc(format!("http://{rest}")));
+        }
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(format!(
+                "{text:?}: expected grpc://host:port or http://host:port/v1/..."
+            ));
+        };
+        // No TLS client is built in: the lab's downstreams are on the
+        // same private network.
+        if scheme != "http" || rest.is_empty() {
+            return Err(format!("{text:?}: the scheme must be grpc or http"));
+        }
+        match rest.split_once('/') {
+            Some((_, path)) if !path.is_empty() => Ok(Self::Http(text.to_owned())),
+            _ => Ok(Self::Http(format!(
+                "{}{signal_path}",
+                text.trim_end_matches('/')
+            ))),
+        }
+    }
 }
 
 impl Default for CollectorConfig {
@@ -74,6 +172,11 @@ impl Default for CollectorConfig {
             max_log_records: 200_000,
             max_metric_series: 10_000,
             max_body_bytes: 8 * MIB,
+            memory_limit: 512 * MIB,
+            max_span_bytes: 512 * MIB / 100 * 40,
+            max_log_bytes: 512 * MIB / 100 * 15,
+            queue_bytes: 512 * MIB / 100 * 5,
+            forward: Forwarding::default(),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -85,18 +188,45 @@ impl CollectorConfig {
             spans: self.max_spans,
             log_records: self.max_log_records,
             metric_series: self.max_metric_series,
+            span_bytes: self.max_span_bytes,
+            log_bytes: self.max_log_bytes,
         }
     }
 }
 
-impl From<&CollectorArgs> for CollectorConfig {
-    fn from(args: &CollectorArgs) -> Self {
-        Self {
+impl CollectorConfig {
+    /// Checks the flags that clap cannot check alone; the error names the flag.
+    pub fn from_args(args: &CollectorArgs) -> Result<Self, String> {
+        let share = |percent: usize| args.memory_limit / 100 * percent;
+        let endpoint = |flag: &str, value: &Option<String>, path: &str| {
+            value
+                .as_deref()
+                .map(|v| Endpoint::parse(v, path).map_err(|e| format!("{flag}: {e}")))
+                .transpose()
+        };
+        Ok(Self {
             max_spans: args.max_spans.get(),
             max_log_records: args.max_log_records.get(),
             max_body_bytes: args.max_body_bytes,
+            memory_limit: args.memory_limit,
+            max_span_bytes: args.max_span_bytes.unwrap_or_else(|| share(40)),
+            max_log_bytes: args.max_log_bytes.unwrap_or_else(|| share(15)),
+            queue_bytes: args.queue_bytes.unwrap_or_else(|| share(5)),
+            forward: Forwarding {
+                traces: endpoint(
+                    "--forward-traces-otlp",
+                    &args.forward_traces_otlp,
+                    "/v1/traces",
+                )?,
+                metrics: endpoint(
+                    "--forward-metrics-otlp",
+                    &args.forward_metrics_otlp,
+                    "/v1/metrics",
+                )?,
+                logs: endpoint("--forward-logs-otlp", &args.forward_logs_otlp, "/v1/logs")?,
+            },
             ..Self::default()
-        }
+        })
     }
 }
 
@@ -150,10 +280,35 @@ mod tests {
         assert_eq!(args.otlp_grpc_listen, "127.0.0.1:4317");
         assert_eq!(args.otlp_http_listen, "127.0.0.1:4318");
         assert_eq!(args.query_listen, "127.0.0.1:16686");
-        let config = CollectorConfig::from(&args);
+        let config = CollectorConfig::from_args(&args).unwrap();
         assert_eq!(config.max_spans, 200_000);
         assert_eq!(config.max_log_records, 200_000);
         assert_eq!(config.max_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(config.memory_limit, 512 * 1024 * 1024);
+        assert_eq!(config.queue_bytes, config.memory_limit / 100 * 5);
+        assert_eq!(config.forward, Forwarding::default());
+    }
+
+    #[test]
+    fn forward_endpoints_pick_the_transport_from_the_scheme() {
+        assert_eq!(
+            Endpoint::parse("grpc://jaeger:4317", "/v1/traces"),
+            Ok(Endpoint::Grpc("http://jaeger:4317".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("http://loki:3100/otlp", "/v1/logs"),
+            Ok(Endpoint::Http("http://loki:3100/otlp".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("http://jaeger:4318/", "/v1/traces"),
+            Ok(Endpoint::Http("http://jaeger:4318/v1/traces".into()))
+        );
+        assert!(Endpoint::parse("jaeger:4317", "/v1/traces").is_err());
+        let args = Cli::try_parse_from(["collector", "--forward-logs-otlp", "ftp://x"])
+            .unwrap()
+            .args;
+        let error = CollectorConfig::from_args(&args).unwrap_err();
+        assert!(error.starts_with("--forward-logs-otlp: "), "{error}");
     }
 
     #[test]

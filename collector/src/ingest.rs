@@ -1,10 +1,11 @@
-//! The pipeline stage shared by both receivers: OTLP request in, store
-//! insert and outcome counts, OTLP response out.
+//! The receivers' shared front half: validate an export, admit it to the
+//! pipeline or refuse it, count every item, and build the OTLP response.
 //!
-//! Ingestion is synchronous and unbuffered: when `Ingest` returns, every
-//! accepted item is in the store. That is what lets shutdown stop the
-//! receivers and be done, with no queue to drain, and it makes backpressure
-//! trivial: a slow store slows the sender's request, never memory.
+//! Validation happens here, before queueing, so the sender's response can
+//! report invalid items as partial success. Admission is all-or-nothing per
+//! export: when the queue is full or memory is short, the whole export is
+//! refused with a retryable status and every item in it counted as refused,
+//! so a retry never duplicates half a batch.
 
 use std::sync::Arc;
 
@@ -15,143 +16,142 @@ use opentelemetry_proto::tonic::collector::{
     },
     trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
+use prost::Message as _;
 
 use crate::{
-    model::now_unix_nano,
+    memory::MemoryGuard,
     otlp::{self, Rejection},
-    self_metrics::{Outcome, SelfMetrics, Signal},
-    store::Store,
+    pipeline::{Batch, PipelineSender, Throttled},
+    self_metrics::{Outcome, SelfMetrics},
 };
 
 #[derive(Debug, Clone)]
 pub struct Ingest {
-    store: Arc<Store>,
+    pipeline: PipelineSender,
+    memory: Arc<MemoryGuard>,
     metrics: Arc<SelfMetrics>,
 }
 
 impl Ingest {
-    pub fn new(store: Arc<Store>, metrics: Arc<SelfMetrics>) -> Self {
-        Self { store, metrics }
+    pub fn new(
+        pipeline: PipelineSender,
+        memory: Arc<MemoryGuard>,
+        metrics: Arc<SelfMetrics>,
+    ) -> Self {
+        Self {
+            pipeline,
+            memory,
+            metrics,
+        }
     }
 
     pub fn metrics(&self) -> &SelfMetrics {
         &self.metrics
     }
 
-    pub fn traces(&self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
-        let mut spans = Vec::new();
+    pub fn traces(
+        &self,
+        mut request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, Throttled> {
         let mut refused = Refusals::default();
-        for resource_spans in request.resource_spans {
-            let resource = otlp::resource(resource_spans.resource);
-            for scope_spans in resource_spans.scope_spans {
-                let scope = otlp::scope(scope_spans.scope);
-                for span in scope_spans.spans {
-                    refused.collect(otlp::span(span, &resource, &scope), &mut spans);
-                }
-            }
+        let mut valid = 0;
+        for scope_spans in request
+            .resource_spans
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_spans)
+        {
+            scope_spans
+                .spans
+                .retain(|span| refused.keep(otlp::check_span(span), &mut valid));
         }
-        let inserted = self.store.insert_spans(spans);
-        self.count(Signal::Spans, inserted.accepted, refused.count, 0);
-        self.metrics
-            .count(Signal::Spans, Outcome::Evicted, inserted.evicted);
-        ExportTraceServiceResponse {
+        self.admit(Batch::Traces(request), valid, &refused)?;
+        Ok(ExportTraceServiceResponse {
             partial_success: refused.message("spans").map(|error_message| {
                 ExportTracePartialSuccess {
                     rejected_spans: refused.count_i64(),
                     error_message,
                 }
             }),
-        }
+        })
     }
 
-    pub fn logs(&self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse {
-        let received_at = now_unix_nano();
-        let mut entries = Vec::new();
+    pub fn logs(
+        &self,
+        mut request: ExportLogsServiceRequest,
+    ) -> Result<ExportLogsServiceResponse, Throttled> {
         let mut refused = Refusals::default();
-        for resource_logs in request.resource_logs {
-            let resource = otlp::resource(resource_logs.resource);
-            for record in resource_logs
-                .scope_logs
-                .into_iter()
-                .flat_map(|s| s.log_records)
-            {
-                refused.collect(
-                    otlp::log_record(record, &resource, received_at),
-                    &mut entries,
-                );
-            }
+        let mut valid = 0;
+        for scope_logs in request
+            .resource_logs
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_logs)
+        {
+            scope_logs
+                .log_records
+                .retain(|record| refused.keep(otlp::check_log_record(record), &mut valid));
         }
-        let inserted = self.store.insert_logs(entries);
-        self.count(Signal::LogRecords, inserted.accepted, refused.count, 0);
-        self.metrics
-            .count(Signal::LogRecords, Outcome::Evicted, inserted.evicted);
-        ExportLogsServiceResponse {
+        self.admit(Batch::Logs(request), valid, &refused)?;
+        Ok(ExportLogsServiceResponse {
             partial_success: refused.message("log records").map(|error_message| {
                 ExportLogsPartialSuccess {
                     rejected_log_records: refused.count_i64(),
                     error_message,
                 }
             }),
-        }
+        })
     }
 
-    /// Dropped points (series limit) are reported to the sender together
-    /// with refused ones: either way the collector did not keep them.
     pub fn metrics_export(
         &self,
-        request: ExportMetricsServiceRequest,
-    ) -> ExportMetricsServiceResponse {
-        let mut points = Vec::new();
+        mut request: ExportMetricsServiceRequest,
+    ) -> Result<ExportMetricsServiceResponse, Throttled> {
         let mut refused = Refusals::default();
-        for resource_metrics in request.resource_metrics {
-            let resource = otlp::resource(resource_metrics.resource);
-            for metric in resource_metrics
-                .scope_metrics
-                .into_iter()
-                .flat_map(|s| s.metrics)
-            {
-                for point in otlp::metric_points(metric, &resource) {
-                    refused.collect(point, &mut points);
-                }
-            }
+        let mut valid = 0;
+        for metric in request
+            .resource_metrics
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_metrics)
+            .flat_map(|s| &mut s.metrics)
+        {
+            valid += otlp::retain_valid_points(metric, |r| refused.note(r));
         }
-        let recorded = self.store.record_points(points);
-        self.count(
-            Signal::MetricPoints,
-            recorded.accepted,
-            refused.count,
-            recorded.dropped,
-        );
-        let not_kept = Refusals {
-            count: refused.count + recorded.dropped,
-            first: refused
-                .first
-                .or((recorded.dropped > 0).then_some(NotKept::SeriesLimit)),
-        };
-        ExportMetricsServiceResponse {
-            partial_success: not_kept.message("data points").map(|error_message| {
+        self.admit(Batch::Metrics(request), valid, &refused)?;
+        Ok(ExportMetricsServiceResponse {
+            partial_success: refused.message("data points").map(|error_message| {
                 ExportMetricsPartialSuccess {
-                    rejected_data_points: not_kept.count_i64(),
+                    rejected_data_points: refused.count_i64(),
                     error_message,
                 }
             }),
+        })
+    }
+
+    /// Queues the valid part of an export and counts every item of it.
+    fn admit(&self, batch: Batch, valid: u64, refused: &Refusals) -> Result<(), Throttled> {
+        let signal = batch.signal();
+        self.metrics.received(signal, valid + refused.count);
+        self.metrics.count(signal, Outcome::Refused, refused.count);
+        if valid == 0 {
+            return Ok(());
         }
+        let admitted = if self.memory.under_pressure() {
+            Err(Throttled::MemoryPressure)
+        } else {
+            let bytes = match &batch {
+                Batch::Traces(r) => r.encoded_len(),
+                Batch::Logs(r) => r.encoded_len(),
+                Batch::Metrics(r) => r.encoded_len(),
+            };
+            self.pipeline.try_send(batch, bytes, valid)
+        };
+        let outcome = if admitted.is_ok() {
+            Outcome::Accepted
+        } else {
+            Outcome::Refused
+        };
+        self.metrics.count(signal, outcome, valid);
+        admitted
     }
-
-    fn count(&self, signal: Signal, accepted: u64, refused: u64, dropped: u64) {
-        self.metrics.count(signal, Outcome::Accepted, accepted);
-        self.metrics.count(signal, Outcome::Refused, refused);
-        self.metrics.count(signal, Outcome::Dropped, dropped);
-    }
-}
-
-/// Why an item was not kept, for the partial-success message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum NotKept {
-    #[error(transparent)]
-    Invalid(#[from] Rejection),
-    #[error("the collector's metric series limit is reached; new series are not kept")]
-    SeriesLimit,
 }
 
 /// Items refused from one request: how many, and the first reason (one
@@ -159,17 +159,25 @@ enum NotKept {
 #[derive(Debug, Default)]
 struct Refusals {
     count: u64,
-    first: Option<NotKept>,
+    first: Option<Rejection>,
 }
 
 impl Refusals {
-    /// Pushes an accepted item onto `accepted` or notes the rejection.
-    fn collect<T>(&mut self, item: Result<T, Rejection>, accepted: &mut Vec<T>) {
-        match item {
-            Ok(item) => accepted.push(item),
+    fn note(&mut self, rejection: Rejection) {
+        self.count += 1;
+        self.first.get_or_insert(rejection);
+    }
+
+    /// For `retain`: true keeps a valid item (counted in `valid`).
+    fn keep(&mut self, checked: Result<(), Rejection>, valid: &mut u64) -> bool {
+        match checked {
+            Ok(()) => {
+                *valid += 1;
+                true
+            }
             Err(rejection) => {
-                self.count += 1;
-                self.first.get_or_insert(NotKept::Invalid(rejection));
+                self.note(rejection);
+                false
             }
         }
     }
@@ -197,16 +205,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::store::Capacities;
-
-    fn ingest() -> Ingest {
-        let store = Store::new(Capacities {
-            spans: 10,
-            log_records: 10,
-            metric_series: 10,
-        });
-        Ingest::new(Arc::new(store), Arc::new(SelfMetrics::new()))
-    }
+    use crate::{self_metrics::Signal, test_support::test_pipeline};
 
     fn span(trace_id: Vec<u8>) -> Span {
         Span {
@@ -216,31 +215,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn partial_success_reports_refused_spans() {
-        let ingest = ingest();
-        let request = ExportTraceServiceRequest {
+    fn traces(spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![span(vec![1; 16]), span(vec![1; 3]), span(vec![])],
+                    spans,
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
-        };
-        let partial = ingest.traces(request).partial_success.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn partial_success_reports_refused_spans() {
+        let (ingest, pipeline, store) = test_pipeline(1 << 20);
+        let request = traces(vec![span(vec![1; 16]), span(vec![1; 3]), span(vec![])]);
+        let partial = ingest.traces(request).unwrap().partial_success.unwrap();
         assert_eq!(partial.rejected_spans, 2);
         assert!(
             partial.error_message.contains("trace_id"),
             "{}",
             partial.error_message
         );
-        assert_eq!(ingest.store.sizes().spans, 1);
+        assert!(pipeline.drain(std::time::Duration::from_secs(5)).await);
+        assert_eq!(store.sizes().spans, 1);
     }
 
-    #[test]
-    fn fully_accepted_logs_leave_partial_success_unset() {
-        let ingest = ingest();
+    #[tokio::test]
+    async fn fully_accepted_logs_leave_partial_success_unset() {
+        let (ingest, pipeline, store) = test_pipeline(1 << 20);
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 scope_logs: vec![ScopeLogs {
@@ -250,7 +254,33 @@ mod tests {
                 ..Default::default()
             }],
         };
-        assert_eq!(ingest.logs(request).partial_success, None);
-        assert_eq!(ingest.store.sizes().log_records, 1);
+        assert_eq!(ingest.logs(request).unwrap().partial_success, None);
+        assert!(pipeline.drain(std::time::Duration::from_secs(5)).await);
+        assert_eq!(store.sizes().log_records, 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_the_whole_export_and_counts_it() {
+        // A budget of one byte: the first export gets in (an empty queue
+        // always admits one), the next is refused while it waits.
+        let (ingest, pipeline, _store) = test_pipeline(1);
+        let mut outcomes = Vec::new();
+        for _ in 0..50 {
+            outcomes.push(ingest.traces(traces(vec![span(vec![7; 16])])).is_ok());
+        }
+        assert!(outcomes[0]);
+        let refused = outcomes.iter().filter(|ok| !**ok).count() as u64;
+        let accepted = 50 - refused;
+        let metrics = ingest.metrics();
+        assert_eq!(metrics.item_count(Signal::Spans, Outcome::Refused), refused);
+        assert_eq!(
+            metrics.item_count(Signal::Spans, Outcome::Accepted),
+            accepted
+        );
+        assert!(pipeline.drain(std::time::Duration::from_secs(5)).await);
+        assert_eq!(
+            ingest.traces(traces(vec![span(vec![7; 16])])),
+            Err(Throttled::ShuttingDown)
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! The firedrill collector: receives OTLP traces, metrics and logs from every
-//! process of the lab, keeps them in bounded memory, and answers Jaeger-style
-//! trace queries and log searches.
+//! process of the lab, keeps them in bounded memory, answers Jaeger-style
+//! trace queries and log searches, derives span and service-graph metrics,
+//! re-exposes the services' OTLP metrics for Prometheus, and forwards all
+//! three signals to downstream OTLP endpoints. `docs/collector.md` is the
+//! user's guide.
 //!
 //! # Layout
 //!
@@ -8,32 +11,47 @@
 //! - `topology`: `main` and `run`; wiring, readiness and staged shutdown.
 //! - `receivers`: OTLP/gRPC (`receivers/grpc.rs`) and OTLP/HTTP
 //!   (`receivers/http.rs`); both only decode and hand over to `ingest`.
-//! - `ingest`: validates and converts requests (`otlp.rs` does the item
-//!   conversion), inserts into the store, counts every item's outcome and
-//!   builds the OTLP response with partial success.
-//! - `model`: the collector's own span / log / metric-point types.
+//! - `ingest`: validates an export (partial success for invalid items),
+//!   admits it to the pipeline or refuses it retryably, counts every item.
+//! - `pipeline`: the bounded ingest queue and the thread behind it, which
+//!   converts (`otlp.rs`) into the store, feeds `derived`, and hands the
+//!   export on to `exporters`.
+//! - `memory`: resident-memory sampling; refuses ingest near the limit.
+//! - `model`: the collector's own span / log types.
 //! - `store`: the bounded in-memory stores behind one `Store` type, with
-//!   the indexes the queries need (trace id, service, operations).
+//!   the indexes the queries need, and the re-exposed OTLP metrics.
+//! - `derived`: span metrics and service-graph metrics.
+//! - `exporters`: OTLP forwarding with bounded queues and retries.
+//! - `openmetrics`: the text writer for the run-time-named series.
 //! - `query`: the query HTTP server: Jaeger API (`query/jaeger.rs`), log
-//!   search (`query/logs.rs`), `/health`, and `/metrics` from
-//!   `self_metrics`.
+//!   search (`query/logs.rs`), `/health`, and `/metrics`.
 //!
 //! # Invariants
 //!
 //! - Receivers never touch the store directly and queries never mutate it:
-//!   `Store` is the only seam, so it can be replaced without touching either.
-//! - Every received item is counted once as accepted, refused or dropped;
-//!   nothing is lost silently.
-//! - Memory is bounded by configuration: spans and log records by count
-//!   (oldest evicted first), metric series by count (new series dropped),
-//!   request bodies by size after decompression.
+//!   the pipeline thread is the store's only writer.
+//! - Every received item is counted once as accepted or refused; accepted
+//!   items may later be counted dropped or evicted; nothing is lost
+//!   silently. Forwarded items are counted sent, failed or dropped.
+//! - Memory is bounded by configuration: spans and log records by count and
+//!   bytes (oldest evicted first), the ingest and exporter queues by bytes
+//!   (new exports refused or dropped), metric series and derived series by
+//!   count (new series dropped), request bodies by size after
+//!   decompression, and the whole process by a resident-memory limit.
+//! - Nothing waits on a downstream: exporters never block the pipeline, and
+//!   the pipeline never blocks a receiver.
 //! - Nothing here panics on bad input: malformed requests get 400/413/415
 //!   or partial success, malformed query parameters get a 400 naming them.
 
 mod config;
+mod derived;
+mod exporters;
 mod ingest;
+mod memory;
 mod model;
+mod openmetrics;
 mod otlp;
+mod pipeline;
 mod query;
 mod receivers;
 mod self_metrics;
@@ -43,6 +61,6 @@ mod test_support;
 mod topology;
 
 pub use self::{
-    config::{CollectorArgs, CollectorConfig},
+    config::{CollectorArgs, CollectorConfig, Endpoint, Forwarding},
     topology::{BindError, Listeners, main, run},
 };

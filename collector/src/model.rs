@@ -114,6 +114,20 @@ pub enum AttrValue {
 }
 
 impl AttrValue {
+    /// Heap bytes this value owns, for the stores' byte budgets.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Str(s) => s.capacity(),
+            Self::Bytes(b) => b.capacity(),
+            Self::Array(values) => values
+                .iter()
+                .map(|v| size_of::<Self>() + v.heap_bytes())
+                .sum(),
+            Self::Map(attrs) => attributes_bytes(attrs),
+            Self::Bool(_) | Self::Int(_) | Self::Double(_) | Self::Empty => 0,
+        }
+    }
+
     /// The value as plain JSON: arrays and maps stay structured.
     pub fn to_json(&self) -> Json {
         match self {
@@ -155,6 +169,14 @@ impl Attribute {
             value,
         }
     }
+}
+
+/// Bytes a list of attributes owns on the heap.
+pub fn attributes_bytes(attrs: &[Attribute]) -> usize {
+    attrs
+        .iter()
+        .map(|a| size_of::<Attribute>() + a.key.capacity() + a.value.heap_bytes())
+        .sum()
 }
 
 /// Attributes as one JSON object (later duplicates win, as in OTel SDKs).
@@ -318,6 +340,28 @@ impl SpanRecord {
         &self.resource.service_name
     }
 
+    /// Bytes this span costs in the store (its `Arc` allocation and what it
+    /// owns; the resource and scope are shared and not counted).
+    pub fn approx_bytes(&self) -> usize {
+        let events: usize = self
+            .events
+            .iter()
+            .map(|e| size_of::<SpanEvent>() + e.name.capacity() + attributes_bytes(&e.attributes))
+            .sum();
+        let links: usize = self
+            .links
+            .iter()
+            .map(|l| size_of::<SpanLink>() + attributes_bytes(&l.attributes))
+            .sum();
+        2 * size_of::<usize>()
+            + size_of::<Self>()
+            + self.name.capacity()
+            + attributes_bytes(&self.attributes)
+            + events
+            + links
+            + self.status_message.capacity()
+    }
+
     /// Tags that are not OTLP attributes but that Jaeger users search and
     /// read: kind, status, `error=true`, and the instrumentation scope. One
     /// definition serves both rendering and tag search, so they agree.
@@ -384,6 +428,15 @@ impl LogEntry {
     pub fn service(&self) -> &str {
         &self.resource.service_name
     }
+
+    /// Bytes this record costs in the store, like [`SpanRecord::approx_bytes`].
+    pub fn approx_bytes(&self) -> usize {
+        2 * size_of::<usize>()
+            + size_of::<Self>()
+            + self.severity_text.capacity()
+            + self.body.capacity()
+            + attributes_bytes(&self.attributes)
+    }
 }
 
 /// Severity ranges from the OTel logs data model: each name covers four
@@ -409,29 +462,6 @@ pub fn severity_from_name(name: &str) -> Option<i32> {
     };
     let index = SEVERITY_NAMES.iter().position(|n| *n == canonical)?;
     Some(index as i32 * 4 + 1)
-}
-
-// === metrics ===
-
-/// The latest value of one metric series, as far as this increment keeps it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PointValue {
-    Number(f64),
-    /// Histograms and summaries keep their count and sum only.
-    Distribution {
-        count: u64,
-        sum: Option<f64>,
-    },
-}
-
-/// One metric data point, reduced to the series it belongs to and its value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricPoint {
-    /// `name{service.name=...,service.instance.id=...,attr=...}` with the
-    /// attributes sorted, so the same series always yields the same key.
-    pub series: String,
-    pub time_unix_nano: u64,
-    pub value: PointValue,
 }
 
 #[cfg(test)]

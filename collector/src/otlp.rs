@@ -10,11 +10,10 @@
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::{
+    collector::{logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest},
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value as AnyKind},
     logs::v1::LogRecord,
-    metrics::v1::{
-        Metric, NumberDataPoint, metric::Data as MetricData, number_data_point::Value as Number,
-    },
+    metrics::v1::{Metric, NumberDataPoint, metric::Data as MetricData},
     resource::v1::Resource as OtlpResource,
     trace::v1::{
         Span,
@@ -23,8 +22,8 @@ use opentelemetry_proto::tonic::{
 };
 
 use crate::model::{
-    AttrValue, Attribute, LogEntry, MetricPoint, PointValue, Resource, Scope, SpanEvent, SpanId,
-    SpanKind, SpanLink, SpanRecord, StatusCode, TraceId, severity_from_name,
+    AttrValue, Attribute, LogEntry, Resource, Scope, SpanEvent, SpanId, SpanKind, SpanLink,
+    SpanRecord, StatusCode, TraceId, severity_from_name,
 };
 
 /// Why one item was refused; the message is sent back to the exporter.
@@ -44,40 +43,40 @@ pub enum Rejection {
 
 // === common ===
 
-pub fn attributes(kvs: Vec<KeyValue>) -> Vec<Attribute> {
-    kvs.into_iter()
-        .map(|kv| Attribute::new(kv.key, any_value(kv.value)))
+pub fn attributes(kvs: &[KeyValue]) -> Vec<Attribute> {
+    kvs.iter()
+        .map(|kv| Attribute::new(kv.key.clone(), any_value(kv.value.as_ref())))
         .collect()
 }
 
-fn any_value(value: Option<AnyValue>) -> AttrValue {
-    match value.and_then(|v| v.value) {
-        Some(AnyKind::StringValue(s)) => AttrValue::Str(s),
-        Some(AnyKind::BoolValue(b)) => AttrValue::Bool(b),
-        Some(AnyKind::IntValue(i)) => AttrValue::Int(i),
-        Some(AnyKind::DoubleValue(d)) => AttrValue::Double(d),
-        Some(AnyKind::BytesValue(b)) => AttrValue::Bytes(b),
+fn any_value(value: Option<&AnyValue>) -> AttrValue {
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(AnyKind::StringValue(s)) => AttrValue::Str(s.clone()),
+        Some(AnyKind::BoolValue(b)) => AttrValue::Bool(*b),
+        Some(AnyKind::IntValue(i)) => AttrValue::Int(*i),
+        Some(AnyKind::DoubleValue(d)) => AttrValue::Double(*d),
+        Some(AnyKind::BytesValue(b)) => AttrValue::Bytes(b.clone()),
         Some(AnyKind::ArrayValue(a)) => {
-            AttrValue::Array(a.values.into_iter().map(|v| any_value(Some(v))).collect())
+            AttrValue::Array(a.values.iter().map(|v| any_value(Some(v))).collect())
         }
-        Some(AnyKind::KvlistValue(kvs)) => AttrValue::Map(attributes(kvs.values)),
+        Some(AnyKind::KvlistValue(kvs)) => AttrValue::Map(attributes(&kvs.values)),
         // String-table indexes only mean something inside profiles, which
         // this collector does not receive.
         Some(AnyKind::StringValueStrindex(_)) | None => AttrValue::Empty,
     }
 }
 
-pub fn resource(resource: Option<OtlpResource>) -> Arc<Resource> {
+pub fn resource(resource: Option<&OtlpResource>) -> Arc<Resource> {
     let attrs = resource
-        .map(|r| attributes(r.attributes))
+        .map(|r| attributes(&r.attributes))
         .unwrap_or_default();
     Arc::new(Resource::new(attrs))
 }
 
-pub fn scope(scope: Option<InstrumentationScope>) -> Arc<Scope> {
+pub fn scope(scope: Option<&InstrumentationScope>) -> Arc<Scope> {
     let scope = scope.map_or_else(Scope::default, |s| Scope {
-        name: s.name,
-        version: s.version,
+        name: s.name.clone(),
+        version: s.version.clone(),
     });
     Arc::new(scope)
 }
@@ -95,10 +94,97 @@ fn optional_id<T>(
     parse(bytes).map(Some).ok_or(())
 }
 
+// === validation ===
+//
+// The receivers call these before queueing, so the sender learns about
+// invalid items in the export's own response (partial success) even though
+// conversion happens later, on the pipeline thread.
+
+pub fn check_span(span: &Span) -> Result<(), Rejection> {
+    TraceId::from_slice(&span.trace_id).ok_or(Rejection::InvalidTraceId)?;
+    SpanId::from_slice(&span.span_id).ok_or(Rejection::InvalidSpanId)?;
+    optional_id(&span.parent_span_id, 8, SpanId::from_slice)
+        .map_err(|()| Rejection::InvalidParentSpanId)?;
+    Ok(())
+}
+
+pub fn check_log_record(record: &LogRecord) -> Result<(), Rejection> {
+    optional_id(&record.trace_id, 16, TraceId::from_slice)
+        .map_err(|()| Rejection::InvalidTraceId)?;
+    optional_id(&record.span_id, 8, SpanId::from_slice).map_err(|()| Rejection::InvalidSpanId)?;
+    Ok(())
+}
+
+/// Removes the data points of `metric` that cannot be kept and reports
+/// each through `refuse`; returns how many remain.
+pub fn retain_valid_points(metric: &mut Metric, mut refuse: impl FnMut(Rejection)) -> u64 {
+    let Some(data) = metric.data.as_mut() else {
+        return 0;
+    };
+    if metric.name.is_empty() {
+        for _ in 0..point_count(data) {
+            refuse(Rejection::MissingMetricName);
+        }
+        metric.data = None;
+        return 0;
+    }
+    let number_ok = |p: &NumberDataPoint| p.value.is_some() || p.flags & NO_RECORDED_VALUE != 0;
+    match data {
+        MetricData::Gauge(g) => retain_counting(&mut g.data_points, number_ok, &mut refuse),
+        MetricData::Sum(s) => retain_counting(&mut s.data_points, number_ok, &mut refuse),
+        other => point_count(other),
+    }
+}
+
+fn retain_counting<T>(
+    points: &mut Vec<T>,
+    ok: impl Fn(&T) -> bool,
+    refuse: &mut impl FnMut(Rejection),
+) -> u64 {
+    points.retain(|p| {
+        let keep = ok(p);
+        if !keep {
+            refuse(Rejection::MissingValue);
+        }
+        keep
+    });
+    points.len() as u64
+}
+
+pub fn point_count(data: &MetricData) -> u64 {
+    let n = match data {
+        MetricData::Gauge(g) => g.data_points.len(),
+        MetricData::Sum(s) => s.data_points.len(),
+        MetricData::Histogram(h) => h.data_points.len(),
+        MetricData::ExponentialHistogram(h) => h.data_points.len(),
+        MetricData::Summary(s) => s.data_points.len(),
+    };
+    n as u64
+}
+
 // === spans ===
 
+/// Every valid span of an export; invalid ones were already refused by
+/// the receiver (see [`check_span`]) and are skipped here.
+pub fn spans(request: &ExportTraceServiceRequest) -> Vec<SpanRecord> {
+    let mut spans = Vec::new();
+    for resource_spans in &request.resource_spans {
+        let resource = resource(resource_spans.resource.as_ref());
+        for scope_spans in &resource_spans.scope_spans {
+            let scope = scope(scope_spans.scope.as_ref());
+            spans.extend(
+                scope_spans
+                    .spans
+                    .iter()
+                    .filter_map(|s| span(s, &resource, &scope).ok()),
+            );
+        }
+    }
+    spans
+}
+
 pub fn span(
-    span: Span,
+    span: &Span,
     resource: &Arc<Resource>,
     scope: &Arc<Scope>,
 ) -> Result<SpanRecord, Rejection> {
@@ -106,20 +192,23 @@ pub fn span(
     let span_id = SpanId::from_slice(&span.span_id).ok_or(Rejection::InvalidSpanId)?;
     let parent_span_id = optional_id(&span.parent_span_id, 8, SpanId::from_slice)
         .map_err(|()| Rejection::InvalidParentSpanId)?;
-    let (status, status_message) = span.status.map_or((StatusCode::Unset, String::new()), |s| {
-        (StatusCode::from_otlp(s.code), s.message)
-    });
+    let (status, status_message) = span
+        .status
+        .as_ref()
+        .map_or((StatusCode::Unset, String::new()), |s| {
+            (StatusCode::from_otlp(s.code), s.message.clone())
+        });
     Ok(SpanRecord {
         trace_id,
         span_id,
         parent_span_id,
-        name: span.name,
+        name: span.name.clone(),
         kind: SpanKind::from_otlp(span.kind),
         start_unix_nano: span.start_time_unix_nano,
         end_unix_nano: span.end_time_unix_nano,
-        attributes: attributes(span.attributes),
-        events: span.events.into_iter().map(event).collect(),
-        links: span.links.into_iter().filter_map(link).collect(),
+        attributes: attributes(&span.attributes),
+        events: span.events.iter().map(event).collect(),
+        links: span.links.iter().filter_map(link).collect(),
         status,
         status_message,
         resource: Arc::clone(resource),
@@ -127,30 +216,41 @@ pub fn span(
     })
 }
 
-fn event(event: Event) -> SpanEvent {
+fn event(event: &Event) -> SpanEvent {
     SpanEvent {
         time_unix_nano: event.time_unix_nano,
-        name: event.name,
-        attributes: attributes(event.attributes),
+        name: event.name.clone(),
+        attributes: attributes(&event.attributes),
     }
 }
 
 /// A link with malformed ids points nowhere; the span is still good, so only
 /// the link is dropped.
-fn link(link: Link) -> Option<SpanLink> {
+fn link(link: &Link) -> Option<SpanLink> {
     Some(SpanLink {
         trace_id: TraceId::from_slice(&link.trace_id)?,
         span_id: SpanId::from_slice(&link.span_id)?,
-        attributes: attributes(link.attributes),
+        attributes: attributes(&link.attributes),
     })
 }
 
 // === logs ===
 
+/// Every valid log record of an export (see [`check_log_record`]).
+pub fn log_entries(request: &ExportLogsServiceRequest, received_at: u64) -> Vec<LogEntry> {
+    let mut entries = Vec::new();
+    for resource_logs in &request.resource_logs {
+        let resource = resource(resource_logs.resource.as_ref());
+        let records = resource_logs.scope_logs.iter().flat_map(|s| &s.log_records);
+        entries.extend(records.filter_map(|r| log_record(r, &resource, received_at).ok()));
+    }
+    entries
+}
+
 /// `received_at` stands in for the timestamp when the sender set neither
 /// the event time nor the observed time.
 pub fn log_record(
-    record: LogRecord,
+    record: &LogRecord,
     resource: &Arc<Resource>,
     received_at: u64,
 ) -> Result<LogEntry, Rejection> {
@@ -169,11 +269,11 @@ pub fn log_record(
     Ok(LogEntry {
         time_unix_nano,
         severity_number: severity_number(record.severity_number, &record.severity_text),
-        body: any_value(record.body).to_text(),
-        severity_text: record.severity_text,
+        body: any_value(record.body.as_ref()).to_text(),
+        severity_text: record.severity_text.clone(),
         trace_id,
         span_id,
-        attributes: attributes(record.attributes),
+        attributes: attributes(&record.attributes),
         resource: Arc::clone(resource),
     })
 }
@@ -190,110 +290,9 @@ fn severity_number(number: i32, text: &str) -> i32 {
 
 // === metrics ===
 
-/// One result per data point of `metric`, so each point is counted once.
-pub fn metric_points(metric: Metric, resource: &Resource) -> Vec<Result<MetricPoint, Rejection>> {
-    let Some(data) = metric.data else {
-        return Vec::new();
-    };
-    let points = data_points(data);
-    if metric.name.is_empty() {
-        return points
-            .into_iter()
-            .map(|_| Err(Rejection::MissingMetricName))
-            .collect();
-    }
-    points
-        .into_iter()
-        .map(|raw| {
-            let value = raw.value?;
-            Ok(MetricPoint {
-                series: series_key(&metric.name, resource, raw.attributes),
-                time_unix_nano: raw.time_unix_nano,
-                value,
-            })
-        })
-        .collect()
-}
-
-/// The parts of any data point type that this increment keeps.
-struct RawPoint {
-    attributes: Vec<KeyValue>,
-    time_unix_nano: u64,
-    value: Result<PointValue, Rejection>,
-}
-
-fn data_points(data: MetricData) -> Vec<RawPoint> {
-    match data {
-        MetricData::Gauge(g) => g.data_points.into_iter().map(number_point).collect(),
-        MetricData::Sum(s) => s.data_points.into_iter().map(number_point).collect(),
-        MetricData::Histogram(h) => h
-            .data_points
-            .into_iter()
-            .map(|p| distribution(p.attributes, p.time_unix_nano, p.count, p.sum))
-            .collect(),
-        MetricData::ExponentialHistogram(h) => h
-            .data_points
-            .into_iter()
-            .map(|p| distribution(p.attributes, p.time_unix_nano, p.count, p.sum))
-            .collect(),
-        MetricData::Summary(s) => s
-            .data_points
-            .into_iter()
-            .map(|p| distribution(p.attributes, p.time_unix_nano, p.count, Some(p.sum)))
-            .collect(),
-    }
-}
-
 /// Bit 0 of a data point's flags marks "no recorded value" (a staleness
 /// marker); such a point is valid without a value.
-const NO_RECORDED_VALUE: u32 = 1;
-
-fn number_point(p: NumberDataPoint) -> RawPoint {
-    let value = match p.value {
-        Some(Number::AsDouble(d)) => Ok(PointValue::Number(d)),
-        Some(Number::AsInt(i)) => Ok(PointValue::Number(i as f64)),
-        None if p.flags & NO_RECORDED_VALUE != 0 => Ok(PointValue::Number(f64::NAN)),
-        None => Err(Rejection::MissingValue),
-    };
-    RawPoint {
-        attributes: p.attributes,
-        time_unix_nano: p.time_unix_nano,
-        value,
-    }
-}
-
-fn distribution(
-    attributes: Vec<KeyValue>,
-    time_unix_nano: u64,
-    count: u64,
-    sum: Option<f64>,
-) -> RawPoint {
-    RawPoint {
-        attributes,
-        time_unix_nano,
-        value: Ok(PointValue::Distribution { count, sum }),
-    }
-}
-
-/// A stable identity for a series: the metric name, the process that
-/// reported it, and the point's attributes in key order.
-fn series_key(name: &str, resource: &Resource, point_attributes: Vec<KeyValue>) -> String {
-    let mut labels: Vec<(String, String)> = attributes(point_attributes)
-        .into_iter()
-        .map(|a| (a.key, a.value.to_text()))
-        .collect();
-    labels.sort();
-    let identity = [
-        ("service.name".to_owned(), resource.service_name.to_string()),
-        ("service.instance.id".to_owned(), resource.instance()),
-    ];
-    let rendered: Vec<String> = identity
-        .into_iter()
-        .chain(labels)
-        .map(|(k, v)| format!("{k}={v:?}"))
-        .collect();
-    format!("{name}{{{}}}", rendered.join(","))
-}
+pub const NO_RECORDED_VALUE: u32 = 1;
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,14 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::{self_metrics::SelfMetrics, store::Store};
+use crate::{
+    derived::Derived,
+    memory::MemoryGuard,
+    openmetrics::Writer,
+    pipeline::QueueGauge,
+    self_metrics::{Health, SelfMetrics},
+    store::Store,
+};
 
 /// Queries scan at most the bounded store; anything slower is a bug or an
 /// overloaded machine, and the client should hear about it.
@@ -37,6 +44,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct QueryState {
     pub store: Arc<Store>,
     pub metrics: Arc<SelfMetrics>,
+    pub derived: Arc<Derived>,
+    pub queue: QueueGauge,
+    pub memory: Arc<MemoryGuard>,
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -77,10 +87,23 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// The collector's own metrics, then the derived span and service-graph
+/// metrics, then the services' OTLP metrics re-exposed, as one exposition.
 async fn metrics(State(state): State<QueryState>) -> Response {
-    let text = state
-        .metrics
-        .render(state.store.sizes(), state.store.capacities());
+    let health = Health {
+        sizes: state.store.sizes(),
+        capacities: state.store.capacities(),
+        queue_bytes: state.queue.queued_bytes(),
+        queue_capacity_bytes: state.queue.capacity_bytes(),
+        resident_bytes: state.memory.resident(),
+        memory_limit_bytes: state.memory.limit_bytes(),
+    };
+    let mut text = state.metrics.render(&health);
+    let mut others = Writer::new();
+    state.derived.render(&mut others);
+    state.store.render_metrics(&mut others);
+    text.push_str(&others.into_text());
+    text.push_str("# EOF\n");
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }

@@ -8,3 +8,4 @@
 
 pub mod grpc;
 pub mod http;
+mod rpc_status;

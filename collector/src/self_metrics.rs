@@ -1,11 +1,15 @@
-//! The collector's own metrics, served on the query listener at `/metrics`.
+//! The collector's own metrics, served on the query listener at `/metrics`
+//! (the derived and re-exposed series follow them; see `query.rs`).
 //!
 //! This is the one place each metric is defined. The item counter answers
 //! "is telemetry getting lost, and where": every item a receiver decodes is
-//! counted exactly once as `accepted`, `refused` (invalid, reported back to
-//! the sender as partial success) or `dropped` (valid but not kept). Items
-//! leave the store later as `evicted`, so for spans and log records
-//! `accepted - evicted` equals the store size.
+//! counted in `received_items_total` and exactly once as `accepted` (queued
+//! for the pipeline) or `refused` (invalid, reported back as partial
+//! success, or the whole export refused with a retryable status because
+//! the queue was full or memory short). Accepted items may later be
+//! `dropped` (not kept: metric series cap, exporter gone at shutdown) or
+//! leave the store as `evicted`, so for spans and log records, once the
+//! queue is empty, `accepted - dropped - evicted` equals the store size.
 
 use std::fmt::{self, Write as _};
 
@@ -15,7 +19,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::store::{Capacities, Sizes};
+use crate::{
+    pipeline::Throttled,
+    store::{Capacities, Sizes},
+};
 
 /// Which kind of telemetry item (named as the OTel Collector names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +48,32 @@ pub enum RequestResult {
     BadRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// Refused with a retryable status: queue full.
+    QueueFull,
+    /// Refused with a retryable status: memory near the limit.
+    MemoryPressure,
+    ShuttingDown,
+}
+
+impl From<Throttled> for RequestResult {
+    fn from(throttled: Throttled) -> Self {
+        match throttled {
+            Throttled::QueueFull => Self::QueueFull,
+            Throttled::MemoryPressure => Self::MemoryPressure,
+            Throttled::ShuttingDown => Self::ShuttingDown,
+        }
+    }
+}
+
+/// What became of an item handed to an exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExportOutcome {
+    Sent,
+    /// Given up: a non-retryable answer, or retries exhausted.
+    Failed,
+    /// Never sent: the exporter's queue was full, or shutdown's deadline
+    /// passed.
+    Dropped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,6 +119,19 @@ impl RequestResult {
             Self::BadRequest => "bad_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::QueueFull => "queue_full",
+            Self::MemoryPressure => "memory_pressure",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+impl ExportOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Dropped => "dropped",
         }
     }
 }
@@ -120,7 +166,14 @@ macro_rules! label_value {
         }
     )*};
 }
-label_value!(Signal, Outcome, RequestResult, Transport, StoreKind);
+label_value!(
+    Signal,
+    Outcome,
+    RequestResult,
+    Transport,
+    StoreKind,
+    ExportOutcome
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ItemLabels {
@@ -140,13 +193,44 @@ struct StoreLabels {
     store: StoreKind,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SignalLabels {
+    signal: Signal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ExportLabels {
+    signal: Signal,
+    outcome: ExportOutcome,
+}
+
+/// Levels read at scrape time rather than counted as they change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Health {
+    pub sizes: Sizes,
+    pub capacities: Capacities,
+    pub queue_bytes: usize,
+    pub queue_capacity_bytes: usize,
+    pub resident_bytes: u64,
+    pub memory_limit_bytes: u64,
+}
+
 #[derive(Debug)]
 pub struct SelfMetrics {
     registry: Registry,
+    received: Family<SignalLabels, Counter>,
     items: Family<ItemLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     store_items: Family<StoreLabels, Gauge>,
     store_capacity: Family<StoreLabels, Gauge>,
+    store_bytes: Family<StoreLabels, Gauge>,
+    store_capacity_bytes: Family<StoreLabels, Gauge>,
+    queue_bytes: Gauge,
+    queue_capacity_bytes: Gauge,
+    resident_bytes: Gauge,
+    memory_limit_bytes: Gauge,
+    exported: Family<ExportLabels, Counter>,
+    exporter_queue_bytes: Family<SignalLabels, Gauge>,
 }
 
 impl Default for SelfMetrics {
@@ -158,10 +242,16 @@ impl Default for SelfMetrics {
 impl SelfMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("firedrill_collector");
+        let received = Family::<SignalLabels, Counter>::default();
+        registry.register(
+            "received_items",
+            "Telemetry items decoded from exports, valid or not",
+            received.clone(),
+        );
         let items = Family::<ItemLabels, Counter>::default();
         registry.register(
             "items",
-            "Telemetry items by outcome: accepted + refused + dropped = received; evicted leave the store later",
+            "Telemetry items by outcome: accepted + refused = received; accepted items may later be dropped or evicted",
             items.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
@@ -182,12 +272,69 @@ impl SelfMetrics {
             "Maximum items each store holds before evicting (or dropping, for metric series)",
             store_capacity.clone(),
         );
+        let store_bytes = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "store_bytes",
+            "Estimated bytes held by each store",
+            store_bytes.clone(),
+        );
+        let store_capacity_bytes = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "store_capacity_bytes",
+            "Bytes each store holds before evicting",
+            store_capacity_bytes.clone(),
+        );
+        let queue_bytes = Gauge::default();
+        registry.register(
+            "queue_bytes",
+            "Encoded bytes of exports waiting for (or in) the pipeline",
+            queue_bytes.clone(),
+        );
+        let queue_capacity_bytes = Gauge::default();
+        registry.register(
+            "queue_capacity_bytes",
+            "Ingest queue budget; exports beyond it are refused with a retryable status",
+            queue_capacity_bytes.clone(),
+        );
+        let resident_bytes = Gauge::default();
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the collector process",
+            resident_bytes.clone(),
+        );
+        let memory_limit_bytes = Gauge::default();
+        registry.register(
+            "memory_limit_bytes",
+            "Configured memory limit; ingest is refused above 90% of it",
+            memory_limit_bytes.clone(),
+        );
+        let exported = Family::<ExportLabels, Counter>::default();
+        registry.register(
+            "exported_items",
+            "Items handed to a forwarding exporter, by outcome",
+            exported.clone(),
+        );
+        let exporter_queue_bytes = Family::<SignalLabels, Gauge>::default();
+        registry.register(
+            "exporter_queue_bytes",
+            "Encoded bytes waiting in each forwarding exporter's queue",
+            exporter_queue_bytes.clone(),
+        );
         let metrics = Self {
             registry,
+            received,
             items,
             requests,
             store_items,
             store_capacity,
+            store_bytes,
+            store_capacity_bytes,
+            queue_bytes,
+            queue_capacity_bytes,
+            resident_bytes,
+            memory_limit_bytes,
+            exported,
+            exporter_queue_bytes,
         };
         metrics.create_every_series();
         metrics
@@ -195,7 +342,7 @@ impl SelfMetrics {
 
     /// Every label combination exists from the start, at zero, so rate()
     /// and absence alerts work before the first item of a kind arrives.
-    /// The sets are small and fixed (12 item and 24 request series).
+    /// The sets are small and fixed (12 item and 42 request series).
     fn create_every_series(&self) {
         const SIGNALS: [Signal; 3] = [Signal::Spans, Signal::LogRecords, Signal::MetricPoints];
         const OUTCOMES: [Outcome; 4] = [
@@ -204,13 +351,17 @@ impl SelfMetrics {
             Outcome::Evicted,
             Outcome::Dropped,
         ];
-        const RESULTS: [RequestResult; 4] = [
+        const RESULTS: [RequestResult; 7] = [
             RequestResult::Ok,
             RequestResult::BadRequest,
             RequestResult::PayloadTooLarge,
             RequestResult::UnsupportedMediaType,
+            RequestResult::QueueFull,
+            RequestResult::MemoryPressure,
+            RequestResult::ShuttingDown,
         ];
         for signal in SIGNALS {
+            let _ = self.received.get_or_create(&SignalLabels { signal });
             for outcome in OUTCOMES {
                 let _ = self.items.get_or_create(&ItemLabels { signal, outcome });
             }
@@ -225,6 +376,31 @@ impl SelfMetrics {
                 }
             }
         }
+    }
+
+    pub fn received(&self, signal: Signal, n: u64) {
+        self.received
+            .get_or_create(&SignalLabels { signal })
+            .inc_by(n);
+    }
+
+    #[cfg(test)]
+    pub fn item_count(&self, signal: Signal, outcome: Outcome) -> u64 {
+        self.items
+            .get_or_create(&ItemLabels { signal, outcome })
+            .get()
+    }
+
+    pub fn exported(&self, signal: Signal, outcome: ExportOutcome, n: u64) {
+        self.exported
+            .get_or_create(&ExportLabels { signal, outcome })
+            .inc_by(n);
+    }
+
+    pub fn exporter_queue(&self, signal: Signal, bytes: usize) {
+        self.exporter_queue_bytes
+            .get_or_create(&SignalLabels { signal })
+            .set(saturating_i64(bytes));
     }
 
     /// Adds `n` items of `signal` to `outcome`; zero is a no-op.
@@ -245,9 +421,17 @@ impl SelfMetrics {
         self.requests.get_or_create(&labels).inc();
     }
 
-    /// OpenMetrics text with the store gauges refreshed from `sizes`.
-    pub fn render(&self, sizes: Sizes, capacities: Capacities) -> String {
-        self.set_store_gauges(sizes, capacities);
+    /// OpenMetrics text with the gauges refreshed from `health`, without
+    /// the closing `# EOF` (the query server appends the other families).
+    pub fn render(&self, health: &Health) -> String {
+        self.set_store_gauges(health.sizes, health.capacities);
+        self.queue_bytes.set(saturating_i64(health.queue_bytes));
+        self.queue_capacity_bytes
+            .set(saturating_i64(health.queue_capacity_bytes));
+        self.resident_bytes
+            .set(i64::try_from(health.resident_bytes).unwrap_or(i64::MAX));
+        self.memory_limit_bytes
+            .set(i64::try_from(health.memory_limit_bytes).unwrap_or(i64::MAX));
         let mut text = String::new();
         // Writing into a String cannot fail; an error here would be a bug in
         // the encoder, and an empty scrape is the safe answer to it.
@@ -255,10 +439,24 @@ impl SelfMetrics {
             tracing::error!("failed to encode the collector's own metrics");
             text.clear();
         }
-        text
+        text.strip_suffix("# EOF\n")
+            .map(str::to_owned)
+            .unwrap_or(text)
     }
 
     fn set_store_gauges(&self, sizes: Sizes, capacities: Capacities) {
+        for (store, bytes, capacity) in [
+            (StoreKind::Spans, sizes.span_bytes, capacities.span_bytes),
+            (StoreKind::LogRecords, sizes.log_bytes, capacities.log_bytes),
+        ] {
+            let labels = StoreLabels { store };
+            self.store_bytes
+                .get_or_create(&labels)
+                .set(saturating_i64(bytes));
+            self.store_capacity_bytes
+                .get_or_create(&labels)
+                .set(saturating_i64(capacity));
+        }
         let levels = [
             (StoreKind::Spans, sizes.spans, Some(capacities.spans)),
             (StoreKind::Traces, sizes.traces, None),
@@ -314,8 +512,16 @@ mod tests {
             spans: 10,
             log_records: 10,
             metric_series: 5,
+            span_bytes: 1000,
+            log_bytes: 1000,
         };
-        let text = metrics.render(sizes, capacities);
+        let health = Health {
+            sizes,
+            capacities,
+            queue_bytes: 7,
+            ..Health::default()
+        };
+        let text = metrics.render(&health);
         assert!(
             text.contains(
                 r#"firedrill_collector_items_total{signal="spans",outcome="accepted"} 3"#
@@ -333,6 +539,7 @@ mod tests {
         ));
         assert!(text.contains(r#"firedrill_collector_store_items{store="spans"} 3"#));
         assert!(text.contains(r#"firedrill_collector_store_capacity{store="metric_series"} 5"#));
-        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("firedrill_collector_queue_bytes 7"));
+        assert!(!text.contains("# EOF"));
     }
 }

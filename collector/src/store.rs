@@ -18,23 +18,27 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use self::{
-    logs::LogStore,
-    metrics::{MetricStore, Recorded},
-    spans::SpanStore,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+
+use self::{logs::LogStore, metrics::MetricStore, spans::SpanStore};
 pub use self::{
     logs::{LogPage, LogQuery},
     spans::{DependencyLink, Operation, TraceQuery},
 };
-use crate::model::{LogEntry, MetricPoint, SpanRecord, TraceId};
+use crate::{
+    model::{LogEntry, SpanRecord, TraceId},
+    openmetrics::Writer,
+};
 
 /// How much each part of the store may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capacities {
     pub spans: usize,
     pub log_records: usize,
     pub metric_series: usize,
+    /// Bytes of spans (as estimated by the store) kept before evicting.
+    pub span_bytes: usize,
+    pub log_bytes: usize,
 }
 
 /// Outcome of inserting a batch of spans or log records.
@@ -47,7 +51,7 @@ pub struct Inserted {
     pub evicted: u64,
 }
 
-/// Outcome of recording a batch of metric points.
+/// Outcome of recording an export of metric points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PointsRecorded {
     pub accepted: u64,
@@ -59,8 +63,10 @@ pub struct PointsRecorded {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sizes {
     pub spans: usize,
+    pub span_bytes: usize,
     pub traces: usize,
     pub log_records: usize,
+    pub log_bytes: usize,
     pub metric_series: usize,
 }
 
@@ -76,8 +82,8 @@ impl Store {
     pub fn new(capacities: Capacities) -> Self {
         Self {
             capacities,
-            spans: RwLock::new(SpanStore::new(capacities.spans)),
-            logs: RwLock::new(LogStore::new(capacities.log_records)),
+            spans: RwLock::new(SpanStore::new(capacities.spans, capacities.span_bytes)),
+            logs: RwLock::new(LogStore::new(capacities.log_records, capacities.log_bytes)),
             metrics: Mutex::new(MetricStore::new(capacities.metric_series)),
         }
     }
@@ -102,16 +108,13 @@ impl Store {
         Inserted { accepted, evicted }
     }
 
-    pub fn record_points(&self, batch: Vec<MetricPoint>) -> PointsRecorded {
-        let mut metrics = self.metrics.lock();
-        let mut outcome = PointsRecorded::default();
-        for point in batch {
-            match metrics.record(point) {
-                Recorded::Kept => outcome.accepted += 1,
-                Recorded::Dropped => outcome.dropped += 1,
-            }
-        }
-        outcome
+    pub fn record_metrics(&self, request: &ExportMetricsServiceRequest) -> PointsRecorded {
+        self.metrics.lock().record(request)
+    }
+
+    /// The received OTLP metrics in OpenMetrics text.
+    pub fn render_metrics(&self, out: &mut Writer) {
+        self.metrics.lock().render(out);
     }
 
     // === trace reads ===
@@ -154,14 +157,20 @@ impl Store {
     }
 
     pub fn sizes(&self) -> Sizes {
-        let (spans, traces) = {
+        let (spans, span_bytes, traces) = {
             let spans = self.spans.read();
-            (spans.len(), spans.trace_count())
+            (spans.len(), spans.bytes(), spans.trace_count())
+        };
+        let (log_records, log_bytes) = {
+            let logs = self.logs.read();
+            (logs.len(), logs.bytes())
         };
         Sizes {
             spans,
+            span_bytes,
             traces,
-            log_records: self.logs.read().len(),
+            log_records,
+            log_bytes,
             metric_series: self.metrics.lock().len(),
         }
     }
@@ -177,6 +186,8 @@ mod tests {
             spans,
             log_records: 10,
             metric_series: 10,
+            span_bytes: usize::MAX,
+            log_bytes: usize::MAX,
         })
     }
 

@@ -2,10 +2,54 @@
 
 use std::sync::Arc;
 
-use crate::model::{
-    AttrValue, Attribute, LogEntry, Resource, Scope, SpanId, SpanKind, SpanRecord, StatusCode,
-    TraceId,
+use crate::{
+    derived::{Derived, DerivedLimits},
+    exporters::Exporters,
+    ingest::Ingest,
+    memory::MemoryGuard,
+    model::{
+        AttrValue, Attribute, LogEntry, Resource, Scope, SpanId, SpanKind, SpanRecord, StatusCode,
+        TraceId,
+    },
+    pipeline::{Pipeline, QueueGauge, Sinks},
+    query::QueryState,
+    self_metrics::SelfMetrics,
+    store::{Capacities, Store},
 };
+
+/// Query-server state around `store`, with idle everything else.
+pub fn query_state(store: Store) -> QueryState {
+    QueryState {
+        store: Arc::new(store),
+        metrics: Arc::new(SelfMetrics::new()),
+        derived: Arc::new(Derived::new(DerivedLimits::default())),
+        queue: QueueGauge::idle(1024),
+        memory: MemoryGuard::new(usize::MAX / 2),
+    }
+}
+
+/// A running pipeline with a roomy store and no exporters, and the ingest
+/// stage in front of it; `queue_bytes` sizes the ingest queue.
+pub fn test_pipeline(queue_bytes: usize) -> (Ingest, Pipeline, Arc<Store>) {
+    let store = Arc::new(Store::new(Capacities {
+        spans: 100,
+        log_records: 100,
+        metric_series: 100,
+        span_bytes: usize::MAX,
+        log_bytes: usize::MAX,
+    }));
+    let metrics = Arc::new(SelfMetrics::new());
+    let sinks = Sinks {
+        store: Arc::clone(&store),
+        derived: Arc::new(Derived::new(DerivedLimits::default())),
+        exporters: Exporters::default(),
+        metrics: Arc::clone(&metrics),
+    };
+    let pipeline = Pipeline::start(queue_bytes, sinks).expect("start the pipeline thread");
+    let memory = MemoryGuard::new(usize::MAX / 2);
+    let ingest = Ingest::new(pipeline.sender(), memory, metrics);
+    (ingest, pipeline, store)
+}
 
 pub fn trace_id(n: u8) -> TraceId {
     TraceId::from_bytes([n; 16]).expect("test ids are non-zero")

@@ -1,17 +1,21 @@
 //! How the collector's parts are wired, started and stopped.
 //!
 //! ```text
-//!  OTLP/gRPC ──► receivers::grpc ─┐
-//!                                 ├─► Ingest ─► Store ◄── query (Jaeger API, logs, /metrics)
-//!  OTLP/HTTP ──► receivers::http ─┘
+//!  OTLP/gRPC ─► receivers::grpc ─┐                      ┌─► Store ◄──────┐
+//!                                ├─► Ingest ═► Pipeline ─┼─► Derived ◄────┼─ query (Jaeger API,
+//!  OTLP/HTTP ─► receivers::http ─┘   (admit)   (thread)  └─► Exporters ─► downstream  logs, /metrics)
 //! ```
+//!
+//! `═►` is the bounded ingest queue: the only place exports wait.
 //!
 //! Shutdown is staged, each stage with a deadline (rotel's shape):
 //! 1. receivers stop accepting and finish in-flight exports, so nothing new
 //!    arrives while the rest winds down;
-//! 2. the pipeline has nothing to flush: ingestion is synchronous, so every
-//!    accepted item is already in the store (exporters will flush here);
-//! 3. the query server stops last, so telemetry stays queryable until the
+//! 2. the pipeline works through its queue, so every accepted item reaches
+//!    the store and the exporters (anything left at the deadline is
+//!    counted as dropped);
+//! 3. the exporters send what they hold, then drop and count the rest;
+//! 4. the query server stops last, so telemetry stays queryable until the
 //!    very end.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
@@ -22,12 +26,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{CollectorArgs, CollectorConfig},
+    derived::{Derived, DerivedLimits},
+    exporters::Exporters,
     ingest::Ingest,
+    memory::MemoryGuard,
+    model::now_unix_nano,
+    pipeline::{Pipeline, Sinks},
     query::{self, QueryState},
     receivers::{grpc, http},
     self_metrics::SelfMetrics,
     store::Store,
 };
+
+/// How often half edges of the service graph are checked for expiry when
+/// no spans arrive to trigger it.
+const DERIVED_TICK: Duration = Duration::from_secs(1);
 
 /// The three bound sockets. Binding happens before `run` so tests can bind
 /// port 0 and read the real ports, and so a bind failure is reported before
@@ -89,12 +102,13 @@ async fn bind(flag: &'static str, address: &str) -> Result<TcpListener, BindErro
 
 /// Entry point for `firedrill collector`: bind, announce, run.
 pub async fn main(args: CollectorArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = CollectorConfig::from_args(&args).map_err(|e| anyhow!(e))?;
     let listeners = Listeners::bind(&args).await?;
     let [grpc, http, query] = listeners
         .local_addrs()
         .context("cannot read the bound addresses")?;
     tracing::info!(otlp_grpc = %grpc, otlp_http = %http, query = %query, "collector listening");
-    run(CollectorConfig::from(&args), listeners, shutdown).await
+    run(config, listeners, shutdown).await
 }
 
 /// What a server task reports when it ends: its name and how it ended.
@@ -109,7 +123,28 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Arc::new(Store::new(config.capacities()));
     let metrics = Arc::new(SelfMetrics::new());
-    let ingest = Arc::new(Ingest::new(Arc::clone(&store), Arc::clone(&metrics)));
+    let derived = Arc::new(Derived::new(DerivedLimits::default()));
+    let memory = MemoryGuard::new(config.memory_limit);
+    let (exporters, exporter_tasks) =
+        Exporters::start(&config.forward, config.queue_bytes, &metrics)?;
+    let sinks = Sinks {
+        store: Arc::clone(&store),
+        derived: Arc::clone(&derived),
+        exporters,
+        metrics: Arc::clone(&metrics),
+    };
+    let pipeline =
+        Pipeline::start(config.queue_bytes, sinks).context("cannot start the pipeline thread")?;
+    let ingest = Arc::new(Ingest::new(
+        pipeline.sender(),
+        Arc::clone(&memory),
+        Arc::clone(&metrics),
+    ));
+
+    // Background chores stop with the query server, after everything else.
+    let chores_stop = CancellationToken::new();
+    tokio::spawn(Arc::clone(&memory).watch(chores_stop.clone()));
+    tokio::spawn(tick_derived(Arc::clone(&derived), chores_stop.clone()));
 
     // Separate tokens, not children of `shutdown`: the stages must stop in
     // order, not all at once when the root token fires.
@@ -131,7 +166,13 @@ pub async fn run(
         receivers_stop.clone(),
     );
     receivers.spawn(task("OTLP/HTTP receiver", http));
-    let state = QueryState { store, metrics };
+    let state = QueryState {
+        store,
+        metrics,
+        derived,
+        queue: pipeline.sender().gauge(),
+        memory,
+    };
     let mut query = tokio::spawn(task(
         "query server",
         query::serve(listeners.query, state, query_stop.clone()),
@@ -153,7 +194,14 @@ pub async fn run(
         &mut failure,
         drain(&mut receivers, config.shutdown_grace).await,
     );
+    if !pipeline.drain(config.shutdown_grace).await {
+        tracing::warn!(grace = ?config.shutdown_grace, "pipeline did not drain in time; the rest is counted as dropped");
+    }
+    if !exporter_tasks.flush(config.shutdown_grace).await {
+        tracing::warn!(grace = ?config.shutdown_grace, "exporters did not flush in time; the rest is counted as dropped");
+    }
 
+    chores_stop.cancel();
     if !query_done {
         query_stop.cancel();
         let exit = stop_task(&mut query, config.shutdown_grace).await;
@@ -161,6 +209,16 @@ pub async fn run(
     }
     tracing::info!("collector stopped");
     failure.map_or(Ok(()), Err)
+}
+
+async fn tick_derived(derived: Arc<Derived>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(DERIVED_TICK);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => derived.tick(now_unix_nano()),
+        }
+    }
 }
 
 /// Names a server future and turns its error into `anyhow`.

@@ -1,6 +1,9 @@
 use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, KeyValue, any_value::Value as AnyKind},
-    metrics::v1::{Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint},
+    metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+        number_data_point::Value as Number,
+    },
     trace::v1::{Span, Status, span::Link},
 };
 
@@ -17,7 +20,7 @@ fn kv(key: &str, value: &str) -> KeyValue {
 }
 
 fn cart_resource() -> Arc<Resource> {
-    resource(Some(OtlpResource {
+    resource(Some(&OtlpResource {
         attributes: vec![
             kv("service.name", "cart"),
             kv("service.instance.id", "cart-1"),
@@ -46,7 +49,7 @@ fn span_keeps_ids_kind_status_and_resource() {
         code: 2,
         message: "boom".into(),
     });
-    let record = span(otlp, &cart_resource(), &scope(None)).unwrap();
+    let record = span(&otlp, &cart_resource(), &scope(None)).unwrap();
     assert_eq!(record.trace_id.to_hex(), "01".repeat(16));
     assert_eq!(record.parent_span_id, SpanId::from_slice(&[3; 8]));
     assert_eq!(record.kind, SpanKind::Server);
@@ -63,25 +66,25 @@ fn span_with_bad_ids_is_rejected() {
     let mut short_trace = valid_span();
     short_trace.trace_id = vec![1; 8];
     assert_eq!(
-        span(short_trace, &resource, &scope),
+        span(&short_trace, &resource, &scope),
         Err(Rejection::InvalidTraceId)
     );
     let mut zero_trace = valid_span();
     zero_trace.trace_id = vec![0; 16];
     assert_eq!(
-        span(zero_trace, &resource, &scope),
+        span(&zero_trace, &resource, &scope),
         Err(Rejection::InvalidTraceId)
     );
     let mut no_span_id = valid_span();
     no_span_id.span_id = vec![];
     assert_eq!(
-        span(no_span_id, &resource, &scope),
+        span(&no_span_id, &resource, &scope),
         Err(Rejection::InvalidSpanId)
     );
     let mut bad_parent = valid_span();
     bad_parent.parent_span_id = vec![1; 3];
     assert_eq!(
-        span(bad_parent, &resource, &scope),
+        span(&bad_parent, &resource, &scope),
         Err(Rejection::InvalidParentSpanId)
     );
 }
@@ -102,7 +105,7 @@ fn zero_parent_means_root_and_bad_links_are_dropped() {
             ..Default::default()
         },
     ];
-    let record = span(otlp, &cart_resource(), &scope(None)).unwrap();
+    let record = span(&otlp, &cart_resource(), &scope(None)).unwrap();
     assert_eq!(record.parent_span_id, None);
     assert_eq!(record.links.len(), 1);
 }
@@ -117,7 +120,7 @@ fn log_record_infers_severity_and_time() {
         trace_id: vec![7; 16],
         ..Default::default()
     };
-    let entry = log_record(record, &cart_resource(), 42).unwrap();
+    let entry = log_record(&record, &cart_resource(), 42).unwrap();
     assert_eq!(entry.severity_number, 13);
     assert_eq!(entry.time_unix_nano, 42);
     assert_eq!(entry.body, "slow query");
@@ -132,47 +135,47 @@ fn log_record_with_malformed_trace_id_is_rejected() {
         ..Default::default()
     };
     assert_eq!(
-        log_record(record, &cart_resource(), 1),
+        log_record(&record, &cart_resource(), 1),
         Err(Rejection::InvalidTraceId)
     );
 }
 
 #[test]
-fn metric_points_get_stable_series_keys() {
-    let point = |attrs: Vec<KeyValue>, value| NumberDataPoint {
-        attributes: attrs,
+fn invalid_metric_points_are_removed_and_reported() {
+    let point = |value| NumberDataPoint {
         value,
         ..Default::default()
     };
-    let metric = Metric {
+    let mut metric = Metric {
         name: "queue_depth".into(),
         data: Some(MetricData::Gauge(Gauge {
             data_points: vec![
-                point(vec![kv("b", "2"), kv("a", "1")], Some(Number::AsInt(3))),
-                point(vec![], None),
+                point(Some(Number::AsInt(3))),
+                point(None),
+                NumberDataPoint {
+                    flags: NO_RECORDED_VALUE,
+                    ..point(None)
+                },
             ],
         })),
         ..Default::default()
     };
-    let points = metric_points(metric, &cart_resource());
-    let first = points[0].as_ref().unwrap();
-    assert_eq!(
-        first.series,
-        r#"queue_depth{service.name="cart",service.instance.id="cart-1",a="1",b="2"}"#
-    );
-    assert_eq!(first.value, PointValue::Number(3.0));
-    assert_eq!(points[1], Err(Rejection::MissingValue));
+    let mut refused = Vec::new();
+    assert_eq!(retain_valid_points(&mut metric, |r| refused.push(r)), 2);
+    assert_eq!(refused, [Rejection::MissingValue]);
 }
 
 #[test]
 fn unnamed_metric_rejects_every_point() {
-    let metric = Metric {
+    let mut metric = Metric {
         data: Some(MetricData::Histogram(Histogram {
             data_points: vec![HistogramDataPoint::default(), HistogramDataPoint::default()],
             ..Default::default()
         })),
         ..Default::default()
     };
-    let points = metric_points(metric, &cart_resource());
-    assert_eq!(points, vec![Err(Rejection::MissingMetricName); 2]);
+    let mut refused = Vec::new();
+    assert_eq!(retain_valid_points(&mut metric, |r| refused.push(r)), 0);
+    assert_eq!(refused, vec![Rejection::MissingMetricName; 2]);
+    assert!(metric.data.is_none());
 }

@@ -112,7 +112,6 @@ fn rfc3339_nanos(unix_nano: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use axum::body::Body;
     use http::{Request, StatusCode};
@@ -122,16 +121,12 @@ mod tests {
     use super::*;
     use crate::{
         model::{AttrValue, Attribute},
-        self_metrics::SelfMetrics,
         store::{Capacities, Store},
         test_support::{log, span_id, trace_id},
     };
 
     async fn get_json(store: Store, uri: &str) -> (StatusCode, JsonValue) {
-        let state = QueryState {
-            store: Arc::new(store),
-            metrics: Arc::new(SelfMetrics::new()),
-        };
+        let state = crate::test_support::query_state(store);
         let request = Request::get(uri).body(Body::empty()).unwrap();
         let response = super::super::router(state).oneshot(request).await.unwrap();
         let status = response.status();
@@ -146,6 +141,8 @@ mod tests {
             spans: 10,
             log_records: 10,
             metric_series: 10,
+            span_bytes: usize::MAX,
+            log_bytes: usize::MAX,
         });
         let mut declined = log(1_700_000_000_123_456_789, "payment", 17, "card declined");
         declined.trace_id = Some(trace_id(3));

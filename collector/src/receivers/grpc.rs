@@ -26,8 +26,12 @@ use tonic::{
 };
 use tower_http::trace::TraceLayer;
 
+use prost::Message as _;
+
+use super::rpc_status::RpcStatus;
 use crate::{
     ingest::Ingest,
+    pipeline::Throttled,
     self_metrics::{RequestResult, Signal, Transport},
 };
 
@@ -74,11 +78,35 @@ struct GrpcReceiver {
 }
 
 impl GrpcReceiver {
-    fn count_ok(&self, signal: Signal) {
+    /// Counts the request and turns a refusal into its gRPC status.
+    fn answer<T>(
+        &self,
+        signal: Signal,
+        result: Result<T, Throttled>,
+    ) -> Result<Response<T>, Status> {
+        let label = result
+            .as_ref()
+            .map_or_else(|t| RequestResult::from(*t), |_| RequestResult::Ok);
         self.ingest
             .metrics()
-            .request(Transport::Grpc, signal, RequestResult::Ok);
+            .request(Transport::Grpc, signal, label);
+        result.map(Response::new).map_err(unavailable)
     }
+}
+
+/// UNAVAILABLE with a `google.rpc.RetryInfo` detail: the OTLP spec's way
+/// of saying "retry, but not before this delay".
+fn unavailable(throttled: Throttled) -> Status {
+    let details = RpcStatus::retry_after(
+        tonic::Code::Unavailable,
+        &throttled.to_string(),
+        throttled.retry_after(),
+    );
+    Status::with_details(
+        tonic::Code::Unavailable,
+        throttled.to_string(),
+        details.encode_to_vec().into(),
+    )
 }
 
 #[tonic::async_trait]
@@ -87,8 +115,7 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.count_ok(Signal::Spans);
-        Ok(Response::new(self.ingest.traces(request.into_inner())))
+        self.answer(Signal::Spans, self.ingest.traces(request.into_inner()))
     }
 }
 
@@ -98,10 +125,8 @@ impl MetricsService for GrpcReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.count_ok(Signal::MetricPoints);
-        Ok(Response::new(
-            self.ingest.metrics_export(request.into_inner()),
-        ))
+        let result = self.ingest.metrics_export(request.into_inner());
+        self.answer(Signal::MetricPoints, result)
     }
 }
 
@@ -111,7 +136,6 @@ impl LogsService for GrpcReceiver {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.count_ok(Signal::LogRecords);
-        Ok(Response::new(self.ingest.logs(request.into_inner())))
+        self.answer(Signal::LogRecords, self.ingest.logs(request.into_inner()))
     }
 }

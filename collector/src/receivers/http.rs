@@ -3,7 +3,8 @@
 //! Follows the OTLP/HTTP spec: binary protobuf or JSON (chosen by
 //! `Content-Type`, echoed in the response), optional `Content-Encoding:
 //! gzip`, and errors answered with a `google.rpc.Status` in the request's
-//! format. The body limit is enforced twice: on the wire (a compressed body
+//! format. A full ingest queue is a 429 and memory pressure a 503, both
+//! with `Retry-After`, which OTLP clients honour. The body limit is enforced twice: on the wire (a compressed body
 //! can never be larger than allowed) and after decompression (a small gzip
 //! bomb cannot expand past it).
 
@@ -28,8 +29,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
+use super::rpc_status::RpcStatus;
 use crate::{
     ingest::Ingest,
+    pipeline::Throttled,
     self_metrics::{RequestResult, Signal, Transport},
 };
 
@@ -88,7 +91,7 @@ trait OtlpSignal: Send + Sync + 'static {
     type Request: prost::Message + Default + DeserializeOwned;
     type Response: prost::Message + Serialize;
     const SIGNAL: Signal;
-    fn export(ingest: &Ingest, request: Self::Request) -> Self::Response;
+    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled>;
 }
 
 struct Traces;
@@ -99,7 +102,7 @@ impl OtlpSignal for Traces {
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Spans;
-    fn export(ingest: &Ingest, request: Self::Request) -> Self::Response {
+    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
         ingest.traces(request)
     }
 }
@@ -108,7 +111,7 @@ impl OtlpSignal for Metrics {
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::MetricPoints;
-    fn export(ingest: &Ingest, request: Self::Request) -> Self::Response {
+    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
         ingest.metrics_export(request)
     }
 }
@@ -117,7 +120,7 @@ impl OtlpSignal for Logs {
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::LogRecords;
-    fn export(ingest: &Ingest, request: Self::Request) -> Self::Response {
+    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
         ingest.logs(request)
     }
 }
@@ -145,7 +148,14 @@ async fn export<S: OtlpSignal>(
         Ok(response) => format.respond(StatusCode::OK, &response),
         Err(error) => {
             tracing::debug!(%error, "refused an OTLP/HTTP export");
-            format.respond(error.status(), &error.rpc_status())
+            let mut response = format.respond(error.status(), &error.rpc_status());
+            if let ReceiveError::Throttled(throttled) = error {
+                let seconds = throttled.retry_after().as_secs().max(1);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
         }
     }
 }
@@ -160,7 +170,7 @@ fn receive<S: OtlpSignal>(
         body.map_err(|rejection| ReceiveError::from_rejection(&rejection, state.max_body_bytes))?;
     let body = decompress(headers, body, state.max_body_bytes)?;
     let request = format.decode::<S::Request>(&body)?;
-    Ok(S::export(&state.ingest, request))
+    S::export(&state.ingest, request).map_err(ReceiveError::Throttled)
 }
 
 fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ReceiveError> {
@@ -289,6 +299,8 @@ enum ReceiveError {
         format: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    Throttled(Throttled),
 }
 
 impl ReceiveError {
@@ -307,39 +319,32 @@ impl ReceiveError {
             }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Body(_) | Self::Undecodable { .. } => StatusCode::BAD_REQUEST,
+            Self::Throttled(Throttled::QueueFull) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn result(&self) -> RequestResult {
-        match self.status() {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => RequestResult::UnsupportedMediaType,
-            StatusCode::PAYLOAD_TOO_LARGE => RequestResult::PayloadTooLarge,
-            _ => RequestResult::BadRequest,
+        match self {
+            Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => {
+                RequestResult::UnsupportedMediaType
+            }
+            Self::TooLarge { .. } => RequestResult::PayloadTooLarge,
+            Self::Body(_) | Self::Undecodable { .. } => RequestResult::BadRequest,
+            Self::Throttled(throttled) => (*throttled).into(),
         }
     }
 
-    /// The gRPC-style status OTLP/HTTP puts in error bodies. None of these
-    /// is retryable, and the codes say so.
+    /// The gRPC-style status OTLP/HTTP puts in error bodies: only the
+    /// throttled answers are retryable, and their codes say so.
     fn rpc_status(&self) -> RpcStatus {
         let code = match self {
             Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
+            Self::Throttled(_) => tonic::Code::Unavailable,
             _ => tonic::Code::InvalidArgument,
         };
-        RpcStatus {
-            code: code as i32,
-            message: self.to_string(),
-        }
+        RpcStatus::new(code, self.to_string())
     }
-}
-
-/// `google.rpc.Status` without details: opentelemetry-proto does not ship
-/// it, and the two fields are all an OTLP client reads.
-#[derive(Clone, PartialEq, prost::Message, Serialize)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 #[cfg(test)]

@@ -66,15 +66,20 @@ pub struct LogPage {
 #[derive(Debug)]
 pub struct LogStore {
     capacity: usize,
+    max_bytes: usize,
+    /// Sum of the stored records' `approx_bytes`.
+    bytes: usize,
     entries: Ring<Arc<LogEntry>>,
     by_trace: SeqIndex<TraceId>,
     by_service: SeqIndex<Arc<str>>,
 }
 
 impl LogStore {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity,
+            max_bytes,
+            bytes: 0,
             entries: Ring::default(),
             by_trace: SeqIndex::default(),
             by_service: SeqIndex::default(),
@@ -90,9 +95,12 @@ impl LogStore {
         }
         self.by_service
             .insert(Arc::clone(&entry.resource.service_name), seq);
+        self.bytes += entry.approx_bytes();
         self.entries.push(entry);
         let mut evicted = 0;
-        while self.entries.len() > self.capacity {
+        while self.entries.len() > self.capacity
+            || (self.bytes > self.max_bytes && self.entries.len() > 0)
+        {
             self.evict_oldest();
             evicted += 1;
         }
@@ -103,6 +111,7 @@ impl LogStore {
         let Some((seq, entry)) = self.entries.pop_oldest() else {
             return;
         };
+        self.bytes = self.bytes.saturating_sub(entry.approx_bytes());
         if let Some(trace_id) = entry.trace_id {
             self.by_trace.remove_oldest(&trace_id, seq);
         }
@@ -136,6 +145,10 @@ impl LogStore {
         Box::new(seqs.filter_map(|seq| self.entries.get(*seq)))
     }
 
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -147,7 +160,7 @@ mod tests {
     use crate::test_support::{log, trace_id};
 
     fn store_with(capacity: usize, entries: Vec<LogEntry>) -> LogStore {
-        let mut store = LogStore::new(capacity);
+        let mut store = LogStore::new(capacity, usize::MAX);
         for e in entries {
             store.insert(Arc::new(e));
         }

@@ -97,6 +97,9 @@ type OperationCounts = HashMap<String, [usize; 6]>;
 #[derive(Debug)]
 pub struct SpanStore {
     capacity: usize,
+    max_bytes: usize,
+    /// Sum of the stored spans' `approx_bytes`.
+    bytes: usize,
     spans: Ring<Arc<SpanRecord>>,
     by_trace: SeqIndex<TraceId>,
     by_service: SeqIndex<Arc<str>>,
@@ -104,9 +107,11 @@ pub struct SpanStore {
 }
 
 impl SpanStore {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity,
+            max_bytes,
+            bytes: 0,
             spans: Ring::default(),
             by_trace: SeqIndex::default(),
             by_service: SeqIndex::default(),
@@ -122,9 +127,12 @@ impl SpanStore {
         self.by_service
             .insert(Arc::clone(&span.resource.service_name), seq);
         self.count_operation(&span);
+        self.bytes += span.approx_bytes();
         self.spans.push(span);
         let mut evicted = 0;
-        while self.spans.len() > self.capacity {
+        while self.spans.len() > self.capacity
+            || (self.bytes > self.max_bytes && self.spans.len() > 0)
+        {
             self.evict_oldest();
             evicted += 1;
         }
@@ -135,6 +143,7 @@ impl SpanStore {
         let Some((seq, span)) = self.spans.pop_oldest() else {
             return;
         };
+        self.bytes = self.bytes.saturating_sub(span.approx_bytes());
         self.by_trace.remove_oldest(&span.trace_id, seq);
         self.by_service.remove_oldest(span.service(), seq);
         self.uncount_operation(&span);
@@ -264,6 +273,10 @@ impl SpanStore {
             .collect();
         links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
         links
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {

@@ -416,7 +416,14 @@ async fn grpc_logs_and_metrics_are_received_and_counted() {
     assert_eq!(collector.self_metric(&accepted("metric_points")).await, 1.0);
     assert_eq!(collector.self_metric(&accepted("log_records")).await, 1.0);
     assert_eq!(collector.self_metric(&accepted("spans")).await, 1.0);
+    // Re-exposed under the OTLP → Prometheus translation: `_total` for a
+    // monotonic sum, job/instance from the resource, plus target_info.
+    let reexposed = r#"orders_total{instance="cart-2",job="cart",route="/checkout"}"#;
+    crate::harness::eventually("the re-exposed counter", || async {
+        (collector.self_metric(reexposed).await == 3.0).then_some(())
+    })
+    .await;
     let series = r#"firedrill_collector_store_items{store="metric_series"}"#;
-    assert_eq!(collector.self_metric(series).await, 1.0);
+    assert_eq!(collector.self_metric(series).await, 2.0);
     collector.stop().await.expect("clean shutdown");
 }

@@ -15,6 +15,13 @@ fn args_on_port_zero() -> CollectorArgs {
         max_spans: NonZeroUsize::new(100).unwrap(),
         max_log_records: NonZeroUsize::new(100).unwrap(),
         max_body_bytes: 1 << 20,
+        memory_limit: 256 << 20,
+        max_span_bytes: None,
+        max_log_bytes: None,
+        queue_bytes: None,
+        forward_traces_otlp: None,
+        forward_metrics_otlp: None,
+        forward_logs_otlp: None,
     }
 }
 

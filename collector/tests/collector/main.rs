@@ -8,5 +8,8 @@
 mod harness;
 
 mod export;
+mod forward;
 mod lifecycle;
+mod overload;
+mod python;
 mod receiver;

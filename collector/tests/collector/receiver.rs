@@ -86,6 +86,30 @@ async fn malformed_protobuf_is_a_400_and_is_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_is_a_400_answered_in_json() {
+    let collector = spawn_collector().await;
+    for body in [
+        &b"{\"resourceSpans\": [{"[..],
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"not hex"}]}]}]}"#,
+    ] {
+        let response = collector
+            .post_otlp("/v1/traces", "application/json", None, body.to_vec())
+            .await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let status: Value = response.json().await.expect("JSON status");
+        assert!(
+            status["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("cannot decode the JSON request body"),
+            "{status}"
+        );
+    }
+    collector.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_content_type_is_a_415() {
     let collector = spawn_collector().await;
     let body = request(vec![span(1, 16, "op")]).encode_to_vec();

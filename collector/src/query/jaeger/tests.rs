@@ -8,7 +8,6 @@ use tower::ServiceExt as _;
 use super::*;
 use crate::{
     model::{AttrValue, Attribute, SpanEvent, SpanLink, SpanRecord, StatusCode as SpanStatus},
-    self_metrics::SelfMetrics,
     store::{Capacities, Store},
     test_support::{child, resource, span, span_id, trace_id},
 };
@@ -138,12 +137,11 @@ fn app() -> Router {
         spans: 100,
         log_records: 100,
         metric_series: 100,
+        span_bytes: usize::MAX,
+        log_bytes: usize::MAX,
     });
     store.insert_spans(checkout_trace());
-    let state = QueryState {
-        store: Arc::new(store),
-        metrics: Arc::new(SelfMetrics::new()),
-    };
+    let state = crate::test_support::query_state(store);
     super::super::router(state)
 }
 

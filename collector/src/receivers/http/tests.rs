@@ -7,22 +7,17 @@ use prost::Message as _;
 use tower::ServiceExt as _;
 
 use super::*;
-use crate::{
-    self_metrics::SelfMetrics,
-    store::{Capacities, Store},
-};
+use crate::{pipeline::Pipeline, store::Store, test_support::test_pipeline};
 
 const LIMIT: usize = 4096;
 
-fn app() -> (Router, Arc<Store>) {
-    let store = Arc::new(Store::new(Capacities {
-        spans: 100,
-        log_records: 100,
-        metric_series: 100,
-    }));
-    let ingest = Ingest::new(Arc::clone(&store), Arc::new(SelfMetrics::new()));
-    (router(Arc::new(ingest), LIMIT), store)
+/// The router, and the pipeline to drain before looking into the store.
+fn app() -> (Router, Pipeline, Arc<Store>) {
+    let (ingest, pipeline, store) = test_pipeline(1 << 20);
+    (router(Arc::new(ingest), LIMIT), pipeline, store)
 }
+
+const GRACE: Duration = Duration::from_secs(5);
 
 fn traces_request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
@@ -75,19 +70,20 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn protobuf_export_is_stored_and_answered_in_protobuf() {
-    let (app, store) = app();
+    let (app, pipeline, store) = app();
     let body = traces_request(vec![valid_span()]).encode_to_vec();
     let (status, content_type, body) = send(app, post("application/x-protobuf", None, body)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type, "application/x-protobuf");
     let response = ExportTraceServiceResponse::decode(body).unwrap();
     assert_eq!(response.partial_success, None);
+    assert!(pipeline.drain(GRACE).await);
     assert_eq!(store.sizes().spans, 1);
 }
 
 #[tokio::test]
 async fn json_export_reports_partial_success_in_json() {
-    let (app, store) = app();
+    let (app, pipeline, store) = app();
     let json = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[
         {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"ok"},
         {"traceId":"0102","spanId":"0102030405060708","name":"short trace id"}]}]}]}"#;
@@ -100,21 +96,23 @@ async fn json_export_reports_partial_success_in_json() {
     assert_eq!(content_type, "application/json");
     let response: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(response["partialSuccess"]["rejectedSpans"], 1, "{response}");
+    assert!(pipeline.drain(GRACE).await);
     assert_eq!(store.sizes().spans, 1);
 }
 
 #[tokio::test]
 async fn gzip_body_is_inflated() {
-    let (app, store) = app();
+    let (app, pipeline, store) = app();
     let body = gzip(&traces_request(vec![valid_span()]).encode_to_vec());
     let (status, ..) = send(app, post("application/x-protobuf", Some("gzip"), body)).await;
     assert_eq!(status, StatusCode::OK);
+    assert!(pipeline.drain(GRACE).await);
     assert_eq!(store.sizes().spans, 1);
 }
 
 #[tokio::test]
 async fn malformed_protobuf_is_a_bad_request_with_a_status_body() {
-    let (app, _) = app();
+    let (app, _pipeline, _) = app();
     let (status, content_type, body) = send(
         app,
         post("application/x-protobuf", None, vec![0xff, 0xff, 0xff]),
@@ -129,7 +127,7 @@ async fn malformed_protobuf_is_a_bad_request_with_a_status_body() {
 
 #[tokio::test]
 async fn unknown_content_type_and_encoding_are_unsupported_media() {
-    let (app, _) = app();
+    let (app, _pipeline, _) = app();
     let (status, _, body) = send(app.clone(), post("text/plain", None, b"hi".to_vec())).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(String::from_utf8_lossy(&body).contains("text/plain"));
@@ -139,7 +137,7 @@ async fn unknown_content_type_and_encoding_are_unsupported_media() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_and_after_inflation() {
-    let (app, store) = app();
+    let (app, pipeline, store) = app();
     let (status, ..) = send(
         app.clone(),
         post("application/json", None, vec![b' '; LIMIT + 1]),
@@ -153,12 +151,13 @@ async fn oversized_bodies_are_refused_before_and_after_inflation() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let rpc: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(rpc["code"], tonic::Code::ResourceExhausted as i32);
+    assert!(pipeline.drain(GRACE).await);
     assert_eq!(store.sizes().spans, 0);
 }
 
 #[tokio::test]
 async fn corrupt_gzip_is_a_bad_request() {
-    let (app, _) = app();
+    let (app, _pipeline, _) = app();
     let (status, ..) = send(
         app,
         post("application/x-protobuf", Some("gzip"), b"not gzip".to_vec()),

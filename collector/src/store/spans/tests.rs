@@ -5,7 +5,7 @@ use crate::{
 };
 
 fn store_with(capacity: usize, spans: Vec<SpanRecord>) -> SpanStore {
-    let mut store = SpanStore::new(capacity);
+    let mut store = SpanStore::new(capacity, usize::MAX);
     for s in spans {
         store.insert(Arc::new(s));
     }
@@ -206,7 +206,7 @@ fn dependencies_count_cross_service_parent_child_pairs() {
 
 #[test]
 fn zero_capacity_accepts_then_evicts() {
-    let mut store = SpanStore::new(0);
+    let mut store = SpanStore::new(0, usize::MAX);
     assert_eq!(store.insert(Arc::new(span(1, 1, "cart", "a"))), 1);
     assert_eq!(store.len(), 0);
     assert!(store.services().is_empty());
