@@ -33,6 +33,9 @@ pub struct Plan {
     pub otlp_http: String,
     pub loadgen_url: Option<String>,
     pub database: String,
+    /// The Prometheus `up` starts beside the lab (see `prometheus.rs`).
+    pub prometheus_bin: Option<std::path::PathBuf>,
+    pub prometheus_url: Option<String>,
 }
 
 /// Services in start order, with what they need.
@@ -198,6 +201,15 @@ impl Plan {
         )?;
         let query = ports.take(Some(args.query_port), "collector query API", "--query-port")?;
         let gateway_port = ports.take(Some(args.gateway_port), "gateway", "--gateway-port")?;
+        let prometheus_bin = super::prometheus::binary(&args.prometheus)?;
+        let prometheus_url = match prometheus_bin {
+            Some(_) => Some(url(ports.take(
+                Some(args.prometheus_port),
+                "Prometheus",
+                "--prometheus-port",
+            )?)),
+            None => None,
+        };
 
         // Every instance's port, decided before any process starts, so each
         // one can be told where all its peers are.
@@ -320,6 +332,8 @@ impl Plan {
             otlp_http: url(http),
             loadgen_url,
             database: shop_db,
+            prometheus_bin,
+            prometheus_url,
         })
     }
 }

@@ -48,6 +48,7 @@ struct Endpoints<'a> {
     otlp_grpc: &'a str,
     otlp_http: &'a str,
     loadgen: Option<&'a str>,
+    prometheus: Option<&'a str>,
     database: &'a str,
     ready_ms: u128,
     components: Vec<ComponentEndpoints<'a>>,
@@ -69,6 +70,7 @@ pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyho
         otlp_grpc: &plan.otlp_grpc,
         otlp_http: &plan.otlp_http,
         loadgen: plan.loadgen_url.as_deref(),
+        prometheus: plan.prometheus_url.as_deref(),
         database: &plan.database,
         ready_ms: ready_in.as_millis(),
         components: plan
@@ -107,6 +109,10 @@ pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
     );
     if let Some(loadgen) = &plan.loadgen_url {
         println!("  load generator     {loadgen}/api/stats");
+    }
+    match &plan.prometheus_url {
+        Some(url) => println!("  prometheus         {url}  (alerts: {url}/alerts)"),
+        None => println!("  prometheus         {}", super::prometheus::HINT),
     }
     println!("  metrics (/metrics):");
     for c in &plan.components {

@@ -1,0 +1,2 @@
+def lab_manifests():
+    return {}
