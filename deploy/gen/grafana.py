@@ -42,6 +42,8 @@ GREEN = thresholds((None, "green"))
 def _panel(kind, title, description, targets, unit, *, w, h, options, custom=None,
            decimals=None, minimum=None, maximum=None, steps=None, mappings=None,
            overrides=None, transformations=None, color=None):
+    for i, target in enumerate(targets):
+        target.setdefault("refId", chr(ord("A") + i))
     defaults = {"unit": unit, "thresholds": steps or GREEN, "mappings": mappings or []}
     if color:
         defaults["color"] = color
