@@ -114,6 +114,7 @@ def stat(title, description, targets, unit, *, w=6, h=4, steps=None,
         "orientation": "auto",
         "wideLayout": True,
         "showPercentChange": False,
+        "percentChangeColorMode": "standard",
     }
     return _panel("stat", title, description, targets, unit, w=w, h=h,
                   options=options, steps=steps, decimals=decimals,
@@ -130,6 +131,12 @@ def gauge(title, description, targets, unit, *, w=6, h=6, steps=None,
         "minVizHeight": 75,
         "minVizWidth": 75,
         "sizing": "auto",
+        "shape": "gauge",
+        "barShape": "flat",
+        "barWidthFactor": 0.5,
+        "segmentCount": 1,
+        "segmentSpacing": 0.3,
+        "effects": {},
     }
     return _panel("gauge", title, description, targets, unit, w=w, h=h,
                   options=options, steps=steps, minimum=minimum, maximum=maximum)
@@ -148,6 +155,7 @@ def bargauge(title, description, targets, unit, *, w=12, h=8, steps=None,
         "minVizHeight": 16,
         "minVizWidth": 8,
         "maxVizHeight": 300,
+        "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom", "calcs": []},
     }
     return _panel("bargauge", title, description, targets, unit, w=w, h=h,
                   options=options, steps=steps, minimum=minimum, maximum=maximum)
@@ -158,7 +166,7 @@ def table(title, description, targets, unit, *, w=24, h=8, transformations=None,
     options = {
         "showHeader": True,
         "cellHeight": "sm",
-        "footer": {"show": False, "reducer": ["sum"], "countRows": False},
+        "frameIndex": 0,
     }
     custom = {"align": "auto", "cellOptions": {"type": "auto"}, "inspect": False}
     return _panel("table", title, description, targets, unit, w=w, h=h,
@@ -195,7 +203,7 @@ def state_timeline(title, description, targets, unit, *, w=24, h=8, mappings=Non
         "mergeValues": True,
         "alignValue": "left",
         "rowHeight": 0.9,
-        "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
+        "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []},
         "tooltip": {"mode": "single", "sort": "none"},
     }
     custom = {"fillOpacity": 80, "lineWidth": 0,
@@ -272,13 +280,13 @@ def query_variable(name, label, definition, current, *, include_all=False,
         "current": cur,
         "hide": 0,
         "includeAll": include_all,
-        "allValue": ".*" if include_all else None,
         "multi": multi,
         "options": [],
         "refresh": 2,
         "regex": "",
         "sort": 1,
         "skipUrlSync": False,
+        **({"allValue": ".*"} if include_all else {}),
     }
 
 
@@ -302,8 +310,7 @@ def annotation(name, expr, title, text, color):
         "hide": False,
         "iconColor": color,
         "name": name,
-        "expr": expr,
-        "step": "60s",
+        "target": {"refId": "Anno", "expr": expr, "interval": "60s"},
         "titleFormat": title,
         "textFormat": text,
         "tagKeys": "job",

@@ -262,7 +262,7 @@ pub fn queries(dashboards: &[Dashboard], rate_interval: &str) -> Vec<Query> {
             .cloned()
             .unwrap_or_default()
         {
-            if let Some(expr) = a["expr"].as_str() {
+            if let Some(expr) = a["target"]["expr"].as_str() {
                 out.push(Query {
                     dashboard: d.file.clone(),
                     what: format!("annotation {:?}", a["name"].as_str().unwrap_or("")),
