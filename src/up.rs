@@ -7,6 +7,7 @@
 //! compact live status. Ctrl-C or SIGTERM stops every child cleanly.
 
 mod plan;
+mod prometheus;
 mod status;
 mod supervisor;
 
@@ -102,6 +103,19 @@ pub struct UpArgs {
     #[arg(long, env = "FIREDRILL_READY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
     pub ready_timeout: Duration,
 
+    /// Prometheus beside the lab: `auto` (the `prometheus` on PATH, if any),
+    /// `off`, or a path to the binary. Config and rules: deploy/prometheus.
+    #[arg(long, env = "FIREDRILL_PROMETHEUS", default_value = "auto")]
+    pub prometheus: String,
+
+    /// Prometheus port.
+    #[arg(long, env = "FIREDRILL_PROMETHEUS_PORT", default_value_t = 9090)]
+    pub prometheus_port: u16,
+
+    /// Prometheus scrape and rule evaluation interval.
+    #[arg(long, env = "FIREDRILL_PROMETHEUS_INTERVAL", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub prometheus_interval: Duration,
+
     /// How often to print the live status line (0s: never).
     #[arg(long, env = "FIREDRILL_STATUS_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub status_every: Duration,
@@ -117,12 +131,34 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the firedrill executable")?;
 
     let supervisor = supervisor::Supervisor::start(&exe, &plan, &run_dir, shutdown.clone())?;
+    let mut prometheus = match (&plan.prometheus_bin, &plan.prometheus_url) {
+        (Some(bin), Some(url)) => {
+            let address = url.trim_start_matches("http://");
+            Some(prometheus::Prometheus::start(
+                bin,
+                &plan,
+                address,
+                args.prometheus_interval,
+                &run_dir,
+            )?)
+        }
+        _ => None,
+    };
     let ready = tokio::select! {
-        r = status::wait_ready(&plan, args.ready_timeout) => r,
+        r = async {
+            status::wait_ready(&plan, args.ready_timeout).await?;
+            match prometheus.as_mut() {
+                Some(p) => p.wait_ready(args.ready_timeout).await,
+                None => Ok(()),
+            }
+        } => r,
         _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted before the lab was ready")),
     };
     if let Err(err) = ready {
         supervisor.stop().await;
+        if let Some(p) = prometheus {
+            p.stop().await;
+        }
         return Err(err.context(format!(
             "the lab did not become ready; see the logs in {}",
             run_dir.join("logs").display()
@@ -135,6 +171,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     status::report_until(&plan, &supervisor, args.status_every, shutdown.clone()).await;
     println!("stopping the lab...");
     supervisor.stop().await;
+    if let Some(p) = prometheus {
+        p.stop().await;
+    }
     println!("stopped.");
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct Plan {
     /// Where the instructor token is stored.
     pub instructor_token_file: String,
     pub database: String,
+    /// The Prometheus `up` starts beside the lab (see `prometheus.rs`).
+    pub prometheus_bin: Option<std::path::PathBuf>,
+    pub prometheus_url: Option<String>,
 }
 
 /// The lab's secrets: the instructor's token (given or generated) and the
@@ -252,6 +255,15 @@ impl Plan {
             "fault controller",
             "--controller-port",
         )?;
+        let prometheus_bin = super::prometheus::binary(&args.prometheus)?;
+        let prometheus_url = match prometheus_bin {
+            Some(_) => Some(url(ports.take(
+                Some(args.prometheus_port),
+                "Prometheus",
+                "--prometheus-port",
+            )?)),
+            None => None,
+        };
 
         // Every instance's port, decided before any process starts, so each
         // one can be told where all its peers are.
@@ -404,6 +416,8 @@ impl Plan {
             controller_url: url(controller_port),
             instructor_token_file: tokens.instructor_file.display().to_string(),
             database: shop_db,
+            prometheus_bin,
+            prometheus_url,
         })
     }
 }

@@ -50,6 +50,7 @@ struct Endpoints<'a> {
     loadgen: Option<&'a str>,
     controller: &'a str,
     instructor_token_file: &'a str,
+    prometheus: Option<&'a str>,
     database: &'a str,
     ready_ms: u128,
     components: Vec<ComponentEndpoints<'a>>,
@@ -73,6 +74,7 @@ pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyho
         loadgen: plan.loadgen_url.as_deref(),
         controller: &plan.controller_url,
         instructor_token_file: &plan.instructor_token_file,
+        prometheus: plan.prometheus_url.as_deref(),
         database: &plan.database,
         ready_ms: ready_in.as_millis(),
         components: plan
@@ -116,6 +118,10 @@ pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
         "  fault controller   {}/openapi.json   (instructor token in {})",
         plan.controller_url, plan.instructor_token_file
     );
+    match &plan.prometheus_url {
+        Some(url) => println!("  prometheus         {url}  (alerts: {url}/alerts)"),
+        None => println!("  prometheus         {}", super::prometheus::HINT),
+    }
     println!("  metrics (/metrics):");
     for c in &plan.components {
         println!("    {:<22} {}", c.id, c.metrics_url);
