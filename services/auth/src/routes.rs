@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use firedrill_runtime::db::Db;
@@ -57,9 +56,9 @@ struct VerifyAnswer {
 
 async fn login(
     State(auth): State<Arc<Auth>>,
-    body: Result<Body<LoginBody>, AppError>,
+    Body(body): Body<LoginBody>,
 ) -> AppResult<Json<LoginAnswer>> {
-    let LoginBody { username, password } = bad_request_on_invalid(body)?;
+    let LoginBody { username, password } = body;
     if username.is_empty() || password.is_empty() {
         return Err(AppError::bad_request("username and password are required"));
     }
@@ -93,9 +92,9 @@ async fn login(
 
 async fn verify(
     State(auth): State<Arc<Auth>>,
-    body: Result<Body<VerifyBody>, AppError>,
+    Body(body): Body<VerifyBody>,
 ) -> AppResult<Json<VerifyAnswer>> {
-    let VerifyBody { token } = bad_request_on_invalid(body)?;
+    let VerifyBody { token } = body;
     let now = clock::now_unix_ms();
     match auth.signer.verify(&token, now) {
         Ok(claims) => {
@@ -146,13 +145,3 @@ fn window_unchecked(token: &str) -> Option<(i64, i64)> {
     Some((claims.nbf, claims.exp))
 }
 
-/// A body that is JSON but not the expected shape (missing field, wrong
-/// type) is as much a bad request as broken JSON: answer 400, not 422.
-fn bad_request_on_invalid<T>(body: Result<Body<T>, AppError>) -> AppResult<T> {
-    body.map(|Body(b)| b).map_err(|mut err| {
-        if err.status == StatusCode::UNPROCESSABLE_ENTITY {
-            err.status = StatusCode::BAD_REQUEST;
-        }
-        err
-    })
-}

@@ -50,10 +50,9 @@ async fn get_key(State(cache): State<Arc<Cache>>, Path(key): Path<String>) -> Ap
 async fn put_key(
     State(cache): State<Arc<Cache>>,
     Path(key): Path<String>,
-    body: Result<Body<PutBody>, AppError>,
+    Body(body): Body<PutBody>,
 ) -> AppResult<StatusCode> {
     check_key(&key)?;
-    let body = bad_request_on_invalid(body)?;
     if body.ttl_ms == 0 || body.ttl_ms > MAX_TTL_MS {
         return Err(AppError::bad_request(format!(
             "ttl_ms must be between 1 and {MAX_TTL_MS}"
@@ -81,13 +80,3 @@ fn check_key(key: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// A body that is JSON but not the expected shape (missing field, wrong
-/// type) is as much a bad request as broken JSON: answer 400, not 422.
-fn bad_request_on_invalid<T>(body: Result<Body<T>, AppError>) -> AppResult<T> {
-    body.map(|Body(b)| b).map_err(|mut err| {
-        if err.status == StatusCode::UNPROCESSABLE_ENTITY {
-            err.status = StatusCode::BAD_REQUEST;
-        }
-        err
-    })
-}

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use firedrill_runtime::extract::{Json as Body, Path};
-use firedrill_runtime::{AppError, AppResult};
+use firedrill_runtime::AppResult;
 use serde::Deserialize;
 
 use crate::carts::Carts;
@@ -37,12 +36,12 @@ async fn get_cart(
 async fn add_item(
     State(carts): State<Arc<Carts>>,
     Path(user_id): Path<i64>,
-    body: Result<Body<AddBody>, AppError>,
+    Body(body): Body<AddBody>,
 ) -> AppResult<Json<Cart>> {
     let AddBody {
         product_id,
         quantity,
-    } = bad_request_on_invalid(body)?;
+    } = body;
     carts.add(user_id, product_id, quantity).await.map(Json)
 }
 
@@ -60,13 +59,3 @@ async fn clear_cart(
     carts.clear(user_id).await.map(Json)
 }
 
-/// A body that is JSON but not the expected shape (missing field, wrong
-/// type) is as much a bad request as broken JSON: answer 400, not 422.
-fn bad_request_on_invalid<T>(body: Result<Body<T>, AppError>) -> AppResult<T> {
-    body.map(|Body(b)| b).map_err(|mut err| {
-        if err.status == StatusCode::UNPROCESSABLE_ENTITY {
-            err.status = StatusCode::BAD_REQUEST;
-        }
-        err
-    })
-}

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use firedrill_runtime::extract::{Json as Body, Path, Query};
@@ -91,9 +90,9 @@ async fn get_one(
 
 async fn lookup(
     State(products): State<Arc<Products>>,
-    body: Result<Body<LookupBody>, AppError>,
+    Body(body): Body<LookupBody>,
 ) -> AppResult<Json<Found>> {
-    let LookupBody { ids } = bad_request_on_invalid(body)?;
+    let LookupBody { ids } = body;
     if ids.len() > MAX_LOOKUP_IDS {
         return Err(AppError::bad_request(format!(
             "at most {MAX_LOOKUP_IDS} ids per lookup, got {}",
@@ -104,13 +103,3 @@ async fn lookup(
     Ok(Json(Found { products }))
 }
 
-/// A body that is JSON but not the expected shape (missing field, wrong
-/// type) is as much a bad request as broken JSON: answer 400, not 422.
-fn bad_request_on_invalid<T>(body: Result<Body<T>, AppError>) -> AppResult<T> {
-    body.map(|Body(b)| b).map_err(|mut err| {
-        if err.status == StatusCode::UNPROCESSABLE_ENTITY {
-            err.status = StatusCode::BAD_REQUEST;
-        }
-        err
-    })
-}
