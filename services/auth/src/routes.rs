@@ -144,4 +144,3 @@ fn window_unchecked(token: &str) -> Option<(i64, i64)> {
     let claims: crate::token::Claims = serde_json::from_slice(&bytes).ok()?;
     Some((claims.nbf, claims.exp))
 }
-

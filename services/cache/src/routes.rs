@@ -79,4 +79,3 @@ fn check_key(key: &str) -> AppResult<()> {
     }
     Ok(())
 }
-

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use firedrill_runtime::extract::{Json as Body, Path};
 use firedrill_runtime::AppResult;
+use firedrill_runtime::extract::{Json as Body, Path};
 use serde::Deserialize;
 
 use crate::carts::Carts;
@@ -58,4 +58,3 @@ async fn clear_cart(
 ) -> AppResult<Json<Cart>> {
     carts.clear(user_id).await.map(Json)
 }
-

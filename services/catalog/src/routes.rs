@@ -102,4 +102,3 @@ async fn lookup(
     let products = store::lookup(&products.db, ids).await?;
     Ok(Json(Found { products }))
 }
-

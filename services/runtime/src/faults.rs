@@ -62,15 +62,6 @@ struct Inner {
     hot_lock: tokio::sync::Mutex<()>,
 }
 
-/// What a fault does to one request a process serves.
-#[derive(Debug, Default, PartialEq)]
-pub struct InboundEffect {
-    pub delay: Duration,
-    pub hang: bool,
-    pub error: Option<u16>,
-    pub lock_hold: Option<Duration>,
-}
-
 /// How a faulty link fails a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkFailure {
@@ -96,12 +87,16 @@ impl LinkFailure {
     }
 }
 
-/// What a fault does to one call to a peer.
+/// What the faults in force do to one request: one a process serves, or
+/// one call it makes to a peer (link-only effects stay unset for the former,
+/// since a fault's kind is checked against its scope when it is injected).
 #[derive(Debug, Default, PartialEq)]
-pub struct OutboundEffect {
+pub struct RequestEffect {
     pub delay: Duration,
     pub hang: bool,
     pub error: Option<u16>,
+    /// Hold the process-wide hot lock this long (lock contention).
+    pub lock_hold: Option<Duration>,
     pub failure: Option<LinkFailure>,
     /// Bytes per second the response may arrive at.
     pub bandwidth: Option<u64>,
@@ -151,19 +146,27 @@ impl Faults {
         *self.inner.active.write() = Arc::new(mine);
     }
 
+    /// Whether any fault is assigned: the hot path's one check.
+    pub fn idle(&self) -> bool {
+        !self.inner.any.load(Ordering::Acquire)
+    }
+
     /// The faults in force now (expired ones left out).
     pub fn active(&self) -> Vec<ActiveFault> {
-        if !self.inner.any.load(Ordering::Acquire) {
-            return Vec::new();
-        }
         let now = Instant::now();
-        self.inner
-            .active
-            .read()
+        self.snapshot()
             .iter()
+            .flat_map(|faults| faults.iter())
             .filter(|f| f.until > now)
             .cloned()
             .collect()
+    }
+
+    /// The current assignment, shared rather than copied (expired faults
+    /// included: callers filter on `until`); `None` when idle, so the hot
+    /// path takes no lock and allocates nothing.
+    fn snapshot(&self) -> Option<Arc<Vec<ActiveFault>>> {
+        (!self.idle()).then(|| self.inner.active.read().clone())
     }
 
     /// Rolls the fault's toxicity for one request.
@@ -193,11 +196,26 @@ impl Faults {
     }
 
     /// The effect on a request to `route` that this process serves.
-    pub fn inbound(&self, route: &str) -> InboundEffect {
-        let mut effect = InboundEffect::default();
-        for fault in self.active() {
+    pub fn inbound(&self, route: &str) -> RequestEffect {
+        self.request_effect(route, |target| target.scope() == Scope::Inbound)
+    }
+
+    /// The effect on a call from this process to `peer` on `route`.
+    pub fn outbound(&self, peer: &str, route: &str) -> RequestEffect {
+        self.request_effect(route, |target| target.peer.as_deref() == Some(peer))
+    }
+
+    /// Combines the faults aimed at `route` (or at every route) that
+    /// `aimed` selects and whose toxicity roll hits.
+    fn request_effect(&self, route: &str, aimed: impl Fn(&model::Target) -> bool) -> RequestEffect {
+        let mut effect = RequestEffect::default();
+        let Some(snapshot) = self.snapshot() else {
+            return effect;
+        };
+        let now = Instant::now();
+        for fault in snapshot.iter().filter(|f| f.until > now) {
             let target = &fault.spec.target;
-            if target.scope() != Scope::Inbound
+            if !aimed(target)
                 || target.route.as_deref().is_some_and(|r| r != route)
                 || !self.hits(&fault.spec)
             {
@@ -213,32 +231,6 @@ impl Faults {
                 FaultKind::Errors { code } => effect.error = Some(*code),
                 FaultKind::Hang {} => effect.hang = true,
                 FaultKind::LockContention { hold } => effect.lock_hold = Some(hold.duration()),
-                _ => {}
-            }
-        }
-        effect
-    }
-
-    /// The effect on a call from this process to `peer` on `route`.
-    pub fn outbound(&self, peer: &str, route: &str) -> OutboundEffect {
-        let mut effect = OutboundEffect::default();
-        for fault in self.active() {
-            let target = &fault.spec.target;
-            if target.peer.as_deref() != Some(peer)
-                || target.route.as_deref().is_some_and(|r| r != route)
-                || !self.hits(&fault.spec)
-            {
-                continue;
-            }
-            match &fault.spec.kind {
-                FaultKind::Latency { latency, jitter } => {
-                    effect.delay += self.jittered(latency.duration(), jitter.duration());
-                }
-                FaultKind::Stall { min, max } => {
-                    effect.delay += self.stall(min.duration(), max.duration());
-                }
-                FaultKind::Errors { code } => effect.error = Some(*code),
-                FaultKind::Hang {} => effect.hang = true,
                 FaultKind::Bandwidth { rate } => effect.bandwidth = Some(*rate),
                 FaultKind::Reset {} => effect.failure = Some(LinkFailure::Reset),
                 FaultKind::Partition {} => effect.failure = Some(LinkFailure::Refused),
@@ -267,9 +259,10 @@ impl Faults {
     }
 
     fn dependency_effect(&self, pick: impl Fn(&FaultKind) -> Option<Duration>) -> Option<Duration> {
-        self.active()
+        let now = Instant::now();
+        self.snapshot()?
             .iter()
-            .filter(|f| self.hits(&f.spec))
+            .filter(|f| f.until > now && self.hits(&f.spec))
             .filter_map(|f| pick(&f.spec.kind))
             .max()
     }
@@ -302,8 +295,8 @@ mod tests {
     #[test]
     fn nothing_assigned_means_no_effect() {
         let faults = Faults::new("catalog", "catalog-1", 1);
-        assert_eq!(faults.inbound("/products"), InboundEffect::default());
-        assert_eq!(faults.outbound("cache", "/x"), OutboundEffect::default());
+        assert_eq!(faults.inbound("/products"), RequestEffect::default());
+        assert_eq!(faults.outbound("cache", "/x"), RequestEffect::default());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::error::AppError;
-use crate::faults::{Faults, InboundEffect};
+use crate::faults::{Faults, RequestEffect};
 use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit};
 use crate::resilience::shed::LoadShedder;
 
@@ -207,13 +207,16 @@ async fn shed_load(State(observe): State<Observe>, request: Request, next: Next)
 /// Applies the faults assigned to this process to one request: waits, holds
 /// the hot lock, hangs, or answers an error instead of the handler.
 async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+    if faults.idle() {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let effect = faults.inbound(&route);
-    if effect == InboundEffect::default() {
+    if effect == RequestEffect::default() {
         return next.run(request).await;
     }
     if let Some(hold) = effect.lock_hold {
