@@ -32,6 +32,21 @@ async fn wait_latency(lab: &Lab, what: &str, above: bool, threshold: Duration) -
     .await
 }
 
+/// `firedrill fault inject latency --target catalog --latency 300ms`.
+fn inject_catalog_latency(lab: &Lab, duration: &str) {
+    ok(&lab.cli(&[
+        "fault",
+        "inject",
+        "latency",
+        "--target",
+        "catalog",
+        "--latency",
+        "300ms",
+        "--duration",
+        duration,
+    ]));
+}
+
 fn ok(output: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -49,17 +64,7 @@ async fn injected_latency_shows_at_the_gateway_and_clears() {
     let baseline = median_latency(&lab, "/api/products", 5).await;
     assert!(baseline < Duration::from_millis(100), "{baseline:?}");
 
-    ok(&lab.cli(&[
-        "fault",
-        "inject",
-        "latency",
-        "--target",
-        "catalog",
-        "--latency",
-        "300ms",
-        "--duration",
-        "60s",
-    ]));
+    inject_catalog_latency(&lab, "60s");
     let slow = wait_latency(
         &lab,
         "the latency fault to act",
@@ -94,6 +99,13 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
     let token = lab.instructor_token();
     let valid =
         json!({"kind": "errors", "code": 503, "target": {"service": "payment"}, "duration": "1m"});
+    let inject = |token: &str, body: &Value| {
+        lab.http
+            .post(format!("{base}/v1/faults"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+    };
 
     // No token: 401 naming what is needed; a wrong token: 403.
     for path in ["/v1/faults", "/v1/scenarios", "/v1/scenario"] {
@@ -105,14 +117,7 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
             "{body}"
         );
     }
-    let r = lab
-        .http
-        .post(format!("{base}/v1/faults"))
-        .bearer_auth("not-the-token")
-        .json(&valid)
-        .send()
-        .await
-        .unwrap();
+    let r = inject("not-the-token", &valid).await.unwrap();
     assert_eq!(r.status(), 403);
     // Agents see only their own process's faults, with their own token.
     let r = lab
@@ -167,14 +172,7 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
         (json!([1, 2]), ""),
     ];
     for (body, needle) in cases {
-        let r = lab
-            .http
-            .post(format!("{base}/v1/faults"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = inject(&token, &body).await.unwrap();
         let status = r.status();
         let answer: Value = r.json().await.unwrap();
         assert_eq!(status, 400, "{body} -> {answer}");
@@ -211,25 +209,10 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
     assert_eq!(r.status(), 400);
 
     // What learners can reach does not reveal an injected fault.
-    let r = lab
-        .http
-        .post(format!("{base}/v1/faults"))
-        .bearer_auth(&token)
-        .json(&valid)
-        .send()
-        .await
-        .unwrap();
+    let r = inject(&token, &valid).await.unwrap();
     assert_eq!(r.status(), 201);
     for path in ["/metrics", "/v1/ops", "/health", "/openapi.json"] {
-        let text = lab
-            .http
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = lab.get_text(format!("{base}{path}")).await;
         assert!(
             !text.contains("\"payment\"") || path == "/openapi.json",
             "{path}: {text}"
@@ -241,17 +224,7 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_lapse_when_the_controller_disappears_and_survive_its_restart() {
     let lab = Lab::start(&["--load-rate", "0", "--fault-lease", "2s"]).await;
-    ok(&lab.cli(&[
-        "fault",
-        "inject",
-        "latency",
-        "--target",
-        "catalog",
-        "--latency",
-        "300ms",
-        "--duration",
-        "10m",
-    ]));
+    inject_catalog_latency(&lab, "10m");
     wait_latency(
         &lab,
         "the latency fault to act",
@@ -364,14 +337,8 @@ async fn a_scenario_ends_on_an_accepted_mitigation_only() {
     )
     .await;
     let ops: Value = lab
-        .http
-        .get(format!("{}/v1/ops", lab.endpoints.controller))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/v1/ops", lab.endpoints.controller))
+        .await;
     let ops = ops["ops"].as_array().unwrap();
     assert_eq!(ops.len(), 2);
     assert!(

@@ -46,15 +46,7 @@ async fn a_checkout_trace_crosses_the_mesh_with_logs_metrics_and_exemplars() {
     );
 
     // The catalogue answers through the gateway.
-    let products: Value = lab
-        .http
-        .get(lab.url("/api/products"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let products: Value = lab.get_json(lab.url("/api/products")).await;
     assert_eq!(products["total"], 240, "{products}");
     assert_eq!(products["products"].as_array().unwrap().len(), 20);
 
@@ -362,8 +354,7 @@ async fn a_killed_service_fails_its_callers_then_is_restarted() {
         "{log}"
     );
     let gateway_metrics = lab
-        .http
-        .get(
+        .get_text(
             lab.endpoints
                 .components
                 .iter()
@@ -372,12 +363,7 @@ async fn a_killed_service_fails_its_callers_then_is_restarted() {
                 .metrics
                 .clone(),
         )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .await;
     assert!(
         gateway_metrics.lines().any(|l| l
             .starts_with("http_client_request_duration_seconds_count{")

@@ -32,15 +32,7 @@ async fn sixty_seconds_of_default_load_keep_slos_and_invariants() {
     // The load generator's stats are the readiness signal here; the window
     // itself is the thing measured.
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let stats: Value = lab
-        .http
-        .get(format!("{loadgen}/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = lab.get_json(format!("{loadgen}/api/stats")).await;
     let elapsed = started.elapsed().as_secs_f64();
     let usage: Vec<_> = pids
         .iter()

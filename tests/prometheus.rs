@@ -163,15 +163,7 @@ async fn trace_derived_families_missing(lab: &Lab) -> BTreeSet<&'static str> {
         .iter()
         .find(|c| c.id == "collector")
         .expect("collector in endpoints.json");
-    let text = lab
-        .http
-        .get(&collector.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = lab.get_text(&collector.metrics).await;
     TRACE_DERIVED
         .iter()
         .copied()

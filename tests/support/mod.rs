@@ -141,6 +141,30 @@ impl Lab {
         body["token"].as_str().unwrap().to_string()
     }
 
+    /// GETs `url` and returns the body; any transport error fails the test.
+    pub async fn get_text(&self, url: impl reqwest::IntoUrl) -> String {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// GETs `url` and parses the body as JSON.
+    pub async fn get_json(&self, url: impl reqwest::IntoUrl) -> serde_json::Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn instructor_token(&self) -> String {
         std::fs::read_to_string(&self.endpoints.instructor_token_file)
             .expect("instructor token file")

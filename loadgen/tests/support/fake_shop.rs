@@ -23,16 +23,8 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-const CATEGORIES: [&str; 8] = [
-    "books",
-    "electronics",
-    "garden",
-    "home",
-    "kitchen",
-    "outdoor",
-    "sports",
-    "toys",
-];
+// The stand-in serves the categories the load generator knows the shop by.
+use firedrill_loadgen::plan::CATEGORIES;
 
 /// How the shop misbehaves.
 #[derive(Clone, Debug, Default)]
