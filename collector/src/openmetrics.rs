@@ -54,23 +54,15 @@ impl Histogram {
 
     /// Writes `_bucket` (cumulative), `_sum` and `_count` samples.
     pub fn write(&self, out: &mut Writer, name: &str, labels: &Labels<'_>, bounds: &[f64]) {
-        let mut cumulative = 0;
-        for (i, count) in self.counts.iter().enumerate() {
-            cumulative += count;
-            let le = bounds
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
-            out.sample_with(
-                name,
-                "_bucket",
-                labels,
-                Some(("le", &le)),
-                cumulative as f64,
-                self.exemplars.get(i).copied().flatten().as_ref(),
-            );
-        }
-        out.sample(name, "_sum", labels, self.sum);
-        out.sample(name, "_count", labels, self.count() as f64);
+        out.histogram(
+            name,
+            labels,
+            bounds,
+            &self.counts,
+            &self.exemplars,
+            self.sum,
+            self.count(),
+        );
     }
 }
 
@@ -86,6 +78,51 @@ pub struct Writer {
 impl Writer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes one histogram series: cumulative `_bucket` samples (with an
+    /// exemplar where `exemplars` has one), then `_sum` and `_count`. A
+    /// series whose `counts` lack the `+Inf` bucket still gets one, from
+    /// `count`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        labels: &Labels<'_>,
+        bounds: &[f64],
+        counts: &[u64],
+        exemplars: &[Option<Exemplar>],
+        sum: f64,
+        count: u64,
+    ) {
+        let mut cumulative = 0;
+        for (i, bucket) in counts.iter().enumerate() {
+            cumulative += bucket;
+            let le = bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
+            let exemplar = exemplars.get(i).copied().flatten();
+            self.sample_with(
+                name,
+                "_bucket",
+                labels,
+                Some(("le", &le)),
+                cumulative as f64,
+                exemplar.as_ref(),
+            );
+        }
+        if counts.len() <= bounds.len() {
+            self.sample_with(
+                name,
+                "_bucket",
+                labels,
+                Some(("le", "+Inf")),
+                count as f64,
+                None,
+            );
+        }
+        self.sample(name, "_sum", labels, sum);
+        self.sample(name, "_count", labels, count as f64);
     }
 
     /// Starts a metric family; `kind` is an OpenMetrics type (`counter`,

@@ -245,34 +245,7 @@ fn write_point(out: &mut Writer, name: &str, kind: Kind, labels: &[(&str, &str)]
             sum,
             count,
         } => {
-            let mut cumulative = 0;
-            for (i, bucket) in counts.iter().enumerate() {
-                cumulative += bucket;
-                let le = bounds
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
-                out.sample_with(
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", &le)),
-                    cumulative as f64,
-                    None,
-                );
-            }
-            if counts.len() <= bounds.len() {
-                // A point without bucket counts still has a total.
-                out.sample_with(
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", "+Inf")),
-                    *count as f64,
-                    None,
-                );
-            }
-            out.sample(name, "_sum", labels, *sum);
-            out.sample(name, "_count", labels, *count as f64);
+            out.histogram(name, labels, bounds, counts, &[], *sum, *count);
         }
         Value::Summary {
             quantiles,
