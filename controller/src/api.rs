@@ -62,28 +62,12 @@ async fn openapi() -> Response {
 /// The controller's own metrics: ops performed (what learners did) and agent
 /// polls. Nothing here tells which faults are active.
 async fn metrics(State(ctl): Ctl) -> Response {
-    use std::fmt::Write as _;
-    let mut counts = std::collections::BTreeMap::new();
-    for op in &ctl.state.lock().ops {
-        *counts.entry(op.op.to_string()).or_insert(0u64) += 1;
-    }
-    let mut text = String::from(
-        "# TYPE firedrill_controller_ops counter\n# HELP firedrill_controller_ops Mitigation ops performed.\n",
-    );
-    for (op, n) in counts {
-        let _ = writeln!(text, "firedrill_controller_ops_total{{op=\"{op}\"}} {n}");
-    }
-    let polls = ctl.agent_polls.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = write!(
-        text,
-        "# TYPE firedrill_controller_agent_polls counter\n# HELP firedrill_controller_agent_polls Fault agent polls answered.\nfiredrill_controller_agent_polls_total {polls}\n# EOF\n"
-    );
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            firedrill_runtime::metrics::OPENMETRICS_CONTENT_TYPE,
         )],
-        text,
+        ctl.meters.encode(),
     )
         .into_response()
 }
@@ -137,8 +121,7 @@ async fn agent_faults(
         "agent",
         "fault agents get it from FIREDRILL_AGENT_TOKEN",
     )?;
-    ctl.agent_polls
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctl.agent_polls.inc(&[]);
     let now = now_ms();
     let state = ctl.state.lock();
     Ok(axum::Json(Assignment {
@@ -345,6 +328,7 @@ async fn perform_op(
         }
         state.ops.push(record.clone());
     })?;
+    ctl.ops.inc(&[("op", record.op.to_string().as_str())]);
     tracing::info!(actor, op = %record.op, target = %record.target, result = %record.result, "op performed");
     Ok((StatusCode::CREATED, axum::Json(record)))
 }

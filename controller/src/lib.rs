@@ -33,6 +33,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use firedrill_runtime::AppError;
+use firedrill_runtime::config::Identity;
+use firedrill_runtime::metrics::{Counter, Meters};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -88,7 +90,11 @@ pub struct Controller {
     pub config: ControllerArgs,
     pub scenarios: Vec<Scenario>,
     pub state: Mutex<State>,
-    agent_polls: std::sync::atomic::AtomicU64,
+    /// `/metrics`: what learners did and how often agents asked; never
+    /// which faults are active.
+    meters: Meters,
+    ops: Counter,
+    agent_polls: Counter,
     state_file: PathBuf,
 }
 
@@ -115,11 +121,22 @@ impl Controller {
             tracing::warn!(scenario = %running.id, "the running scenario's file is gone; stopping it");
             state.scenario = None;
         }
+        let meters = Meters::new(&Identity {
+            service: "controller".into(),
+            instance_id: "controller-1".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            environment: "lab".into(),
+        });
         Ok(Controller {
             config,
             scenarios,
             state: Mutex::new(state),
-            agent_polls: Default::default(),
+            ops: meters.counter("firedrill.controller.ops", "Mitigation ops performed"),
+            agent_polls: meters.counter(
+                "firedrill.controller.agent_polls",
+                "Fault agent polls answered",
+            ),
+            meters,
             state_file,
         })
     }

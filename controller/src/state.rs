@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use firedrill_runtime::faults::model::{AssignedFault, FaultSpec};
@@ -69,10 +68,10 @@ pub struct ActiveFault {
     pub ends_ms: Option<i64>,
 }
 
+/// Wall-clock milliseconds (the controller's clock is never skewed: it runs
+/// no fault agent).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    firedrill_runtime::clock::now_unix_ms()
 }
 
 impl State {

@@ -50,16 +50,30 @@ impl Serialize for Millis {
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(ms) => Ok(Millis(ms)),
-            Raw::Text(text) => parse_millis(&text).map_err(serde::de::Error::custom),
-        }
+        number_or_text(d, Millis, parse_millis)
+    }
+}
+
+/// Deserializes a value written either as a number (taken as is) or as text
+/// (parsed), as every duration-like parameter here may be.
+fn number_or_text<'de, D, N, T>(
+    d: D,
+    from_number: impl FnOnce(N) -> T,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    N: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw<N> {
+        Number(N),
+        Text(String),
+    }
+    match Raw::<N>::deserialize(d)? {
+        Raw::Number(n) => Ok(from_number(n)),
+        Raw::Text(text) => parse(&text).map_err(serde::de::Error::custom),
     }
 }
 
@@ -87,16 +101,7 @@ impl Serialize for Offset {
 
 impl<'de> Deserialize<'de> for Offset {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(i64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(ms) => Ok(Offset(ms)),
-            Raw::Text(text) => parse_offset(&text).map_err(serde::de::Error::custom),
-        }
+        number_or_text(d, Offset, parse_offset)
     }
 }
 
