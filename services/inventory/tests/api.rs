@@ -3,46 +3,33 @@
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use firedrill_inventory::{NAME, build};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_runtime::testing::{self, TestService};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 struct TestApp {
-    app: Router,
-    ctx: ServiceContext,
-    dir: tempfile::TempDir,
+    service: TestService,
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
-        let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-        let meters = Meters::new(&args.identity(NAME));
-        let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
-        let app = ctx.app(build(ctx.clone()).await.unwrap());
-        TestApp { app, ctx, dir }
+        let service = TestService::with_database(NAME, build, &[]).await;
+        TestApp { service }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        call(&self.app, method, uri, body).await
+    async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        self.service.call(method, uri, body).await
     }
 
     async fn reserve(&self, order_id: i64, items: Value) -> (StatusCode, Value) {
         let body = json!({ "order_id": order_id, "items": items }).to_string();
-        self.call("POST", "/reservations", Some(&body)).await
+        self.call(Method::POST, "/reservations", Some(&body)).await
     }
 
     async fn stock(&self, product_id: i64) -> (i64, i64) {
         let (status, body) = self
-            .call("GET", &format!("/stock/{product_id}"), None)
+            .call(Method::GET, &format!("/stock/{product_id}"), None)
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         (
@@ -53,37 +40,13 @@ impl TestApp {
 
     /// Sets a product's stock behind the service's back, as an operator would.
     fn set_available(&self, product_id: i64, available: i64) {
-        let conn = rusqlite::Connection::open(self.dir.path().join("shop.db")).unwrap();
+        let conn = rusqlite::Connection::open(self.service.database()).unwrap();
         conn.execute(
             "UPDATE stock SET available = ?2 WHERE product_id = ?1",
             [product_id, available],
         )
         .unwrap();
     }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
-    }
-}
-
-async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, value)
 }
 
 #[tokio::test]
@@ -117,7 +80,9 @@ async fn commit_makes_the_reservation_permanent() {
     let t = TestApp::spawn().await;
     t.reserve(7, json!([{"product_id": 1, "quantity": 4}]))
         .await;
-    let (status, body) = t.call("POST", "/reservations/7/commit", Some("{}")).await;
+    let (status, body) = t
+        .call(Method::POST, "/reservations/7/commit", Some("{}"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"order_id": 7, "status": "committed"}));
     assert_eq!(
@@ -126,12 +91,14 @@ async fn commit_makes_the_reservation_permanent() {
         "committed units leave `reserved` and do not come back"
     );
 
-    let (status, _) = t.call("POST", "/reservations/7/commit", Some("{}")).await;
+    let (status, _) = t
+        .call(Method::POST, "/reservations/7/commit", Some("{}"))
+        .await;
     assert_eq!(status, StatusCode::OK, "commit is idempotent");
     assert_eq!(t.stock(1).await, (996, 0));
 
     // Releasing a committed order must not put its units back.
-    let (status, body) = t.call("DELETE", "/reservations/7", None).await;
+    let (status, body) = t.call(Method::DELETE, "/reservations/7", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "committed");
     assert_eq!(t.stock(1).await, (996, 0));
@@ -144,12 +111,14 @@ async fn release_gives_units_back_once() {
         .await;
     assert_eq!(t.stock(2).await, (990, 10));
     for _ in 0..2 {
-        let (status, body) = t.call("DELETE", "/reservations/3", None).await;
+        let (status, body) = t.call(Method::DELETE, "/reservations/3", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body, json!({"order_id": 3, "status": "released"}));
         assert_eq!(t.stock(2).await, (1000, 0));
     }
-    let (status, body) = t.call("POST", "/reservations/3/commit", Some("{}")).await;
+    let (status, body) = t
+        .call(Method::POST, "/reservations/3/commit", Some("{}"))
+        .await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -160,12 +129,14 @@ async fn release_gives_units_back_once() {
 #[tokio::test]
 async fn unknown_orders_and_products_are_404() {
     let t = TestApp::spawn().await;
-    let (status, body) = t.call("POST", "/reservations/404/commit", Some("{}")).await;
+    let (status, body) = t
+        .call(Method::POST, "/reservations/404/commit", Some("{}"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "no reservation for order 404");
-    let (status, _) = t.call("DELETE", "/reservations/404", None).await;
+    let (status, _) = t.call(Method::DELETE, "/reservations/404", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = t.call("GET", "/stock/9999", None).await;
+    let (status, _) = t.call(Method::GET, "/stock/9999", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -210,7 +181,7 @@ async fn bad_input_is_400() {
         r#"{"order_id": 1, "items": [{"product_id": 1, "quantity": -3}]}"#,
         r#"{"order_id": 1, "items": [{"product_id": 1, "quantity": 1.5}]}"#,
     ] {
-        let (status, response) = t.call("POST", "/reservations", Some(body)).await;
+        let (status, response) = t.call(Method::POST, "/reservations", Some(body)).await;
         assert!(
             status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
             "{body} -> {status}"
@@ -219,16 +190,16 @@ async fn bad_input_is_400() {
     }
     let (status, response) = t
         .call(
-            "POST",
+            Method::POST,
             "/reservations",
             Some(r#"{"order_id": 1, "items": []}"#),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(response["error"], "items must not be empty");
-    let (status, _) = t.call("GET", "/stock/abc", None).await;
+    let (status, _) = t.call(Method::GET, "/stock/abc", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = t.call("DELETE", "/reservations/abc", None).await;
+    let (status, _) = t.call(Method::DELETE, "/reservations/abc", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(t.stock(1).await, (1000, 0));
 }
@@ -240,13 +211,13 @@ async fn concurrent_reservations_never_oversell() {
     let t = TestApp::spawn().await;
     // Stop the restock job (its first pass is a period away) so nothing but
     // the reservations under test changes the counts.
-    t.ctx.shutdown.cancel();
+    t.service.context().shutdown.cancel();
     t.set_available(42, 10);
     t.set_available(43, 25);
 
     let mut tasks = Vec::new();
     for order in 1..=60i64 {
-        let app = t.app.clone();
+        let app = t.service.app().clone();
         // Every third order also wants product 43, three units at a time.
         let items = if order % 3 == 0 {
             json!([{"product_id": 43, "quantity": 3}, {"product_id": 42, "quantity": 1}])
@@ -255,7 +226,9 @@ async fn concurrent_reservations_never_oversell() {
         };
         let body = json!({ "order_id": order, "items": items }).to_string();
         tasks.push(tokio::spawn(async move {
-            call(&app, "POST", "/reservations", Some(&body)).await.0
+            testing::call(&app, Method::POST, "/reservations", Some(&body))
+                .await
+                .0
         }));
     }
     let mut reserved = 0;
@@ -281,7 +254,7 @@ async fn concurrent_reservations_never_oversell() {
     assert!(available_43 >= 0);
 
     // The rows agree with the counters.
-    let conn = rusqlite::Connection::open(t.dir.path().join("shop.db")).unwrap();
+    let conn = rusqlite::Connection::open(t.service.database()).unwrap();
     let held: i64 = conn
         .query_row("SELECT COALESCE(SUM(quantity), 0) FROM reservations WHERE product_id = 42 AND status = 'reserved'", [], |r| r.get(0))
         .unwrap();
@@ -306,10 +279,9 @@ async fn reservations_are_counted_by_outcome() {
         .await;
     t.reserve(2, json!([{"product_id": 4, "quantity": 1}]))
         .await;
-    t.call("DELETE", "/reservations/1", None).await;
-    let (status, metrics) = t.call("GET", "/metrics", None).await;
+    t.call(Method::DELETE, "/reservations/1", None).await;
+    let (status, text) = t.service.raw(Method::GET, "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
-    let text = metrics.as_str().unwrap();
     assert!(
         text.contains(r#"inventory_reservations_total{outcome="reserved"} 1.0"#),
         "a repeat is not a new reservation: {text}"
@@ -341,11 +313,8 @@ async fn the_restock_job_refills_low_products() {
         }
     }
     assert!(refilled, "product 11 was never restocked");
-    let (_, metrics) = t.call("GET", "/metrics", None).await;
-    assert!(
-        metrics.as_str().unwrap().contains("inventory_stock_low "),
-        "{metrics}"
-    );
+    let (_, metrics) = t.service.raw(Method::GET, "/metrics", None).await;
+    assert!(metrics.contains("inventory_stock_low "), "{metrics}");
     assert_eq!(
         t.stock(12).await.0,
         60,

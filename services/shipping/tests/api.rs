@@ -1,53 +1,27 @@
 //! Shipping's routes over a real SQLite file.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use axum::http::{Method, StatusCode};
+use firedrill_runtime::testing::TestService;
 use firedrill_shipping::{NAME, build};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 struct TestApp {
-    app: Router,
-    _dir: tempfile::TempDir,
+    service: TestService,
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
-        let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-        let meters = Meters::new(&args.identity(NAME));
-        let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
-        let app = ctx.app(build(ctx.clone()).await.unwrap());
-        TestApp { app, _dir: dir }
+        let service = TestService::with_database(NAME, build, &[]).await;
+        TestApp { service }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
+    async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        self.service.call(method, uri, body).await
     }
 
     async fn ship(&self, order_id: i64, items: Value) -> (StatusCode, Value) {
         let body = json!({ "order_id": order_id, "user_id": 12, "items": items }).to_string();
-        self.call("POST", "/shipments", Some(&body)).await
+        self.call(Method::POST, "/shipments", Some(&body)).await
     }
 }
 
@@ -68,7 +42,7 @@ async fn a_shipment_is_booked_once_per_order() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again, body);
 
-    let (status, stored) = t.call("GET", "/shipments/31", None).await;
+    let (status, stored) = t.call(Method::GET, "/shipments/31", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stored["shipment_id"], body["shipment_id"]);
     assert_eq!(stored["user_id"], 12);
@@ -91,19 +65,19 @@ async fn bad_input_is_400_and_unknown_is_404() {
     assert_eq!(body["error"], "items must not be empty");
     let (status, _) = t.ship(1, json!([{"product_id": 1, "quantity": 0}])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = t.call("POST", "/shipments", Some("{broken")).await;
+    let (status, _) = t.call(Method::POST, "/shipments", Some("{broken")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = t
-        .call("POST", "/shipments", Some(r#"{"order_id": 1}"#))
+        .call(Method::POST, "/shipments", Some(r#"{"order_id": 1}"#))
         .await;
     assert!(status.is_client_error());
-    let (status, _) = t.call("GET", "/shipments/1", None).await;
+    let (status, _) = t.call(Method::GET, "/shipments/1", None).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
         "rejected requests book nothing"
     );
-    let (status, _) = t.call("GET", "/shipments/x", None).await;
+    let (status, _) = t.call(Method::GET, "/shipments/x", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -113,7 +87,7 @@ async fn bookings_are_counted_by_carrier() {
     let (_, body) = t.ship(5, json!([{"product_id": 1, "quantity": 1}])).await;
     t.ship(5, json!([{"product_id": 1, "quantity": 1}])).await;
     let carrier = body["carrier"].as_str().unwrap();
-    let (_, metrics) = t.call("GET", "/metrics", None).await;
+    let metrics = t.service.metrics().await;
     let expected = format!("shipping_shipments_total{{shipping_carrier=\"{carrier}\"}} 1.0");
-    assert!(metrics.as_str().unwrap().contains(&expected), "{metrics}");
+    assert!(metrics.contains(&expected), "{metrics}");
 }
