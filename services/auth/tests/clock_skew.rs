@@ -4,42 +4,26 @@
 //! test may run beside this one.
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use firedrill_runtime::ServiceContext;
+use axum::http::{Method, StatusCode};
+use firedrill_auth::{NAME, build};
 use firedrill_runtime::clock;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_runtime::testing::{self, TestService};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
+/// The answer, which must be JSON.
 async fn post(app: &Router, uri: &str, body: Value) -> (StatusCode, Value) {
-    let request = Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let (status, text) = testing::raw(app, Method::POST, uri, Some(&body.to_string())).await;
+    (status, serde_json::from_str(&text).unwrap())
 }
 
 #[tokio::test]
 async fn verifier_clock_skew_yields_not_yet_valid_and_expired() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
-    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-    let meters = Meters::new(&args.identity(firedrill_auth::NAME));
-    let ctx =
-        ServiceContext::new(firedrill_auth::NAME, args, meters, CancellationToken::new()).unwrap();
-    let app = ctx.app(firedrill_auth::build(ctx.clone()).await.unwrap());
+    let service = TestService::with_database(NAME, build, &[]).await;
+    let app = service.app();
 
     let (_, login) = post(
-        &app,
+        app,
         "/login",
         json!({"username": "user5", "password": "firedrill"}),
     )
@@ -48,11 +32,11 @@ async fn verifier_clock_skew_yields_not_yet_valid_and_expired() {
 
     // Within the leeway nothing changes.
     clock::set_offset(Duration::from_secs(3), false);
-    assert_eq!(post(&app, "/verify", token.clone()).await.0, StatusCode::OK);
+    assert_eq!(post(app, "/verify", token.clone()).await.0, StatusCode::OK);
 
     // The verifier's clock runs two minutes behind the issuer's.
     clock::set_offset(Duration::from_secs(120), false);
-    let (status, body) = post(&app, "/verify", token.clone()).await;
+    let (status, body) = post(app, "/verify", token.clone()).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (StatusCode::UNAUTHORIZED, "token not yet valid")
@@ -60,7 +44,7 @@ async fn verifier_clock_skew_yields_not_yet_valid_and_expired() {
 
     // ... or twenty minutes ahead: past the 15 minute TTL.
     clock::set_offset(Duration::from_secs(20 * 60), true);
-    let (status, body) = post(&app, "/verify", token.clone()).await;
+    let (status, body) = post(app, "/verify", token.clone()).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (StatusCode::UNAUTHORIZED, "token expired")
@@ -69,18 +53,18 @@ async fn verifier_clock_skew_yields_not_yet_valid_and_expired() {
     // A token issued while this instance's clock is ahead is refused by a
     // verifier with a correct clock.
     let (_, skewed_login) = post(
-        &app,
+        app,
         "/login",
         json!({"username": "user5", "password": "firedrill"}),
     )
     .await;
     clock::set_offset(Duration::ZERO, true);
-    let (status, body) = post(&app, "/verify", json!({ "token": skewed_login["token"] })).await;
+    let (status, body) = post(app, "/verify", json!({ "token": skewed_login["token"] })).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (StatusCode::UNAUTHORIZED, "token not yet valid")
     );
 
     // Back to the real clock, the original token is fine again.
-    assert_eq!(post(&app, "/verify", token).await.0, StatusCode::OK);
+    assert_eq!(post(app, "/verify", token).await.0, StatusCode::OK);
 }

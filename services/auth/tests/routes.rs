@@ -4,57 +4,35 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use axum::http::{Method, StatusCode};
+use firedrill_auth::{NAME, build};
+use firedrill_runtime::testing::TestService;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 struct TestApp {
-    app: Router,
-    _dir: Option<tempfile::TempDir>,
-}
-
-async fn build_at(db: &Path) -> anyhow::Result<Router> {
-    let args = parse_service_args(&["--database", db.to_str().unwrap()])?;
-    let meters = Meters::new(&args.identity(firedrill_auth::NAME));
-    let ctx = ServiceContext::new(firedrill_auth::NAME, args, meters, CancellationToken::new())?;
-    Ok(ctx.app(firedrill_auth::build(ctx.clone()).await?))
+    service: TestService,
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let app = build_at(&dir.path().join("shop.db")).await.unwrap();
-        TestApp {
-            app,
-            _dir: Some(dir),
-        }
+        let service = TestService::with_database(NAME, build, &[]).await;
+        TestApp { service }
+    }
+
+    /// An instance on an existing database.
+    async fn on(db: &Path) -> TestApp {
+        let service = TestService::start(NAME, build, &["--database", db.to_str().unwrap()]).await;
+        TestApp { service }
     }
 
     async fn raw(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, String) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Body::from(body.unwrap_or_default().to_string()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        self.service.raw(method, uri, body).await
     }
 
     async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        let (status, text) = self.raw(Method::POST, uri, Some(&body.to_string())).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.service
+            .call(Method::POST, uri, Some(&body.to_string()))
+            .await
     }
 
     async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
@@ -189,16 +167,8 @@ async fn verify_says_exactly_why_a_token_is_refused() {
 
 #[tokio::test]
 async fn instances_on_the_same_database_verify_each_others_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shop.db");
-    let a = TestApp {
-        app: build_at(&path).await.unwrap(),
-        _dir: None,
-    };
-    let b = TestApp {
-        app: build_at(&path).await.unwrap(),
-        _dir: None,
-    };
+    let a = TestApp::spawn().await;
+    let b = TestApp::on(a.service.database()).await;
     let (_, login) = a.login("user3", "firedrill").await;
     let (status, body) = b.verify(login["token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -207,27 +177,28 @@ async fn instances_on_the_same_database_verify_each_others_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_is_fast_idempotent_and_safe_to_race() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shop.db");
     let started = Instant::now();
-    let _first = build_at(&path).await.unwrap();
+    let first = TestApp::spawn().await;
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "seeding took {:?}",
         started.elapsed()
     );
+    let path = first.service.database().to_path_buf();
 
     // Several instances starting at once on the same file all come up.
     let racers: Vec<_> = (0..3)
         .map(|_| {
             tokio::spawn({
                 let path = path.clone();
-                async move { build_at(&path).await.map(|_| ()) }
+                async move {
+                    TestApp::on(&path).await;
+                }
             })
         })
         .collect();
     for racer in racers {
-        racer.await.unwrap().unwrap();
+        racer.await.unwrap();
     }
 
     let conn = rusqlite::Connection::open(&path).unwrap();

@@ -4,62 +4,28 @@
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use axum::http::{Method, StatusCode};
+use firedrill_cache::{NAME, build};
+use firedrill_runtime::testing::TestService;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 struct TestApp {
-    app: Router,
-    stop: CancellationToken,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    service: TestService,
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let args = parse_service_args(&[]).unwrap();
-        let meters = Meters::new(&args.identity(firedrill_cache::NAME));
-        let stop = CancellationToken::new();
-        let ctx = ServiceContext::new(firedrill_cache::NAME, args, meters, stop.clone()).unwrap();
-        let app = ctx.app(firedrill_cache::build(ctx.clone()).await.unwrap());
-        TestApp { app, stop }
+        let service = TestService::start(NAME, build, &[]).await;
+        TestApp { service }
     }
 
     async fn raw(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, String) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Body::from(body.unwrap_or_default().to_string()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        self.service.raw(method, uri, body).await
     }
 
     async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
         let text = body.map(|b| b.to_string());
-        let (status, body) = self.raw(method, uri, text.as_deref()).await;
-        let value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&body).unwrap()
-        };
-        (status, value)
+        self.service.call(method, uri, text.as_deref()).await
     }
 
     async fn put(&self, key: &str, value: Value, ttl_ms: u64) -> StatusCode {

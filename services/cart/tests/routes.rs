@@ -5,21 +5,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
-use firedrill_runtime::server::serve;
+use firedrill_cart::{NAME, build};
+use firedrill_runtime::testing::{TestService, dead_url, spawn_peer};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 /// Catalog: products 1..=5 exist (price `id * 100 + 99`), 500 is broken,
 /// everything else is unknown.
@@ -69,96 +63,39 @@ async fn broker_publish(
 }
 
 struct TestApp {
-    app: Router,
+    service: TestService,
     broker: FakeBroker,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn start(router: Router, stop: &CancellationToken) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(router, listener, stop.clone()));
-    url
-}
-
-async fn dead_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    url
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let stop = CancellationToken::new();
-        let catalog = start(
-            Router::new().route("/products/{id}", get(catalog_product)),
-            &stop,
-        )
-        .await;
-        Self::with_catalog(&catalog, stop).await
+        let catalog = spawn_peer(Router::new().route("/products/{id}", get(catalog_product))).await;
+        Self::with_catalog(&catalog).await
     }
 
-    async fn with_catalog(catalog: &str, stop: CancellationToken) -> TestApp {
+    async fn with_catalog(catalog: &str) -> TestApp {
         let broker = FakeBroker::default();
-        let queue = start(
+        let queue = spawn_peer(
             Router::new()
                 .route("/topics/{topic}/messages", post(broker_publish))
                 .with_state(broker.clone()),
-            &stop,
         )
         .await;
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
         let peers = format!("catalog={catalog};queue={queue}");
-        let args = parse_service_args(&[
-            "--database",
-            db.to_str().unwrap(),
+        let flags = [
             "--peers",
             &peers,
             "--call-retries",
             "0",
             "--call-timeout",
             "1s",
-        ])
-        .unwrap();
-        let meters = Meters::new(&args.identity(firedrill_cart::NAME));
-        let ctx = ServiceContext::new(firedrill_cart::NAME, args, meters, stop.clone()).unwrap();
-        let app = ctx.app(firedrill_cart::build(ctx.clone()).await.unwrap());
-        TestApp {
-            app,
-            broker,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    async fn raw(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, String) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Body::from(body.unwrap_or_default().to_string()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        ];
+        let service = TestService::with_database(NAME, build, &flags).await;
+        TestApp { service, broker }
     }
 
     async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let (status, text) = self.raw(method, uri, body).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.service.call(method, uri, body).await
     }
 
     async fn add(&self, user: i64, product: i64, quantity: i64) -> (StatusCode, Value) {
@@ -188,7 +125,7 @@ impl TestApp {
     }
 
     async fn metrics(&self) -> String {
-        self.raw(Method::GET, "/metrics", None).await.1
+        self.service.metrics().await
     }
 }
 
@@ -324,7 +261,7 @@ async fn a_failing_catalog_is_a_5xx_not_a_404() {
         "{body}"
     );
 
-    let down = TestApp::with_catalog(&dead_url().await, CancellationToken::new()).await;
+    let down = TestApp::with_catalog(&dead_url().await).await;
     let (status, _) = down.add(1, 1, 1).await;
     assert!(status.is_server_error(), "{status}");
     assert_eq!(down.cart(1).await["items"], json!([]));
@@ -414,18 +351,14 @@ async fn a_broker_failure_does_not_fail_the_request_but_is_counted() {
 
 #[tokio::test]
 async fn missing_peers_fail_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
     for (peers, missing) in [
         ("queue=http://127.0.0.1:9", "catalog"),
         ("catalog=http://127.0.0.1:9", "queue"),
     ] {
-        let args =
-            parse_service_args(&["--database", db.to_str().unwrap(), "--peers", peers]).unwrap();
-        let meters = Meters::new(&args.identity(firedrill_cart::NAME));
-        let ctx = ServiceContext::new(firedrill_cart::NAME, args, meters, CancellationToken::new())
-            .unwrap();
-        let err = firedrill_cart::build(ctx).await.unwrap_err().to_string();
+        let err = TestService::try_with_database(NAME, build, &["--peers", peers])
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(missing), "{err}");
     }
 }

@@ -6,21 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
-use firedrill_runtime::server::serve;
+use firedrill_catalog::{NAME, build};
+use firedrill_runtime::testing::{TestService, dead_url, spawn_peer};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 /// The cache service as catalog uses it: `GET`/`PUT /keys/{key}`, recording
 /// what it was asked. `broken` makes every call a 500.
@@ -69,16 +63,8 @@ async fn cache_put(
 }
 
 struct TestApp {
-    app: Router,
+    service: TestService,
     cache: FakeCache,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 impl TestApp {
@@ -87,70 +73,44 @@ impl TestApp {
     }
 
     async fn with_cache(cache: FakeCache) -> TestApp {
-        let stop = CancellationToken::new();
         let fake = Router::new()
             .route("/keys/{key}", get(cache_get).put(cache_put))
             .with_state(cache.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(serve(fake, listener, stop.clone()));
-        Self::with_cache_url(&url, cache, stop).await
+        let url = spawn_peer(fake).await;
+        Self::with_cache_url(&url, cache).await
     }
 
-    async fn with_cache_url(url: &str, cache: FakeCache, stop: CancellationToken) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
+    async fn with_cache_url(url: &str, cache: FakeCache) -> TestApp {
         let peers = format!("cache={url}");
-        let args = parse_service_args(&[
-            "--database",
-            db.to_str().unwrap(),
+        let flags = [
             "--peers",
             &peers,
             "--call-retries",
             "0",
             "--call-timeout",
             "1s",
-        ])
-        .unwrap();
-        let meters = Meters::new(&args.identity(firedrill_catalog::NAME));
-        let ctx = ServiceContext::new(firedrill_catalog::NAME, args, meters, stop.clone()).unwrap();
-        let app = ctx.app(firedrill_catalog::build(ctx.clone()).await.unwrap());
-        TestApp {
-            app,
-            cache,
-            stop,
-            _dir: dir,
-        }
+        ];
+        let service = TestService::with_database(NAME, build, &flags).await;
+        TestApp { service, cache }
     }
 
-    async fn raw(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, String) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Body::from(body.unwrap_or_default().to_string()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    /// The answer, which must be JSON.
+    async fn json(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let (status, text) = self.service.raw(method, uri, body).await;
+        (status, serde_json::from_str(&text).unwrap())
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let (status, text) = self.raw(Method::GET, uri, None).await;
-        (status, serde_json::from_str(&text).unwrap())
+        self.json(Method::GET, uri, None).await
     }
 
     async fn lookup(&self, body: &str) -> (StatusCode, Value) {
-        let (status, text) = self.raw(Method::POST, "/products/lookup", Some(body)).await;
-        (status, serde_json::from_str(&text).unwrap())
+        self.json(Method::POST, "/products/lookup", Some(body))
+            .await
     }
 
     async fn metrics(&self) -> String {
-        self.raw(Method::GET, "/metrics", None).await.1
+        self.service.metrics().await
     }
 }
 
@@ -339,10 +299,7 @@ async fn a_failing_cache_does_not_fail_reads() {
 
 #[tokio::test]
 async fn an_unreachable_cache_does_not_fail_reads() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let app = TestApp::with_cache_url(&dead, FakeCache::default(), CancellationToken::new()).await;
+    let app = TestApp::with_cache_url(&dead_url().await, FakeCache::default()).await;
     let (status, body) = app.get("/products/8").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["id"], 8);
@@ -405,33 +362,11 @@ async fn bad_lookups_are_400() {
 #[tokio::test]
 async fn instances_sharing_a_database_seed_it_once() {
     let first = TestApp::spawn().await;
-    let db = first._dir.path().join("shop.db");
-    let args = parse_service_args(&[
-        "--database",
-        db.to_str().unwrap(),
-        "--peers",
-        "cache=http://127.0.0.1:9",
-    ])
-    .unwrap();
-    let meters = Meters::new(&args.identity(firedrill_catalog::NAME));
-    let ctx = ServiceContext::new(
-        firedrill_catalog::NAME,
-        args,
-        meters,
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let second = ctx.app(firedrill_catalog::build(ctx.clone()).await.unwrap());
-    let request = Request::get("/products?limit=1")
-        .body(Body::empty())
-        .unwrap();
-    let response = second.oneshot(request).await.unwrap();
-    let page: Value = serde_json::from_slice(
-        &axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let db = first.service.database().to_str().unwrap();
+    let flags = ["--database", db, "--peers", "cache=http://127.0.0.1:9"];
+    let second = TestService::start(NAME, build, &flags).await;
+    let (_, text) = second.raw(Method::GET, "/products?limit=1", None).await;
+    let page: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(page["total"], 240);
     let (_, first_page) = first.get("/products?limit=500").await;
     let names: std::collections::HashSet<&str> = first_page["products"]
@@ -450,17 +385,9 @@ async fn instances_sharing_a_database_seed_it_once() {
 
 #[tokio::test]
 async fn a_missing_cache_peer_fails_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
-    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-    let meters = Meters::new(&args.identity(firedrill_catalog::NAME));
-    let ctx = ServiceContext::new(
-        firedrill_catalog::NAME,
-        args,
-        meters,
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let err = firedrill_catalog::build(ctx).await.unwrap_err().to_string();
+    let err = TestService::try_with_database(NAME, build, &[])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cache"), "{err}");
 }

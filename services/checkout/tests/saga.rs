@@ -4,16 +4,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_checkout::{NAME, build};
+use firedrill_runtime::testing::{TestService, spawn_peer};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -33,17 +29,6 @@ const HAPPY: Behaviour = Behaviour {
     refund: StatusCode::OK,
 };
 
-async fn serve(router: Router, stop: &CancellationToken) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(firedrill_runtime::server::serve(
-        router,
-        listener,
-        stop.clone(),
-    ));
-    url
-}
-
 fn recorder(
     log: &Log,
     entry: &'static str,
@@ -61,7 +46,7 @@ fn recorder(
     })
 }
 
-async fn peers(b: Behaviour, log: &Log, stop: &CancellationToken) -> String {
+async fn peers(b: Behaviour, log: &Log) -> String {
     let cart = Router::new().route(
         "/carts/{user}",
         get(|| async { axum::Json(json!({"user_id": 1, "items": [{"product_id": 3, "quantity": 2, "price_cents": 1500, "name": "Lamp"}], "total_cents": 3000})) })
@@ -134,57 +119,32 @@ async fn peers(b: Behaviour, log: &Log, stop: &CancellationToken) -> String {
     );
     format!(
         "cart={};inventory={};payment={};shipping={};queue={}",
-        serve(cart, stop).await,
-        serve(inventory, stop).await,
-        serve(payment, stop).await,
-        serve(shipping, stop).await,
-        serve(queue, stop).await
+        spawn_peer(cart).await,
+        spawn_peer(inventory).await,
+        spawn_peer(payment).await,
+        spawn_peer(shipping).await,
+        spawn_peer(queue).await
     )
 }
 
-async fn checkout(
-    b: Behaviour,
-) -> (
-    StatusCode,
-    Value,
-    Vec<String>,
-    ServiceContext,
-    tempfile::TempDir,
-) {
-    let stop = CancellationToken::new();
+async fn checkout(b: Behaviour) -> (StatusCode, Value, Vec<String>, TestService) {
     let log: Log = Arc::default();
-    let peers = peers(b, &log, &stop).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
-    let args = parse_service_args(&[
-        "--database",
-        db.to_str().unwrap(),
-        "--peers",
-        &peers,
-        "--call-retries",
-        "0",
-    ])
-    .unwrap();
-    let meters = Meters::new(&args.identity(firedrill_checkout::NAME));
-    let ctx = ServiceContext::new(firedrill_checkout::NAME, args, meters, stop.clone()).unwrap();
-    let app = ctx.app(firedrill_checkout::build(ctx.clone()).await.unwrap());
-    let request = axum::http::Request::post("/checkout")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(r#"{"user_id": 1}"#))
-        .unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let peers = peers(b, &log).await;
+    let service = start(&peers).await;
+    let (status, text) = service
+        .raw(Method::POST, "/checkout", Some(r#"{"user_id": 1}"#))
+        .await;
+    let body: Value = serde_json::from_str(&text).unwrap();
     let calls = log.lock().clone();
-    (status, body, calls, ctx, dir)
+    (status, body, calls, service)
 }
 
-fn order_status(dir: &tempfile::TempDir, order: i64) -> String {
-    let conn = rusqlite::Connection::open(dir.path().join("shop.db")).unwrap();
+async fn start(peers: &str) -> TestService {
+    TestService::with_database(NAME, build, &["--peers", peers, "--call-retries", "0"]).await
+}
+
+fn order_status(service: &TestService, order: i64) -> String {
+    let conn = rusqlite::Connection::open(service.database()).unwrap();
     conn.query_row("SELECT status FROM orders WHERE id = ?1", [order], |r| {
         r.get(0)
     })
@@ -193,7 +153,7 @@ fn order_status(dir: &tempfile::TempDir, order: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_order_runs_every_step_in_order() {
-    let (status, body, calls, _ctx, dir) = checkout(HAPPY).await;
+    let (status, body, calls, service) = checkout(HAPPY).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["status"], "confirmed");
     assert_eq!(body["total_cents"], 3000);
@@ -209,14 +169,14 @@ async fn a_good_order_runs_every_step_in_order() {
         ]
     );
     assert_eq!(
-        order_status(&dir, body["order_id"].as_i64().unwrap()),
+        order_status(&service, body["order_id"].as_i64().unwrap()),
         "confirmed"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_stock_fails_before_any_money_moves() {
-    let (status, body, calls, _ctx, _dir) = checkout(Behaviour {
+    let (status, body, calls, _service) = checkout(Behaviour {
         stock: false,
         ..HAPPY
     })
@@ -233,7 +193,7 @@ async fn out_of_stock_fails_before_any_money_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_payment_releases_the_reservation() {
-    let (status, _body, calls, _ctx, dir) = checkout(Behaviour {
+    let (status, _body, calls, service) = checkout(Behaviour {
         payment: StatusCode::PAYMENT_REQUIRED,
         ..HAPPY
     })
@@ -243,12 +203,12 @@ async fn a_declined_payment_releases_the_reservation() {
         calls,
         ["inventory.reserve", "payment.capture", "inventory.release"]
     );
-    assert_eq!(order_status(&dir, 1), "failed");
+    assert_eq!(order_status(&service, 1), "failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shipping_failure_refunds_and_releases() {
-    let (status, _body, calls, _ctx, _dir) = checkout(Behaviour {
+    let (status, _body, calls, _service) = checkout(Behaviour {
         shipping: StatusCode::INTERNAL_SERVER_ERROR,
         ..HAPPY
     })
@@ -268,7 +228,7 @@ async fn a_shipping_failure_refunds_and_releases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_compensation_is_persisted_for_retry() {
-    let (status, _body, calls, ctx, dir) = checkout(Behaviour {
+    let (status, _body, calls, service) = checkout(Behaviour {
         shipping: StatusCode::INTERNAL_SERVER_ERROR,
         refund: StatusCode::SERVICE_UNAVAILABLE,
         ..HAPPY
@@ -276,13 +236,15 @@ async fn a_failed_compensation_is_persisted_for_retry() {
     .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(calls.contains(&"payment.refund".to_string()));
-    let conn = rusqlite::Connection::open(dir.path().join("shop.db")).unwrap();
+    let conn = rusqlite::Connection::open(service.database()).unwrap();
     let pending: i64 = conn
         .query_row("SELECT COUNT(*) FROM saga_compensations WHERE order_id = 1 AND step = 'refund' AND status = 'pending'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(pending, 1, "the refund that failed must be retried later");
     assert!(
-        ctx.meters
+        service
+            .context()
+            .meters
             .encode()
             .contains("checkout_compensations_total{step=\"refund\",outcome=\"deferred\"}")
     );
@@ -291,7 +253,6 @@ async fn a_failed_compensation_is_persisted_for_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambiguous_reserve_failure_is_released() {
     // A 503 from inventory does not say whether stock was reserved.
-    let stop = CancellationToken::new();
     let log: Log = Arc::default();
     let inventory = Router::new()
         .route(
@@ -312,7 +273,7 @@ async fn an_ambiguous_reserve_failure_is_released() {
                 json!({}),
             )),
         );
-    let mut peers = peers(HAPPY, &Arc::default(), &stop).await;
+    let mut peers = peers(HAPPY, &Arc::default()).await;
     peers = peers
         .split(';')
         .map(|p| {
@@ -325,27 +286,12 @@ async fn an_ambiguous_reserve_failure_is_released() {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join(";");
-    peers.push_str(&format!(";inventory={}", serve(inventory, &stop).await));
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
-    let args = parse_service_args(&[
-        "--database",
-        db.to_str().unwrap(),
-        "--peers",
-        &peers,
-        "--call-retries",
-        "0",
-    ])
-    .unwrap();
-    let meters = Meters::new(&args.identity(firedrill_checkout::NAME));
-    let ctx = ServiceContext::new(firedrill_checkout::NAME, args, meters, stop.clone()).unwrap();
-    let app = ctx.app(firedrill_checkout::build(ctx.clone()).await.unwrap());
-    let request = axum::http::Request::post("/checkout")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(r#"{"user_id": 1}"#))
-        .unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    peers.push_str(&format!(";inventory={}", spawn_peer(inventory).await));
+    let service = start(&peers).await;
+    let (status, _) = service
+        .raw(Method::POST, "/checkout", Some(r#"{"user_id": 1}"#))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(
         log.lock().clone(),
         ["inventory.reserve", "inventory.release"]

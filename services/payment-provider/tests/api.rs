@@ -3,46 +3,19 @@
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use firedrill_payment_provider::{NAME, build};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_runtime::testing::TestService;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
-async fn app() -> Router {
-    let args = parse_service_args(&["--seed", "3"]).unwrap();
-    let meters = Meters::new(&args.identity(NAME));
-    let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
-    ctx.app(build(ctx.clone()).await.unwrap())
+async fn app() -> TestService {
+    TestService::start(NAME, build, &["--seed", "3"]).await
 }
 
-async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, value)
-}
-
-async fn charge(app: &Router, key: &str, amount: i64) -> (StatusCode, Value) {
+async fn charge(app: &TestService, key: &str, amount: i64) -> (StatusCode, Value) {
     let body =
         json!({"amount_cents": amount, "currency": "usd", "idempotency_key": key}).to_string();
-    call(app, "POST", "/v1/charges", Some(&body)).await
+    app.call(Method::POST, "/v1/charges", Some(&body)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,21 +67,21 @@ async fn refunds_are_once_per_charge() {
     let app = app().await;
     let (_, charged) = charge(&app, "order-9", 500).await;
     let body = json!({"charge_id": charged["id"]}).to_string();
-    let (status, refund) = call(&app, "POST", "/v1/refunds", Some(&body)).await;
+    let (status, refund) = app.call(Method::POST, "/v1/refunds", Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED, "{refund}");
     assert_eq!(refund["status"], "succeeded");
     assert!(refund["id"].as_str().unwrap().starts_with("re_"));
-    let (status, again) = call(&app, "POST", "/v1/refunds", Some(&body)).await;
+    let (status, again) = app.call(Method::POST, "/v1/refunds", Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["id"], refund["id"]);
 
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/v1/refunds",
-        Some(r#"{"charge_id": "ch_unknown"}"#),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v1/refunds",
+            Some(r#"{"charge_id": "ch_unknown"}"#),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
 
@@ -122,11 +95,11 @@ async fn bad_requests_are_400() {
         r#"{"amount_cents": 5, "currency": "usd", "idempotency_key": "  "}"#,
         r#"{"amount_cents": 5, "currency": "dollars", "idempotency_key": "k"}"#,
     ] {
-        let (status, response) = call(&app, "POST", "/v1/charges", Some(body)).await;
+        let (status, response) = app.call(Method::POST, "/v1/charges", Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {response}");
         assert!(response["error"].is_string());
     }
-    let (status, _) = call(&app, "POST", "/v1/refunds", Some("[]")).await;
+    let (status, _) = app.call(Method::POST, "/v1/refunds", Some("[]")).await;
     assert!(status.is_client_error());
 }
 
@@ -136,8 +109,7 @@ async fn charges_are_counted_by_outcome() {
     charge(&app, "a", 100).await;
     charge(&app, "a", 100).await;
     charge(&app, "b", 20_000_000).await;
-    let (_, metrics) = call(&app, "GET", "/metrics", None).await;
-    let text = metrics.as_str().unwrap();
+    let text = app.metrics().await;
     for outcome in ["succeeded", "replayed", "declined"] {
         assert!(
             text.contains(&format!(

@@ -6,19 +6,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use firedrill_payment::{NAME, build};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_runtime::testing::{TestService, spawn_peer};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 /// How the stand-in processor answers the next charge.
 #[derive(Clone, Copy, Debug)]
@@ -72,82 +67,41 @@ async fn refund(State(p): State<Arc<Provider>>, axum::Json(body): axum::Json<Val
 }
 
 struct TestApp {
-    app: Router,
+    service: TestService,
     provider: Arc<Provider>,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 impl TestApp {
     async fn spawn(script: &[Answer]) -> TestApp {
-        let stop = CancellationToken::new();
         let provider = Arc::new(Provider::default());
         provider.script.lock().extend(script.iter().copied());
         let routes = Router::new()
             .route("/v1/charges", post(charge))
             .route("/v1/refunds", post(refund))
             .with_state(provider.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(firedrill_runtime::server::serve(
-            routes,
-            listener,
-            stop.clone(),
-        ));
+        let url = spawn_peer(routes).await;
 
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
         let peers = format!("payment-provider={url}");
-        let args = parse_service_args(&[
-            "--database",
-            db.to_str().unwrap(),
+        let flags = [
             "--peers",
             &peers,
             "--call-timeout",
             "200ms",
             "--retry-backoff",
             "1ms",
-        ])
-        .unwrap();
-        let meters = Meters::new(&args.identity(NAME));
-        let ctx = ServiceContext::new(NAME, args, meters, stop.clone()).unwrap();
-        let app = ctx.app(build(ctx.clone()).await.unwrap());
-        TestApp {
-            app,
-            provider,
-            stop,
-            _dir: dir,
-        }
+        ];
+        let service = TestService::with_database(NAME, build, &flags).await;
+        TestApp { service, provider }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
+    async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        self.service.call(method, uri, body).await
     }
 
     async fn pay(&self, order_id: i64, amount_cents: i64) -> (StatusCode, Value) {
         let body =
             json!({ "order_id": order_id, "user_id": 9, "amount_cents": amount_cents }).to_string();
-        self.call("POST", "/payments", Some(&body)).await
+        self.call(Method::POST, "/payments", Some(&body)).await
     }
 
     fn charges(&self) -> usize {
@@ -191,7 +145,7 @@ async fn a_decline_passes_through_as_402_and_is_remembered() {
     let (status, _) = t.pay(6, 100).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(t.charges(), 1);
-    let (status, body) = t.call("POST", "/payments/6/refund", Some("{}")).await;
+    let (status, body) = t.call(Method::POST, "/payments/6/refund", Some("{}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["status"], "failed",
@@ -230,7 +184,7 @@ async fn a_refund_goes_through_once() {
     let t = TestApp::spawn(&[]).await;
     t.pay(3, 500).await;
     for _ in 0..2 {
-        let (status, body) = t.call("POST", "/payments/3/refund", Some("{}")).await;
+        let (status, body) = t.call(Method::POST, "/payments/3/refund", Some("{}")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body, json!({"order_id": 3, "status": "refunded"}));
     }
@@ -250,14 +204,18 @@ async fn a_refund_goes_through_once() {
 #[tokio::test]
 async fn unknown_orders_and_bad_input() {
     let t = TestApp::spawn(&[]).await;
-    let (status, body) = t.call("POST", "/payments/404/refund", Some("{}")).await;
+    let (status, body) = t
+        .call(Method::POST, "/payments/404/refund", Some("{}"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, _) = t.call("POST", "/payments/abc/refund", Some("{}")).await;
+    let (status, _) = t
+        .call(Method::POST, "/payments/abc/refund", Some("{}"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = t.call("POST", "/payments", Some("{nope")).await;
+    let (status, _) = t.call(Method::POST, "/payments", Some("{nope")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = t
-        .call("POST", "/payments", Some(r#"{"order_id": 1}"#))
+        .call(Method::POST, "/payments", Some(r#"{"order_id": 1}"#))
         .await;
     assert!(status.is_client_error());
     for amount in [0, -100] {
@@ -273,8 +231,7 @@ async fn captures_are_counted_by_outcome() {
     t.pay(1, 100).await;
     t.pay(2, 100).await;
     t.pay(2, 100).await;
-    let (_, metrics) = t.call("GET", "/metrics", None).await;
-    let text = metrics.as_str().unwrap();
+    let text = t.service.metrics().await;
     for outcome in ["declined", "captured", "replayed"] {
         assert!(
             text.contains(&format!(
@@ -287,11 +244,8 @@ async fn captures_are_counted_by_outcome() {
 
 #[tokio::test]
 async fn a_missing_processor_is_a_start_up_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
-    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-    let meters = Meters::new(&args.identity(NAME));
-    let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
-    let err = build(ctx).await.unwrap_err();
+    let err = TestService::try_with_database(NAME, build, &[])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("payment-provider"), "{err}");
 }

@@ -2,169 +2,31 @@
 //! reports every ack and nack: the thing under test is the consumers and the
 //! read models they build.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{Request, StatusCode};
-use axum::routing::post;
+use axum::http::StatusCode;
 use firedrill_projector::{NAME, build};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
-use parking_lot::Mutex;
+use firedrill_runtime::testing::{Settled, StandInBroker, TestService};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
-
-/// What the consumer did with a message.
-#[derive(Debug, PartialEq, Eq)]
-enum Settled {
-    Ack(String, i64),
-    Nack(String, i64, String),
-}
-
-/// A minimal broker: per-topic queues, long-poll receive, ack/nack reports.
-struct FakeBroker {
-    pending: Mutex<HashMap<String, VecDeque<Value>>>,
-    arrived: Notify,
-    settled: mpsc::UnboundedSender<Settled>,
-}
-
-impl FakeBroker {
-    fn deliver(&self, topic: &str, id: i64, attempts: u32, payload: Value) {
-        let message = json!({"id": id, "topic": topic, "payload": payload, "headers": {}, "attempts": attempts, "enqueued_at_ms": 1});
-        self.pending
-            .lock()
-            .entry(topic.to_string())
-            .or_default()
-            .push_back(message);
-        self.arrived.notify_waiters();
-    }
-}
-
-async fn receive(
-    State(b): State<Arc<FakeBroker>>,
-    Path(topic): Path<String>,
-    axum::Json(body): axum::Json<Value>,
-) -> axum::Json<Value> {
-    let wait = Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0));
-    let max = body["max"].as_u64().unwrap_or(1) as usize;
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let notified = b.arrived.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let batch: Vec<Value> = {
-            let mut pending = b.pending.lock();
-            let queue = pending.entry(topic.clone()).or_default();
-            let n = queue.len().min(max);
-            queue.drain(..n).collect()
-        };
-        if !batch.is_empty() {
-            return axum::Json(json!({ "messages": batch }));
-        }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline) => return axum::Json(json!({ "messages": [] })),
-        }
-    }
-}
-
-async fn ack(
-    State(b): State<Arc<FakeBroker>>,
-    Path((topic, id)): Path<(String, i64)>,
-) -> axum::Json<Value> {
-    let _ = b.settled.send(Settled::Ack(topic, id));
-    axum::Json(json!({"id": id, "acked": true}))
-}
-
-async fn nack(
-    State(b): State<Arc<FakeBroker>>,
-    Path((topic, id)): Path<(String, i64)>,
-    axum::Json(body): axum::Json<Value>,
-) -> axum::Json<Value> {
-    let reason = body["reason"].as_str().unwrap_or_default().to_string();
-    let _ = b.settled.send(Settled::Nack(topic, id, reason));
-    axum::Json(json!({"dead_lettered": false}))
-}
 
 struct TestApp {
-    app: Router,
-    broker: Arc<FakeBroker>,
-    settled: mpsc::UnboundedReceiver<Settled>,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    service: TestService,
+    broker: StandInBroker,
 }
 
 impl TestApp {
     async fn spawn() -> TestApp {
-        let stop = CancellationToken::new();
-        let (tx, settled) = mpsc::unbounded_channel();
-        let broker = Arc::new(FakeBroker {
-            pending: Mutex::default(),
-            arrived: Notify::new(),
-            settled: tx,
-        });
-        let routes = Router::new()
-            .route("/topics/{topic}/receive", post(receive))
-            .route("/topics/{topic}/messages/{id}/ack", post(ack))
-            .route("/topics/{topic}/messages/{id}/nack", post(nack))
-            .with_state(broker.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(firedrill_runtime::server::serve(
-            routes,
-            listener,
-            stop.clone(),
-        ));
-
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
-        let peers = format!("queue={url}");
-        let args =
-            parse_service_args(&["--database", db.to_str().unwrap(), "--peers", &peers]).unwrap();
-        let meters = Meters::new(&args.identity(NAME));
-        let ctx = ServiceContext::new(NAME, args, meters, stop.clone()).unwrap();
-        let app = ctx.app(build(ctx.clone()).await.unwrap());
-        TestApp {
-            app,
-            broker,
-            settled,
-            stop,
-            _dir: dir,
-        }
+        let broker = StandInBroker::spawn().await;
+        let peers = format!("queue={}", broker.url());
+        let service = TestService::with_database(NAME, build, &["--peers", &peers]).await;
+        TestApp { service, broker }
     }
 
     /// The next ack or nack the consumer sends (bounded wait).
     async fn next_settled(&mut self) -> Settled {
-        tokio::time::timeout(Duration::from_secs(10), self.settled.recv())
-            .await
-            .expect("the consumer never settled the message")
-            .unwrap()
+        self.broker.next_settled().await
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let request = Request::get(uri).body(Body::empty()).unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        self.service.get(uri).await
     }
 
     async fn order_ids(&self, user_id: i64) -> Vec<i64> {
@@ -309,10 +171,9 @@ async fn bad_user_ids_are_400() {
 
 #[tokio::test]
 async fn a_missing_broker_is_a_start_up_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shop.db");
-    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-    let meters = Meters::new(&args.identity(NAME));
-    let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
-    assert!(build(ctx).await.is_err());
+    assert!(
+        TestService::try_with_database(NAME, build, &[])
+            .await
+            .is_err()
+    );
 }

@@ -5,52 +5,30 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use firedrill_queue::{NAME, build};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_runtime::testing::{self, TestService};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 struct Broker {
-    app: Router,
-    stop: CancellationToken,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    service: TestService,
 }
 
 impl Broker {
     async fn start(db: &Path) -> Broker {
-        let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-        let meters = Meters::new(&args.identity(NAME));
-        let stop = CancellationToken::new();
-        let ctx = ServiceContext::new(NAME, args, meters, stop.clone()).unwrap();
-        let app = ctx.app(build(ctx.clone()).await.unwrap());
-        Broker { app, stop }
+        let service = TestService::start(NAME, build, &["--database", db.to_str().unwrap()]).await;
+        Broker { service }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        call(
-            &self.app,
-            method,
-            uri,
-            body.map(|b| b.to_string()).as_deref(),
-        )
-        .await
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let text = body.map(|b| b.to_string());
+        self.service.call(method, uri, text.as_deref()).await
     }
 
     async fn publish(&self, topic: &str, payload: Value) -> i64 {
         let (status, body) = self
             .call(
-                "POST",
+                Method::POST,
                 &format!("/topics/{topic}/messages"),
                 Some(json!({"payload": payload, "headers": {"traceparent": "00-abc-def-01"}})),
             )
@@ -62,7 +40,7 @@ impl Broker {
     async fn receive(&self, topic: &str, max: i64, wait_ms: u64, visibility_ms: u64) -> Vec<Value> {
         let (status, body) = self
             .call(
-                "POST",
+                Method::POST,
                 &format!("/topics/{topic}/receive"),
                 Some(json!({"max": max, "wait_ms": wait_ms, "visibility_ms": visibility_ms})),
             )
@@ -74,7 +52,7 @@ impl Broker {
     async fn nack(&self, topic: &str, id: i64) -> Value {
         let (status, body) = self
             .call(
-                "POST",
+                Method::POST,
                 &format!("/topics/{topic}/messages/{id}/nack"),
                 Some(json!({"reason": "handler failed"})),
             )
@@ -85,34 +63,15 @@ impl Broker {
 
     async fn stats(&self, topic: &str) -> Value {
         let (status, body) = self
-            .call("GET", &format!("/topics/{topic}/stats"), None)
+            .call(Method::GET, &format!("/topics/{topic}/stats"), None)
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
     async fn metrics(&self) -> String {
-        let (_, body) = self.call("GET", "/metrics", None).await;
-        body.as_str().unwrap().to_string()
+        self.service.metrics().await
     }
-}
-
-async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, value)
 }
 
 fn db_path(dir: &tempfile::TempDir) -> PathBuf {
@@ -157,7 +116,7 @@ async fn publish_receive_ack() {
 
     let (status, body) = q
         .call(
-            "POST",
+            Method::POST,
             &format!("/topics/order-events/messages/{id}/ack"),
             Some(json!({})),
         )
@@ -166,7 +125,7 @@ async fn publish_receive_ack() {
     assert_eq!(body["acked"], true);
     let (status, body) = q
         .call(
-            "POST",
+            Method::POST,
             &format!("/topics/order-events/messages/{id}/ack"),
             Some(json!({})),
         )
@@ -202,12 +161,12 @@ async fn an_empty_receive_waits_then_answers_empty() {
 async fn a_long_poll_wakes_on_publish() {
     let dir = tempfile::tempdir().unwrap();
     let q = Broker::start(&db_path(&dir)).await;
-    let app = q.app.clone();
+    let app = q.service.app().clone();
     let started = Instant::now();
     let poll = tokio::spawn(async move {
-        call(
+        testing::call(
             &app,
-            "POST",
+            Method::POST,
             "/topics/wake/receive",
             Some(r#"{"max": 1, "wait_ms": 5000, "visibility_ms": 1000}"#),
         )
@@ -245,11 +204,11 @@ async fn concurrent_receivers_never_share_a_message() {
     }
     let mut polls = Vec::new();
     for _ in 0..12 {
-        let app = q.app.clone();
+        let app = q.service.app().clone();
         polls.push(tokio::spawn(async move {
-            call(
+            testing::call(
                 &app,
-                "POST",
+                Method::POST,
                 "/topics/busy/receive",
                 Some(r#"{"max": 7, "wait_ms": 0, "visibility_ms": 60000}"#),
             )
@@ -292,7 +251,7 @@ async fn failing_messages_are_dead_lettered_then_replayed_or_purged() {
     );
 
     let (status, body) = q
-        .call("POST", "/topics/orders/dead-letters/replay", None)
+        .call(Method::POST, "/topics/orders/dead-letters/replay", None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["count"], 1);
@@ -308,7 +267,9 @@ async fn failing_messages_are_dead_lettered_then_replayed_or_purged() {
         q.receive("orders", 1, 0, 30_000).await;
     }
     assert_eq!(q.nack("orders", id).await["dead_lettered"], true);
-    let (status, body) = q.call("DELETE", "/topics/orders/dead-letters", None).await;
+    let (status, body) = q
+        .call(Method::DELETE, "/topics/orders/dead-letters", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["count"], 1);
     assert_eq!(q.stats("orders").await["dead_letters"], 0);
@@ -321,16 +282,24 @@ async fn bad_requests_are_400_and_unknown_messages_404() {
     for topic in ["Orders", "order_events", "a.b", &"x".repeat(65)] {
         let (status, body) = q
             .call(
-                "POST",
+                Method::POST,
                 &format!("/topics/{topic}/messages"),
                 Some(json!({"payload": 1})),
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{topic}: {body}");
-        let (status, _) = q.call("GET", &format!("/topics/{topic}/stats"), None).await;
+        let (status, _) = q
+            .call(Method::GET, &format!("/topics/{topic}/stats"), None)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{topic}");
     }
-    let (status, _) = call(&q.app, "POST", "/topics/t/messages", Some("{nope")).await;
+    let (status, _) = testing::call(
+        q.service.app(),
+        Method::POST,
+        "/topics/t/messages",
+        Some("{nope"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     for body in [
         json!({"max": 0}),
@@ -338,20 +307,20 @@ async fn bad_requests_are_400_and_unknown_messages_404() {
         json!({"max": 1, "visibility_ms": 0}),
     ] {
         let (status, answer) = q
-            .call("POST", "/topics/t/receive", Some(body.clone()))
+            .call(Method::POST, "/topics/t/receive", Some(body.clone()))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
     }
     let (status, body) = q
         .call(
-            "POST",
+            Method::POST,
             "/topics/t/messages/12345/nack",
             Some(json!({"reason": "x"})),
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, _) = q
-        .call("POST", "/topics/t/messages/abc/ack", Some(json!({})))
+        .call(Method::POST, "/topics/t/messages/abc/ack", Some(json!({})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -362,7 +331,11 @@ async fn an_oversized_payload_is_refused() {
     let q = Broker::start(&db_path(&dir)).await;
     let big = "x".repeat(300 * 1024);
     let (status, _) = q
-        .call("POST", "/topics/t/messages", Some(json!({"payload": big})))
+        .call(
+            Method::POST,
+            "/topics/t/messages",
+            Some(json!({"payload": big})),
+        )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(q.stats("t").await["depth"], 0);
@@ -377,7 +350,7 @@ async fn metrics_follow_the_topic() {
     q.publish("m", json!(3)).await;
     q.receive("m", 1, 0, 30_000).await;
     q.call(
-        "POST",
+        Method::POST,
         &format!("/topics/m/messages/{a}/ack"),
         Some(json!({})),
     )

@@ -3,38 +3,22 @@
 
 use std::time::Duration;
 
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use firedrill_queue::{NAME, build};
 use firedrill_runtime::queue::{self, ConsumerConfig};
+use firedrill_runtime::testing::{self, TestService, spawn_peer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_consumer_gets_publishes_redeliveries_and_acks() {
-    let stop = CancellationToken::new();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("queue.db");
-
     // The broker, on a real port.
-    let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-    let meters = Meters::new(&args.identity(firedrill_queue::NAME));
-    let ctx = ServiceContext::new(firedrill_queue::NAME, args, meters, stop.clone()).unwrap();
-    let app = ctx.app(firedrill_queue::build(ctx.clone()).await.unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(firedrill_runtime::server::serve(
-        app,
-        listener,
-        stop.clone(),
-    ));
+    let service = TestService::with_database(NAME, build, &[]).await;
+    let url = spawn_peer(service.app().clone()).await;
 
     // A client process's view of it.
     let peers = format!("queue={url}");
-    let args = parse_service_args(&["--peers", &peers]).unwrap();
-    let meters = Meters::new(&args.identity("client"));
-    let client = ServiceContext::new("client", args, meters, stop.clone()).unwrap();
+    let client = testing::context("client", &["--peers", &peers]);
+    let stop = client.shutdown.clone();
     let broker = client.peer(queue::BROKER).unwrap();
 
     let first = queue::publish(&broker, "order-events", &json!({"n": 1}))

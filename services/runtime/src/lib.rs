@@ -22,6 +22,8 @@
 //!   extractors whose rejections use it.
 //! - [`service`]: [`ServiceContext`], the bundle handed to each service.
 //! - [`shutdown`]: SIGINT/SIGTERM → one cancellation token.
+//! - `testing` (feature `testing`, tests only): build a service in-process,
+//!   send it requests, stand in for its peers and the queue broker.
 
 pub mod client;
 pub mod clock;
@@ -38,6 +40,8 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{AppError, AppResult};
 pub use service::ServiceContext;

@@ -5,22 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
-use firedrill_runtime::server::serve;
+use firedrill_runtime::testing::{self, TestService, dead_url, spawn_peer};
+use firedrill_search::{NAME, build};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 const NOUNS: [(&str, &str); 8] = [
     ("Desk Lamp", "home"),
@@ -88,20 +82,12 @@ async fn list(
 }
 
 struct TestApp {
-    app: axum::Router,
+    service: TestService,
     catalog: FakeCatalog,
-    stop: CancellationToken,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 impl TestApp {
     async fn spawn(products: usize, fail_first: usize) -> TestApp {
-        let stop = CancellationToken::new();
         let catalog = FakeCatalog {
             products: Arc::new(catalog_products(products)),
             fail_first,
@@ -111,43 +97,30 @@ impl TestApp {
         let fake = Router::new()
             .route("/products", get(list))
             .with_state(catalog.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(serve(fake, listener, stop.clone()));
-        let app = build(&format!("catalog={url}"), stop.clone())
-            .await
-            .unwrap();
-        TestApp { app, catalog, stop }
+        let url = spawn_peer(fake).await;
+        let service = start(&format!("catalog={url}")).await;
+        TestApp { service, catalog }
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let (status, text) = self.text(uri).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.service.get(uri).await
     }
 
     async fn text(&self, uri: &str) -> (StatusCode, String) {
-        let request = Request::get(uri).body(Body::empty()).unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        self.service.raw(Method::GET, uri, None).await
     }
 }
 
-async fn build(peers: &str, stop: CancellationToken) -> anyhow::Result<axum::Router> {
-    let args = parse_service_args(&[
+async fn start(peers: &str) -> TestService {
+    let flags = [
         "--peers",
         peers,
         "--call-retries",
         "0",
         "--call-timeout",
         "1s",
-    ])?;
-    let meters = Meters::new(&args.identity(firedrill_search::NAME));
-    let ctx = ServiceContext::new(firedrill_search::NAME, args, meters, stop)?;
-    Ok(ctx.app(firedrill_search::build(ctx.clone()).await?))
+    ];
+    TestService::start(NAME, build, &flags).await
 }
 
 fn names(results: &Value) -> Vec<String> {
@@ -289,29 +262,13 @@ async fn the_whole_catalog_is_indexed_page_by_page() {
 
 #[tokio::test]
 async fn without_catalog_start_up_succeeds_and_answers_503() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let stop = CancellationToken::new();
-    let app = build(&format!("catalog={dead}"), stop.clone())
-        .await
-        .unwrap();
+    let service = start(&format!("catalog={}", dead_url().await)).await;
     for uri in ["/search?q=lamp", "/recommendations/1"] {
-        let response = app
-            .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let body: Value = serde_json::from_slice(
-            &axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let (status, text) = service.raw(Method::GET, uri, None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["error"], "index not ready");
     }
-    stop.cancel();
 }
 
 #[tokio::test]
@@ -365,15 +322,9 @@ async fn ranking_time_is_measured() {
 
 #[tokio::test]
 async fn a_missing_catalog_peer_fails_start_up() {
-    let args = parse_service_args(&[]).unwrap();
-    let meters = Meters::new(&args.identity(firedrill_search::NAME));
-    let ctx = ServiceContext::new(
-        firedrill_search::NAME,
-        args,
-        meters,
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let err = firedrill_search::build(ctx).await.unwrap_err().to_string();
+    let err = build(testing::context(NAME, &[]))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("catalog"), "{err}");
 }

@@ -1,60 +1,23 @@
 //! Shipping's routes over a real SQLite file.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use firedrill_runtime::ServiceContext;
-use firedrill_runtime::config::parse_service_args;
-use firedrill_runtime::metrics::Meters;
+use axum::http::{Method, StatusCode};
+use firedrill_runtime::testing::TestService;
 use firedrill_shipping::{NAME, build};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
-struct TestApp {
-    app: Router,
-    _dir: tempfile::TempDir,
+async fn spawn() -> TestService {
+    TestService::with_database(NAME, build, &[]).await
 }
 
-impl TestApp {
-    async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("shop.db");
-        let args = parse_service_args(&["--database", db.to_str().unwrap()]).unwrap();
-        let meters = Meters::new(&args.identity(NAME));
-        let ctx = ServiceContext::new(NAME, args, meters, CancellationToken::new()).unwrap();
-        let app = ctx.app(build(ctx.clone()).await.unwrap());
-        TestApp { app, _dir: dir }
-    }
-
-    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
-    }
-
-    async fn ship(&self, order_id: i64, items: Value) -> (StatusCode, Value) {
-        let body = json!({ "order_id": order_id, "user_id": 12, "items": items }).to_string();
-        self.call("POST", "/shipments", Some(&body)).await
-    }
+async fn ship(t: &TestService, order_id: i64, items: Value) -> (StatusCode, Value) {
+    let body = json!({ "order_id": order_id, "user_id": 12, "items": items }).to_string();
+    t.call(Method::POST, "/shipments", Some(&body)).await
 }
 
 #[tokio::test]
 async fn a_shipment_is_booked_once_per_order() {
-    let t = TestApp::spawn().await;
-    let (status, body) = t.ship(31, json!([{"product_id": 4, "quantity": 2}])).await;
+    let t = spawn().await;
+    let (status, body) = ship(&t, 31, json!([{"product_id": 4, "quantity": 2}])).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(
         body["shipment_id"].as_str().unwrap().starts_with("SHP-31-"),
@@ -64,11 +27,11 @@ async fn a_shipment_is_booked_once_per_order() {
     assert!(body["eta_days"].as_i64().unwrap() >= 2);
 
     // A retry, even with different items, gets the shipment already booked.
-    let (status, again) = t.ship(31, json!([{"product_id": 8, "quantity": 1}])).await;
+    let (status, again) = ship(&t, 31, json!([{"product_id": 8, "quantity": 1}])).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again, body);
 
-    let (status, stored) = t.call("GET", "/shipments/31", None).await;
+    let (status, stored) = t.call(Method::GET, "/shipments/31", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stored["shipment_id"], body["shipment_id"]);
     assert_eq!(stored["user_id"], 12);
@@ -77,43 +40,46 @@ async fn a_shipment_is_booked_once_per_order() {
 
 #[tokio::test]
 async fn quotes_are_deterministic_across_databases() {
-    let a = TestApp::spawn().await;
-    let b = TestApp::spawn().await;
+    let a = spawn().await;
+    let b = spawn().await;
     let items = json!([{"product_id": 17, "quantity": 3}, {"product_id": 2, "quantity": 1}]);
-    assert_eq!(a.ship(77, items.clone()).await.1, b.ship(77, items).await.1);
+    assert_eq!(
+        ship(&a, 77, items.clone()).await.1,
+        ship(&b, 77, items).await.1
+    );
 }
 
 #[tokio::test]
 async fn bad_input_is_400_and_unknown_is_404() {
-    let t = TestApp::spawn().await;
-    let (status, body) = t.ship(1, json!([])).await;
+    let t = spawn().await;
+    let (status, body) = ship(&t, 1, json!([])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "items must not be empty");
-    let (status, _) = t.ship(1, json!([{"product_id": 1, "quantity": 0}])).await;
+    let (status, _) = ship(&t, 1, json!([{"product_id": 1, "quantity": 0}])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = t.call("POST", "/shipments", Some("{broken")).await;
+    let (status, _) = t.call(Method::POST, "/shipments", Some("{broken")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = t
-        .call("POST", "/shipments", Some(r#"{"order_id": 1}"#))
+        .call(Method::POST, "/shipments", Some(r#"{"order_id": 1}"#))
         .await;
     assert!(status.is_client_error());
-    let (status, _) = t.call("GET", "/shipments/1", None).await;
+    let (status, _) = t.call(Method::GET, "/shipments/1", None).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
         "rejected requests book nothing"
     );
-    let (status, _) = t.call("GET", "/shipments/x", None).await;
+    let (status, _) = t.call(Method::GET, "/shipments/x", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn bookings_are_counted_by_carrier() {
-    let t = TestApp::spawn().await;
-    let (_, body) = t.ship(5, json!([{"product_id": 1, "quantity": 1}])).await;
-    t.ship(5, json!([{"product_id": 1, "quantity": 1}])).await;
+    let t = spawn().await;
+    let (_, body) = ship(&t, 5, json!([{"product_id": 1, "quantity": 1}])).await;
+    ship(&t, 5, json!([{"product_id": 1, "quantity": 1}])).await;
     let carrier = body["carrier"].as_str().unwrap();
-    let (_, metrics) = t.call("GET", "/metrics", None).await;
+    let metrics = t.metrics().await;
     let expected = format!("shipping_shipments_total{{shipping_carrier=\"{carrier}\"}} 1.0");
-    assert!(metrics.as_str().unwrap().contains(&expected), "{metrics}");
+    assert!(metrics.contains(&expected), "{metrics}");
 }
