@@ -232,7 +232,12 @@ async fn invalid_spans_get_partial_success_over_both_transports() {
         |o: &str| format!(r#"firedrill_collector_items_total{{signal="spans",outcome="{o}"}}"#);
     assert_eq!(collector.self_metric(&outcome("accepted")).await, 2.0);
     assert_eq!(collector.self_metric(&outcome("refused")).await, 2.0);
-    let (_, found) = collector.get_json("/api/traces?service=raw-client").await;
+    // Accepted means queued; the store's worker inserts asynchronously.
+    let found = collector
+        .wait_for("/api/traces?service=raw-client", |b| {
+            b["data"].as_array().is_some_and(|d| d.len() >= 2)
+        })
+        .await;
     assert_eq!(found["data"].as_array().unwrap().len(), 2);
     collector.stop().await.expect("clean shutdown");
 }
@@ -255,6 +260,13 @@ async fn full_span_store_evicts_the_oldest_trace() {
             .await;
         assert_eq!(response.status(), 200);
     }
+    // 200 means queued; the store's worker inserts asynchronously. Wait
+    // until it has taken all three (the third insert evicts the first).
+    let evicted = r#"firedrill_collector_items_total{signal="spans",outcome="evicted"}"#;
+    crate::harness::eventually("the third span to be stored", || async {
+        (collector.self_metric(evicted).await > 0.0).then_some(())
+    })
+    .await;
     let (status, body) = collector
         .get_json(&format!("/api/traces/{}", "01".repeat(16)))
         .await;
@@ -266,7 +278,6 @@ async fn full_span_store_evicts_the_oldest_trace() {
         .get_json(&format!("/api/traces/{}", "03".repeat(16)))
         .await;
     assert_eq!(status, 200);
-    let evicted = r#"firedrill_collector_items_total{signal="spans",outcome="evicted"}"#;
     assert_eq!(collector.self_metric(evicted).await, 1.0);
     assert_eq!(
         collector
