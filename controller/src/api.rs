@@ -21,8 +21,8 @@ use firedrill_runtime::faults::model::{Assignment, FaultSpec, Millis, Target};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::Controller;
-use crate::scenario::Verb;
+use crate::scenario::{DeployStep, Verb};
+use crate::{Controller, deploys};
 use crate::state::{OpRecord, RunningScenario, StoredFault, now_ms};
 
 type Ctl = State<Arc<Controller>>;
@@ -47,6 +47,7 @@ pub fn router(controller: Arc<Controller>) -> Router {
         .route("/v1/scenarios/{id}/start", post(start_scenario))
         .route("/v1/scenario", get(running_scenario).delete(stop_scenario))
         .route("/v1/ops", post(perform_op).get(list_ops))
+        .route("/v1/deploys", post(start_deploy).get(list_deploys))
         .fallback(|| async { AppError::not_found("no such route; see /openapi.json") })
         .with_state(controller)
 }
@@ -108,6 +109,10 @@ fn instructor(ctl: &Controller, headers: &HeaderMap) -> ApiResult<()> {
 struct AgentQuery {
     service: String,
     instance: String,
+    /// The `service.version` the process runs; faults aimed at a version
+    /// reach only processes that report it.
+    #[serde(default)]
+    version: Option<String>,
 }
 
 async fn agent_faults(
@@ -126,7 +131,13 @@ async fn agent_faults(
     let state = ctl.state.lock();
     Ok(axum::Json(Assignment {
         lease_ms: ctl.config.lease.as_millis() as u64,
-        faults: state.assignment(&ctl.scenarios, &q.service, &q.instance, now),
+        faults: state.assignment(
+            &ctl.scenarios,
+            &q.service,
+            &q.instance,
+            q.version.as_deref().filter(|v| !v.is_empty()),
+            now,
+        ),
     }))
 }
 
@@ -182,8 +193,13 @@ async fn clear_faults(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Js
     instructor(&ctl, &headers)?;
     let (faults, scenario) = ctl.update(|state| {
         let faults = std::mem::take(&mut state.faults).len();
-        (faults, state.scenario.take().map(|s| s.id))
+        let scenario = state.scenario.take();
+        if let Some(running) = &scenario {
+            deploys::revert_scenario(state, running, now_ms());
+        }
+        (faults, scenario.map(|s| s.id))
     })?;
+    deploys::sync_files(&ctl)?;
     tracing::info!(faults, ?scenario, "all faults cleared");
     Ok(axum::Json(
         json!({ "cleared": faults, "stoppedScenario": scenario }),
@@ -241,6 +257,17 @@ async fn start_scenario(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     instructor(&ctl, &headers)?;
     let scenario = ctl.scenario(&id)?;
+    if ctl.config.run_dir.is_none()
+        && scenario
+            .steps
+            .iter()
+            .any(|s| s.get_ref().deploy().is_some())
+    {
+        return Err(AppError::conflict(format!(
+            "scenario {id:?} deploys a new version, and {}",
+            deploys::NO_PROCESS_CONTROL
+        )));
+    }
     let page = scenario.page.clone();
     let running = ctl.update(|state| {
         if let Some(running) = &state.scenario {
@@ -272,7 +299,14 @@ async fn running_scenario(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum
 
 async fn stop_scenario(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
     instructor(&ctl, &headers)?;
-    let stopped = ctl.update(|state| state.scenario.take())?;
+    let stopped = ctl.update(|state| {
+        let stopped = state.scenario.take();
+        if let Some(running) = &stopped {
+            deploys::revert_scenario(state, running, now_ms());
+        }
+        stopped
+    })?;
+    deploys::sync_files(&ctl)?;
     match stopped {
         Some(s) => Ok(axum::Json(json!({ "stopped": s.id }))),
         None => Err(AppError::not_found("no scenario is running")),
@@ -303,7 +337,7 @@ async fn perform_op(
         Target::parse(&request.target)
             .map_err(|e| AppError::bad_request(format!("target: {e}")))?;
     }
-    let result = crate::ops::perform(&ctl, request.op, &request.target).await?;
+    let result = crate::ops::perform(&ctl, request.op, &request.target, actor).await?;
     let record = OpRecord {
         at_ms: now_ms(),
         actor: actor.to_string(),
@@ -336,4 +370,59 @@ async fn perform_op(
 async fn list_ops(State(ctl): Ctl) -> axum::Json<Value> {
     let state = ctl.state.lock();
     axum::Json(json!({ "ops": state.ops }))
+}
+
+/// `POST /v1/deploys`: roll a service (or one instance) to a version.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployRequest {
+    /// `catalog` or `catalog-2`.
+    target: String,
+    version: String,
+    /// A canary: only this many instances (the lowest-numbered).
+    #[serde(default)]
+    instances: Option<u32>,
+    /// Who deploys (recorded); `instructor` when absent.
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+async fn start_deploy(
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Json(request): Json<DeployRequest>,
+) -> ApiResult<(StatusCode, axum::Json<deploys::DeployRecord>)> {
+    instructor(&ctl, &headers)?;
+    let actor = request.actor.as_deref().unwrap_or("instructor").trim();
+    if actor.is_empty() || actor.len() > 64 {
+        return Err(AppError::bad_request(
+            "actor must name who deploys (1..64 characters)",
+        ));
+    }
+    let deploy = crate::scenario::check_deploy(
+        &request.target,
+        &DeployStep {
+            version: request.version,
+            instances: request.instances,
+        },
+    )
+    .map_err(AppError::bad_request)?;
+    let record = deploys::deploy(&ctl, &deploy, actor)?;
+    Ok((StatusCode::CREATED, axum::Json(record)))
+}
+
+async fn list_deploys(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    instructor(&ctl, &headers)?;
+    let state = ctl.state.lock();
+    let services: std::collections::BTreeSet<&str> =
+        state.deploys.iter().map(|r| r.service.as_str()).collect();
+    let versions: serde_json::Map<String, Value> = services
+        .into_iter()
+        .map(|s| (s.to_string(), json!(deploys::desired(&state.deploys, s))))
+        .collect();
+    Ok(axum::Json(json!({
+        "deploys": state.deploys,
+        "versions": versions,
+        "processControl": ctl.config.run_dir.is_some(),
+    })))
 }

@@ -9,6 +9,8 @@
 //!   every change so a restart keeps them.
 //! - `scenario`: scenario files (`scenarios/*.toml`) and their validation.
 //! - `ops`: what each mitigation verb does to the live lab.
+//! - `deploys`: the deploy history, the version files `firedrill up`'s
+//!   supervisor rolls out, and scenario deploy steps.
 //! - `openapi`: the API description.
 //!
 //! # Invariants
@@ -21,6 +23,7 @@
 //! - Only the instructor token reveals or changes faults and scenarios.
 
 mod api;
+pub mod deploys;
 mod openapi;
 pub mod ops;
 pub mod scenario;
@@ -165,7 +168,9 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = api::router(Arc::new(controller));
+    let controller = Arc::new(controller);
+    tokio::spawn(deploys::reconcile(controller.clone(), shutdown.clone()));
+    let app = api::router(controller);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

@@ -41,31 +41,107 @@ pub enum Difficulty {
     Advanced,
 }
 
-/// One fault on the timeline.
+/// One step on the timeline: a fault, or a deploy (`kind = "deploy"`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Step {
     /// Offset from the scenario's start.
     #[serde(default)]
     pub at: Millis,
-    /// How long the fault lasts; `until-mitigated` keeps it until an
-    /// accepted mitigation is performed.
-    pub lasts: Lasts,
+    /// How long a fault lasts; `until-mitigated` keeps it until an
+    /// accepted mitigation is performed. Required for faults; a deploy has
+    /// none (it lasts until it is rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lasts: Option<Lasts>,
     /// Why the step is there: the root cause, a trigger that starts a
     /// cascade, or a red herring that looks suspicious and is not.
     pub role: Role,
     /// Target shorthand: `catalog`, `payment-2`, `gateway->catalog`,
-    /// `catalog->db`.
+    /// `catalog->db`, narrowed to a version with `@`: `catalog@2.4.0`,
+    /// `catalog@2.4.0->db`. A deploy targets a service or an instance.
     pub target: String,
     #[serde(default)]
     pub route: Option<String>,
-    #[serde(default = "full")]
-    pub toxicity: f64,
+    /// Probability (0..1) that a fault applies to a request; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toxicity: Option<f64>,
     #[serde(flatten)]
-    pub kind: FaultKind,
+    pub kind: StepKind,
 }
 
-fn full() -> f64 {
-    1.0
+/// What a step does: a fault kind with its parameters, or a deploy.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    Fault(FaultKind),
+    Deploy(DeployStep),
+}
+
+/// `kind = "deploy"`: a rolling restart of the target's processes into a
+/// new `service.version`. The version is the defect's address: a fault
+/// aimed at `catalog@2.4.0` acts on exactly the processes this step brings
+/// up, and stops acting when a rollback replaces them.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeployStep {
+    /// The `service.version` the new processes run.
+    pub version: String,
+    /// A canary: only this many instances (the lowest-numbered) get the
+    /// new version; every instance when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for StepKind {
+    /// The step's keys other than the common ones: `kind` picks a deploy
+    /// or a fault kind, whose own deserializer rejects unknown keys and
+    /// names bad values (the messages quote them, for [`pinpoint`]).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::Value;
+        let mut keys = serde_json::Map::<String, Value>::deserialize(d)?;
+        if keys.get("kind").and_then(Value::as_str) == Some("deploy") {
+            keys.remove("kind");
+            return serde_json::from_value(Value::Object(keys))
+                .map(StepKind::Deploy)
+                .map_err(D::Error::custom);
+        }
+        serde_json::from_value(Value::Object(keys))
+            .map(StepKind::Fault)
+            .map_err(|e| {
+                let message = e.to_string();
+                if message.starts_with("unknown variant") {
+                    D::Error::custom(format!("{message}, or `deploy`"))
+                } else {
+                    D::Error::custom(message)
+                }
+            })
+    }
+}
+
+impl Serialize for StepKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            StepKind::Fault(kind) => kind.serialize(s),
+            StepKind::Deploy(deploy) => {
+                let mut map = s.serialize_map(None)?;
+                map.serialize_entry("kind", "deploy")?;
+                map.serialize_entry("version", &deploy.version)?;
+                if let Some(n) = deploy.instances {
+                    map.serialize_entry("instances", &n)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// A deploy step, checked: what to roll, to which version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deploy {
+    /// A service, or one instance of it.
+    pub target: Target,
+    pub version: String,
+    pub instances: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,8 +386,33 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, Vec<Problem>> {
             Err(format!("id {id:?} must match the file name {stem:?}")),
         );
     }
+    // Versions the deploy steps bring up, per service: a fault aimed at
+    // another version would select nobody.
+    let deployed: BTreeSet<(String, String)> = scenario
+        .steps
+        .iter()
+        .filter_map(|step| step.get_ref().deploy()?.ok())
+        .map(|d| (d.target.service, d.version))
+        .collect();
     for step in &scenario.steps {
-        if let Err(message) = step.get_ref().fault() {
+        let result = step.get_ref().check().and_then(|()| {
+            let Ok(fault) = step.get_ref().fault() else {
+                return Ok(());
+            };
+            match &fault.target.version {
+                Some(version)
+                    if !deployed.contains(&(fault.target.service.clone(), version.clone())) =>
+                {
+                    Err(format!(
+                        "target {:?} selects nobody: no deploy step brings {} to version {version}",
+                        step.get_ref().target,
+                        fault.target.service
+                    ))
+                }
+                _ => Ok(()),
+            }
+        });
+        if let Err(message) = result {
             let offset = pinpoint(text, step.span(), &message);
             check(offset, Err(message));
         }
@@ -432,18 +533,91 @@ fn check_op(op: &Op) -> Result<(), String> {
 }
 
 impl Step {
-    /// The fault this step injects.
+    /// Checks the step, whichever kind it is.
+    pub fn check(&self) -> Result<(), String> {
+        match self.deploy() {
+            Some(deploy) => deploy.map(|_| ()),
+            None => self.fault().map(|_| ()),
+        }
+    }
+
+    /// The fault this step injects (an error for a deploy step).
     pub fn fault(&self) -> Result<FaultSpec, String> {
+        let StepKind::Fault(kind) = &self.kind else {
+            return Err("a deploy step injects no fault".into());
+        };
+        if self.lasts.is_none() {
+            return Err(
+                "a fault step needs `lasts`: a duration such as \"5m\", or \"until-mitigated\""
+                    .into(),
+            );
+        }
         let mut target = Target::parse(&self.target)?;
         target.route = self.route.clone();
         let spec = FaultSpec {
-            kind: self.kind.clone(),
+            kind: kind.clone(),
             target,
-            toxicity: self.toxicity,
+            toxicity: self.toxicity.unwrap_or(1.0),
         };
         spec.validate()?;
         Ok(spec)
     }
+
+    /// The deploy this step performs; `None` for a fault step.
+    pub fn deploy(&self) -> Option<Result<Deploy, String>> {
+        let StepKind::Deploy(step) = &self.kind else {
+            return None;
+        };
+        Some(self.check_deploy(step))
+    }
+
+    fn check_deploy(&self, step: &DeployStep) -> Result<Deploy, String> {
+        if self.lasts.is_some() {
+            return Err("a deploy lasts until it is rolled back; drop `lasts`".into());
+        }
+        if self.route.is_some() {
+            return Err("a deploy replaces whole processes; drop `route`".into());
+        }
+        if self.toxicity.is_some() {
+            return Err(
+                "a deploy replaces whole processes; drop `toxicity` (a canary is `instances = 1`)"
+                    .into(),
+            );
+        }
+        check_deploy(&self.target, step)
+    }
+}
+
+/// Checks a deploy of `step.version` to `target` (a service or instance
+/// shorthand), as scenario steps and the deploy API write it.
+pub fn check_deploy(target: &str, step: &DeployStep) -> Result<Deploy, String> {
+    let parsed = Target::parse(target)?;
+    if parsed.peer.is_some() || parsed.version.is_some() || parsed.route.is_some() {
+        return Err(format!(
+            "a deploy targets a service or one instance (catalog, catalog-2), not {target:?}"
+        ));
+    }
+    firedrill_runtime::faults::model::check_version(&step.version)?;
+    if step.version == firedrill_runtime::config::BUILD_VERSION {
+        return Err(format!(
+            "version {:?} is what the lab runs already; a deploy brings up a new one (roll back to return to it)",
+            step.version
+        ));
+    }
+    match step.instances {
+        Some(0) => return Err("`instances` must be at least 1".into()),
+        Some(_) if parsed.instance.is_some() => {
+            return Err(format!(
+                "`instances` counts a service's instances; {target} is one instance already"
+            ));
+        }
+        _ => {}
+    }
+    Ok(Deploy {
+        target: parsed,
+        version: step.version.clone(),
+        instances: step.instances,
+    })
 }
 
 impl Scenario {
@@ -592,7 +766,7 @@ ms = 250
     fn a_good_scenario_parses() {
         let s = parse(Path::new("scenarios/slow-catalog.toml"), GOOD).unwrap();
         assert_eq!(s.id(), "slow-catalog");
-        assert_eq!(s.steps[0].get_ref().lasts, Lasts::UntilMitigated);
+        assert_eq!(s.steps[0].get_ref().lasts, Some(Lasts::UntilMitigated));
         let fault = s.steps[0].get_ref().fault().unwrap();
         assert_eq!(fault.target.service, "catalog");
     }

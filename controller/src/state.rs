@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use firedrill_runtime::faults::model::{AssignedFault, FaultSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::deploys::DeployRecord;
 use crate::scenario::{Lasts, Scenario, Verb};
 
 /// A fault injected by hand (`firedrill fault inject`).
@@ -54,6 +55,10 @@ pub struct State {
     pub faults: BTreeMap<String, StoredFault>,
     pub scenario: Option<RunningScenario>,
     pub ops: Vec<OpRecord>,
+    /// Every deploy and rollback, oldest first: what each instance should
+    /// run follows from it (see `deploys`).
+    #[serde(default)]
+    pub deploys: Vec<DeployRecord>,
 }
 
 /// A fault in force now, whatever put it there.
@@ -132,9 +137,11 @@ impl State {
         };
         for (index, step) in scenario.steps.iter().enumerate() {
             let step = step.get_ref();
-            let Ok(spec) = step.fault() else { continue };
+            let (Ok(spec), Some(lasts)) = (step.fault(), step.lasts) else {
+                continue;
+            };
             let start = running.started_ms + step.at.0 as i64;
-            let end = match step.lasts {
+            let end = match lasts {
                 Lasts::For(d) => Some(start + d.0 as i64),
                 Lasts::UntilMitigated => running.mitigated_ms,
             };
@@ -150,17 +157,19 @@ impl State {
         active
     }
 
-    /// What the agent of `service`/`instance` must apply, valid for `lease_ms`.
+    /// What the agent of `service`/`instance`, running `version` (as it
+    /// reports it), must apply, valid for `lease_ms`.
     pub fn assignment(
         &self,
         scenarios: &[Scenario],
         service: &str,
         instance: &str,
+        version: Option<&str>,
         now: i64,
     ) -> Vec<AssignedFault> {
         self.active(scenarios, now)
             .into_iter()
-            .filter(|f| f.spec.target.selects(service, instance))
+            .filter(|f| f.spec.target.selects_running(service, instance, version))
             .map(|f| AssignedFault {
                 id: f.id,
                 remaining_ms: f.ends_ms.map_or(u64::MAX, |end| (end - now).max(0) as u64),
@@ -238,15 +247,15 @@ mod tests {
                 },
             );
         }
-        assert_eq!(state.assignment(&[], "catalog", "catalog-2", 10).len(), 1);
-        assert_eq!(state.assignment(&[], "payment", "payment-1", 10).len(), 0);
+        assert_eq!(state.assignment(&[], "catalog", "catalog-2", None, 10).len(), 1);
+        assert_eq!(state.assignment(&[], "payment", "payment-1", None, 10).len(), 0);
         assert_eq!(
-            state.assignment(&[], "payment", "payment-2", 10)[0].remaining_ms,
+            state.assignment(&[], "payment", "payment-2", None, 10)[0].remaining_ms,
             990
         );
         assert!(
             state
-                .assignment(&[], "catalog", "catalog-1", 1_000)
+                .assignment(&[], "catalog", "catalog-1", None, 1_000)
                 .is_empty()
         );
         assert!(state.expire(1_000));

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+/// The `service.version` a process reports unless a rollout says otherwise
+/// (`--service-version`): the version of this build.
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// How telemetry leaves the process.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtlpProtocol {
@@ -31,7 +35,7 @@ pub struct ServiceArgs {
     pub instance: u32,
 
     /// Value of `service.version` (a rollout sets it).
-    #[arg(long = "service-version", env = "FIREDRILL_SERVICE_VERSION", default_value = env!("CARGO_PKG_VERSION"))]
+    #[arg(long = "service-version", env = "FIREDRILL_SERVICE_VERSION", default_value = BUILD_VERSION)]
     pub service_version: String,
 
     /// Value of `deployment.environment`.

@@ -54,6 +54,9 @@ pub struct Faults {
 struct Inner {
     service: String,
     instance: String,
+    /// The `service.version` this process runs; faults aimed at another
+    /// version (a defect shipped with a deploy) do not apply here.
+    version: String,
     /// False whenever `active` is empty: the hot path's only cost.
     any: AtomicBool,
     active: RwLock<Arc<Vec<ActiveFault>>>,
@@ -106,10 +109,18 @@ impl Faults {
     /// A handle for the process `service`/`instance`; `seed` makes the
     /// per-request toxicity rolls reproducible.
     pub fn new(service: &str, instance: &str, seed: u64) -> Faults {
+        Faults::versioned(service, instance, "", seed)
+    }
+
+    /// A handle for the process `service`/`instance` running `version`
+    /// (reported in every poll, so the controller can assign faults aimed
+    /// at one version only).
+    pub fn versioned(service: &str, instance: &str, version: &str, seed: u64) -> Faults {
         Faults {
             inner: Arc::new(Inner {
                 service: service.to_string(),
                 instance: instance.to_string(),
+                version: version.to_string(),
                 any: AtomicBool::new(false),
                 active: RwLock::new(Arc::new(Vec::new())),
                 rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0x5eed_fa17)),
@@ -131,15 +142,21 @@ impl Faults {
         &self.inner.instance
     }
 
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
     /// Replaces the assigned faults (the agent calls this on every poll).
     /// Faults aimed at other processes are ignored.
     pub fn assign(&self, faults: Vec<ActiveFault>) {
         let mine: Vec<ActiveFault> = faults
             .into_iter()
             .filter(|f| {
-                f.spec
-                    .target
-                    .selects(&self.inner.service, &self.inner.instance)
+                f.spec.target.selects_running(
+                    &self.inner.service,
+                    &self.inner.instance,
+                    Some(self.inner.version.as_str()).filter(|v| !v.is_empty()),
+                )
             })
             .collect();
         self.inner.any.store(!mine.is_empty(), Ordering::Release);
@@ -310,6 +327,24 @@ mod tests {
         faults.assign(vec![fault(
             FaultKind::Errors { code: 503 },
             "catalog-1",
+            1.0,
+        )]);
+        assert_eq!(faults.inbound("/products").error, Some(503));
+    }
+
+    #[test]
+    fn faults_for_other_versions_are_ignored() {
+        let faults = Faults::versioned("catalog", "catalog-1", "0.1.0", 1);
+        faults.assign(vec![fault(
+            FaultKind::Errors { code: 503 },
+            "catalog@2.4.0",
+            1.0,
+        )]);
+        assert!(faults.active().is_empty());
+        let faults = Faults::versioned("catalog", "catalog-1", "2.4.0", 1);
+        faults.assign(vec![fault(
+            FaultKind::Errors { code: 503 },
+            "catalog@2.4.0",
             1.0,
         )]);
         assert_eq!(faults.inbound("/products").error, Some(503));

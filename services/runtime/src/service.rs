@@ -57,7 +57,12 @@ impl ServiceContext {
                 cooldown: args.breaker_cooldown,
             },
         };
-        let faults = Faults::new(&identity.service, &identity.instance_id, args.seed);
+        let faults = Faults::versioned(
+            &identity.service,
+            &identity.instance_id,
+            &identity.version,
+            args.seed,
+        );
         let peers = Peers::new(&args.peer_map()?, policy, &meters, args.seed, &faults)?;
         let db = match &args.database {
             Some(path) => Some(Db::open(

@@ -89,6 +89,7 @@ async fn poll(
         .query(&[
             ("service", faults.service()),
             ("instance", faults.instance()),
+            ("version", faults.version()),
         ])
         .send()
         .await?;

@@ -346,8 +346,9 @@ impl FaultKind {
     }
 }
 
-/// What a fault is aimed at: a service, optionally narrowed to an instance
-/// and a route, or a link from the service to a peer or dependency.
+/// What a fault is aimed at: a service, optionally narrowed to an instance,
+/// a version and a route, or a link from the service to a peer or
+/// dependency.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -356,6 +357,11 @@ pub struct Target {
     /// One instance, e.g. `payment-2`; `None` means every instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Only processes running this `service.version` (a defect that ships
+    /// with a deploy); `None` means every version. A rollback makes such a
+    /// fault select nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// One route template, e.g. `/products/{id}`; `None` means every route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
@@ -367,12 +373,21 @@ pub struct Target {
 
 impl Target {
     /// Parses the CLI shorthand: `catalog`, `payment-2` (one instance),
-    /// `gateway->catalog` (a link) or `catalog->db` (a dependency).
+    /// `gateway->catalog` (a link) or `catalog->db` (a dependency). A
+    /// `@version` after the service or instance narrows any of them to the
+    /// processes running that version: `catalog@2.4.0`,
+    /// `catalog-2@2.4.0`, `catalog@2.4.0->db`.
     pub fn parse(text: &str) -> Result<Target, String> {
         let text = text.trim();
         if let Some((from, to)) = text.split_once("->") {
             let mut target = Target::parse(from)?;
             target.peer = Some(to.trim().to_string());
+            target.check()?;
+            return Ok(target);
+        }
+        if let Some((process, version)) = text.split_once('@') {
+            let mut target = Target::parse(process)?;
+            target.version = Some(version.trim().to_string());
             target.check()?;
             return Ok(target);
         }
@@ -414,10 +429,22 @@ impl Target {
                 ));
             }
         }
+        if let Some(version) = &self.version {
+            check_version(version)?;
+        }
         if let Some(route) = &self.route
             && !route.starts_with('/')
         {
             return Err(format!("route {route:?} must start with '/'"));
+        }
+        if let Some(peer) = &self.peer
+            && peer.contains('@')
+        {
+            return Err(format!(
+                "link target {peer:?} has a version; a version narrows the caller: write {}@<version>->{}",
+                self.instance.as_deref().unwrap_or(&self.service),
+                peer.split('@').next().unwrap_or_default()
+            ));
         }
         if let Some(peer) = &self.peer
             && !SERVICES.contains(&peer.as_str())
@@ -439,15 +466,48 @@ impl Target {
         }
     }
 
-    /// Whether the process `service`/`instance` applies faults aimed here.
+    /// Whether the process `service`/`instance` applies faults aimed here,
+    /// its version unknown: a version-qualified target selects nobody
+    /// (use [`Target::selects_running`] when the version is known).
     pub fn selects(&self, service: &str, instance: &str) -> bool {
-        self.service == service && self.instance.as_deref().is_none_or(|i| i == instance)
+        self.selects_running(service, instance, None)
+    }
+
+    /// Whether the process `service`/`instance`, running `version` (if
+    /// known), applies faults aimed here.
+    pub fn selects_running(&self, service: &str, instance: &str, version: Option<&str>) -> bool {
+        self.service == service
+            && self.instance.as_deref().is_none_or(|i| i == instance)
+            && self
+                .version
+                .as_deref()
+                .is_none_or(|wanted| version == Some(wanted))
+    }
+}
+
+/// Checks a `service.version` as targets and deploys spell it: 1..=64
+/// characters of letters, digits and `.`, `_`, `+`, `-` (semver and build
+/// tags fit; spaces, `@` and `>` do not, so the shorthand stays parseable).
+pub fn check_version(version: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&version.len())
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {version:?} must be 1..64 letters, digits, '.', '_', '+' or '-' (e.g. 2.4.0)"
+        ))
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.instance.as_deref().unwrap_or(&self.service))?;
+        if let Some(version) = &self.version {
+            write!(f, "@{version}")?;
+        }
         if let Some(peer) = &self.peer {
             write!(f, "->{peer}")?;
         }
@@ -667,5 +727,52 @@ mod tests {
         assert!(t.selects("gateway", "gateway-1"));
         let one = Target::parse("payment-2").unwrap();
         assert!(one.selects("payment", "payment-2") && !one.selects("payment", "payment-1"));
+    }
+
+    #[test]
+    fn version_targets_select_only_processes_running_that_version() {
+        let t = Target::parse("catalog@2.4.0").unwrap();
+        assert_eq!(
+            (t.service.as_str(), t.instance.as_deref(), t.version.as_deref()),
+            ("catalog", None, Some("2.4.0"))
+        );
+        assert_eq!(t.scope(), Scope::Inbound);
+        assert!(t.selects_running("catalog", "catalog-1", Some("2.4.0")));
+        assert!(!t.selects_running("catalog", "catalog-1", Some("0.1.0")));
+        assert!(!t.selects_running("catalog", "catalog-1", None));
+        assert!(!t.selects("catalog", "catalog-1"), "version unknown");
+        assert!(!t.selects_running("search", "search-1", Some("2.4.0")));
+
+        let t = Target::parse("catalog-2@2.4.0-rc.1+b7->db").unwrap();
+        assert_eq!(t.instance.as_deref(), Some("catalog-2"));
+        assert_eq!(t.version.as_deref(), Some("2.4.0-rc.1+b7"));
+        assert_eq!(t.scope(), Scope::Dependency);
+        assert_eq!(t.to_string(), "catalog-2@2.4.0-rc.1+b7->db");
+        assert_eq!(Target::parse(&t.to_string()).unwrap(), t);
+        assert!(!t.selects_running("catalog", "catalog-1", Some("2.4.0-rc.1+b7")));
+
+        // Unversioned targets select every version, known or not.
+        let any = Target::parse("catalog").unwrap();
+        assert!(any.selects_running("catalog", "catalog-1", Some("9.9.9")));
+        assert!(any.selects_running("catalog", "catalog-1", None));
+
+        assert!(
+            Target::parse("catalog->db@2.4.0")
+                .unwrap_err()
+                .contains("catalog@<version>->db")
+        );
+        for bad in ["catalog@", "catalog@2 4", "catalog@a@b", "warehouse@1.0"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            Target::parse("catalog@")
+                .unwrap_err()
+                .contains("version \"\"")
+        );
+        let json: Target =
+            serde_json::from_str(r#"{"service":"catalog","version":"2.4.0"}"#).unwrap();
+        assert_eq!(json, Target::parse("catalog@2.4.0").unwrap());
+        let bad: Target = serde_json::from_str(r#"{"service":"catalog","version":"x y"}"#).unwrap();
+        assert!(bad.check().is_err());
     }
 }
