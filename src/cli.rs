@@ -48,6 +48,13 @@ pub enum Command {
         #[command(flatten)]
         connection: ctl::Connection,
     },
+    /// Roll services to new versions and list deploys (instructor).
+    Deploy {
+        #[command(subcommand)]
+        command: ctl::DeployCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
     /// Perform a mitigation op on the live lab, e.g. `ops restart payment-2`.
     Ops {
         #[command(flatten)]
@@ -99,6 +106,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command,
             connection,
         } => ctl::scenario(connection, command).await,
+        Command::Deploy {
+            command,
+            connection,
+        } => ctl::deploy(connection, command).await,
         Command::Ops { args, connection } => ctl::ops(connection, args).await,
         Command::Loadgen { args, telemetry } => {
             let service_args = firedrill_runtime::config::parse_service_args(&[

@@ -1,4 +1,4 @@
-//! `firedrill fault|scenario|ops`: thin clients of the controller API.
+//! `firedrill fault|scenario|deploy|ops`: thin clients of the controller API.
 //!
 //! They find the controller and the instructor token the way a user expects:
 //! flags, then environment, then the newest run under `.firedrill/runs`
@@ -112,6 +112,25 @@ pub enum ScenarioCommand {
     Start { id: String },
     /// Stop the running scenario.
     Stop,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeployCommand {
+    /// Roll a service, or one instance, to a version: a rolling restart,
+    /// one instance at a time (needs `firedrill up`). E.g.
+    /// `roll catalog 2.4.0`, `roll catalog 2.4.0 --instances 1` (a canary).
+    /// Learners undo it with `firedrill ops rollback catalog`.
+    Roll {
+        /// `catalog` or `catalog-2`.
+        target: String,
+        /// The new `service.version`, e.g. 2.4.0.
+        version: String,
+        /// Only this many instances (the lowest-numbered): a canary.
+        #[arg(long)]
+        instances: Option<u32>,
+    },
+    /// The deploy history and the version each changed instance should run.
+    List,
 }
 
 #[derive(Args, Debug)]
@@ -412,6 +431,45 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
     } else {
         bail!("{} problem(s) found", problems.len())
     }
+}
+
+pub async fn deploy(conn: Connection, command: DeployCommand) -> anyhow::Result<()> {
+    let api = Api::new(&conn, true)?;
+    match command {
+        DeployCommand::Roll {
+            target,
+            version,
+            instances,
+        } => {
+            let mut body = json!({ "target": target, "version": version });
+            if let Some(n) = instances {
+                body["instances"] = json!(n);
+            }
+            let record = api
+                .call(reqwest::Method::POST, "/v1/deploys", Some(body))
+                .await?;
+            let previous = &record["previous"];
+            let moves: Vec<String> = record["versions"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(instance, to)| {
+                    format!(
+                        "{instance} {} → {}",
+                        previous[instance].as_str().unwrap_or("?"),
+                        to.as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            println!(
+                "deploying {} ({}), one instance at a time",
+                record["service"].as_str().unwrap_or(&target),
+                moves.join(", ")
+            );
+        }
+        DeployCommand::List => print(&api.call(reqwest::Method::GET, "/v1/deploys", None).await?),
+    }
+    Ok(())
 }
 
 pub async fn ops(conn: Connection, args: OpsArgs) -> anyhow::Result<()> {

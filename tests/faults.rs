@@ -377,3 +377,161 @@ fn a_broken_scenario_file_gets_a_line_precise_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `service.version` each catalog instance reports in `target_info`
+/// (`None` while one does not answer, e.g. mid-replacement).
+async fn catalog_versions(lab: &Lab) -> Option<Vec<String>> {
+    let mut versions = Vec::new();
+    for c in lab
+        .endpoints
+        .components
+        .iter()
+        .filter(|c| c.name == "catalog")
+    {
+        let text = lab
+            .http
+            .get(&c.metrics)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let line = text.lines().find(|l| l.starts_with("target_info{"))?;
+        let version = line.split("service_version=\"").nth(1)?.split('"').next()?;
+        versions.push(version.to_string());
+    }
+    Some(versions)
+}
+
+async fn wait_versions(lab: &Lab, what: &str, want: &[&str]) {
+    lab.eventually(what, Duration::from_secs(60), || async {
+        let versions = catalog_versions(lab).await?;
+        (versions == want).then_some(())
+    })
+    .await;
+}
+
+/// Status of `GET /products` on one catalog instance, bypassing the gateway.
+async fn instance_status(lab: &Lab, id: &str) -> Option<u16> {
+    let c = lab.endpoints.components.iter().find(|c| c.id == id)?;
+    let base = c.health.trim_end_matches("/health");
+    let r = lab.http.get(format!("{base}/products")).send().await.ok()?;
+    Some(r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
+    let lab = Lab::start(&["--load-rate", "0"]).await;
+    wait_versions(&lab, "the build's version", &["0.1.0", "0.1.0"]).await;
+    let baseline = median_latency(&lab, "/api/products", 5).await;
+    assert!(baseline < Duration::from_millis(100), "{baseline:?}");
+
+    // The scenario deploys catalog 2.4.0, whose database queries are slow.
+    ok(&lab.cli(&["scenario", "start", "catalog-bad-deploy"]));
+    wait_versions(&lab, "catalog to roll to 2.4.0", &["2.4.0", "2.4.0"]).await;
+    wait_latency(
+        &lab,
+        "the new version's defect",
+        true,
+        baseline + Duration::from_millis(200),
+    )
+    .await;
+    let log = lab.up_log();
+    assert!(
+        log.contains("process replaced for a rollout") && log.contains("rolled out"),
+        "{log}"
+    );
+
+    // Restarting brings the same release back: still slow.
+    ok(&lab.cli(&["ops", "restart", "catalog", "--actor", "alice"]));
+    lab.eventually(
+        "catalog to be back after the restart",
+        Duration::from_secs(30),
+        || async {
+            let r = lab.http.get(lab.url("/api/products")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    wait_versions(&lab, "the restart to keep 2.4.0", &["2.4.0", "2.4.0"]).await;
+    wait_latency(
+        &lab,
+        "the defect to survive a restart",
+        true,
+        baseline + Duration::from_millis(200),
+    )
+    .await;
+
+    // Rolling back replaces the processes with the previous version, and
+    // the defect, aimed at 2.4.0, selects nobody.
+    let done = ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    assert!(
+        done.contains("rolling back catalog") && done.contains("2.4.0 → 0.1.0"),
+        "{done}"
+    );
+    wait_versions(&lab, "catalog to roll back", &["0.1.0", "0.1.0"]).await;
+    wait_latency(
+        &lab,
+        "the incident to end",
+        false,
+        Duration::from_millis(100),
+    )
+    .await;
+    let again = ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    assert!(
+        again.contains("no deploy of catalog to roll back"),
+        "{again}"
+    );
+    let ops: Value = lab
+        .get_json(format!("{}/v1/ops", lab.endpoints.controller))
+        .await;
+    let rollbacks: Vec<&Value> = ops["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["op"] == "rollback")
+        .collect();
+    assert!(
+        rollbacks.len() == 2 && rollbacks.iter().all(|o| o["actor"] == "alice"),
+        "{ops}"
+    );
+
+    // A canary by hand: one instance gets 2.4.0, and a fault aimed at that
+    // version reaches it and not its sibling.
+    ok(&lab.cli(&["scenario", "stop"]));
+    let out = ok(&lab.cli(&["deploy", "roll", "catalog", "2.4.0", "--instances", "1"]));
+    assert!(out.contains("catalog-1 0.1.0 → 2.4.0"), "{out}");
+    wait_versions(&lab, "the canary", &["2.4.0", "0.1.0"]).await;
+    ok(&lab.cli(&[
+        "fault",
+        "inject",
+        "errors",
+        "--target",
+        "catalog@2.4.0",
+        "--code",
+        "500",
+        "--duration",
+        "5m",
+    ]));
+    lab.eventually(
+        "errors on the canary only",
+        Duration::from_secs(10),
+        || async {
+            let canary = instance_status(&lab, "catalog-1").await?;
+            let sibling = instance_status(&lab, "catalog-2").await?;
+            (canary == 500 && sibling == 200).then_some(())
+        },
+    )
+    .await;
+    let history = ok(&lab.cli(&["deploy", "list"]));
+    assert!(history.contains("\"change\": \"rollback\""), "{history}");
+    ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    wait_versions(&lab, "the canary to roll back", &["0.1.0", "0.1.0"]).await;
+    lab.eventually(
+        "the canary's errors to end",
+        Duration::from_secs(10),
+        || async { (instance_status(&lab, "catalog-1").await? == 200).then_some(()) },
+    )
+    .await;
+}

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::scenario::{DeployStep, Verb};
-use crate::{Controller, deploys};
 use crate::state::{OpRecord, RunningScenario, StoredFault, now_ms};
+use crate::{Controller, deploys};
 
 type Ctl = State<Arc<Controller>>;
 type ApiResult<T> = Result<T, AppError>;

@@ -242,7 +242,12 @@ pub fn revert_scenario(state: &mut State, running: &RunningScenario, now: i64) -
         })
         .collect();
     for &index in &mine {
-        let record = roll_back(&mut state.deploys, index, "instructor (scenario stopped)", now);
+        let record = roll_back(
+            &mut state.deploys,
+            index,
+            "instructor (scenario stopped)",
+            now,
+        );
         tracing::info!(service = %record.service, change = %record.describe(), "deploy rolled back with its scenario");
     }
     mine.len()
@@ -422,7 +427,12 @@ pub fn deploy(ctl: &Controller, deploy: &Deploy, actor: &str) -> Result<DeployRe
                 "{} already runs {} ({})",
                 deploy.target,
                 deploy.version,
-                record.versions.keys().cloned().collect::<Vec<_>>().join(", ")
+                record
+                    .versions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         state.deploys.push(record.clone());
@@ -437,7 +447,11 @@ pub fn deploy(ctl: &Controller, deploy: &Deploy, actor: &str) -> Result<DeployRe
 /// back to what ran before it. `Some(what it did)`, or `None` when no
 /// deploy of the service is in place (so other kinds of rollback can be
 /// tried after it).
-pub fn rollback(ctl: &Controller, target: &Target, actor: &str) -> Result<Option<String>, AppError> {
+pub fn rollback(
+    ctl: &Controller,
+    target: &Target,
+    actor: &str,
+) -> Result<Option<String>, AppError> {
     if target.instance.is_some()
         || target.version.is_some()
         || target.peer.is_some()
@@ -486,7 +500,11 @@ pub async fn reconcile(ctl: Arc<Controller>, shutdown: CancellationToken) {
             let running = running_instances(&run_dir, &deploy.target.service);
             let actor = origin.split('@').next().unwrap_or("scenario").to_string();
             let done = ctl.update(|state| {
-                if state.deploys.iter().any(|r| r.origin.as_ref() == Some(&origin)) {
+                if state
+                    .deploys
+                    .iter()
+                    .any(|r| r.origin.as_ref() == Some(&origin))
+                {
                     return Ok(None);
                 }
                 let record = plan_deploy(
@@ -592,18 +610,25 @@ mod tests {
     #[test]
     fn a_deploy_names_instances_that_run() {
         let all = running(&["catalog-1", "catalog-2"]);
-        let one = plan_deploy(&[], &deploy("catalog-2", "2.4.0", None), &all, "a", None, 1)
-            .unwrap();
+        let one =
+            plan_deploy(&[], &deploy("catalog-2", "2.4.0", None), &all, "a", None, 1).unwrap();
         assert_eq!(one.versions.keys().collect::<Vec<_>>(), ["catalog-2"]);
-        let err = plan_deploy(&[], &deploy("catalog-3", "2.4.0", None), &all, "a", None, 1)
-            .unwrap_err();
+        let err =
+            plan_deploy(&[], &deploy("catalog-3", "2.4.0", None), &all, "a", None, 1).unwrap_err();
         assert!(err.message.contains("catalog-3 does not run"), "{err:?}");
-        let err = plan_deploy(&[], &deploy("catalog", "2.4.0", None), &[], "a", None, 1)
-            .unwrap_err();
+        let err =
+            plan_deploy(&[], &deploy("catalog", "2.4.0", None), &[], "a", None, 1).unwrap_err();
         assert!(err.message.contains("no instance of catalog"), "{err:?}");
         // Asking for more instances than run deploys to all of them.
-        let many = plan_deploy(&[], &deploy("catalog", "2.4.0", Some(5)), &all, "a", None, 1)
-            .unwrap();
+        let many = plan_deploy(
+            &[],
+            &deploy("catalog", "2.4.0", Some(5)),
+            &all,
+            "a",
+            None,
+            1,
+        )
+        .unwrap();
         assert_eq!(many.versions.len(), 2);
         assert!(many.changes_anything());
     }
@@ -628,9 +653,16 @@ mod tests {
         state.save(&path).unwrap();
         let back = State::load(&path).unwrap();
         assert_eq!(back, state);
-        assert_eq!(version_of(&back.deploys, "catalog", "catalog-1"), BUILD_VERSION);
+        assert_eq!(
+            version_of(&back.deploys, "catalog", "catalog-1"),
+            BUILD_VERSION
+        );
         // A state file from before deploys existed still loads.
-        std::fs::write(&path, r#"{"nextId":0,"faults":{},"scenario":null,"ops":[]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"nextId":0,"faults":{},"scenario":null,"ops":[]}"#,
+        )
+        .unwrap();
         assert!(State::load(&path).unwrap().deploys.is_empty());
     }
 
@@ -659,7 +691,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         std::fs::create_dir_all(&pids).unwrap();
-        for id in ["catalog-10", "catalog-2", "payment-provider-1", "payment-1", "collector"] {
+        for id in [
+            "catalog-10",
+            "catalog-2",
+            "payment-provider-1",
+            "payment-1",
+            "collector",
+        ] {
             std::fs::write(pids.join(format!("{id}.pid")), "1").unwrap();
         }
         assert_eq!(
@@ -676,8 +714,7 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/catalog-bad-deploy.toml"),
         )
         .unwrap();
-        let scenario =
-            crate::scenario::parse(Path::new("catalog-bad-deploy.toml"), &text).unwrap();
+        let scenario = crate::scenario::parse(Path::new("catalog-bad-deploy.toml"), &text).unwrap();
         let scenarios = [scenario];
         let running_scenario = RunningScenario {
             id: "catalog-bad-deploy".into(),
@@ -716,7 +753,10 @@ mod tests {
         // same scenario deploys again.
         assert_eq!(revert_scenario(&mut state, &running_scenario, 6_000), 1);
         assert_eq!(revert_scenario(&mut state, &running_scenario, 6_000), 0);
-        assert_eq!(version_of(&state.deploys, "catalog", "catalog-2"), BUILD_VERSION);
+        assert_eq!(
+            version_of(&state.deploys, "catalog", "catalog-2"),
+            BUILD_VERSION
+        );
         state.scenario = Some(RunningScenario {
             started_ms: 7_000,
             ..running_scenario

@@ -247,8 +247,18 @@ mod tests {
                 },
             );
         }
-        assert_eq!(state.assignment(&[], "catalog", "catalog-2", None, 10).len(), 1);
-        assert_eq!(state.assignment(&[], "payment", "payment-1", None, 10).len(), 0);
+        assert_eq!(
+            state
+                .assignment(&[], "catalog", "catalog-2", None, 10)
+                .len(),
+            1
+        );
+        assert_eq!(
+            state
+                .assignment(&[], "payment", "payment-1", None, 10)
+                .len(),
+            0
+        );
         assert_eq!(
             state.assignment(&[], "payment", "payment-2", None, 10)[0].remaining_ms,
             990

@@ -24,6 +24,14 @@ pub struct Component {
     pub metrics_url: String,
 }
 
+impl Component {
+    /// Whether this is a shop service (`firedrill service <name>`), which
+    /// reports a `service.version` and can be rolled to another one.
+    pub fn is_service(&self) -> bool {
+        self.argv.first().is_some_and(|a| a == "service")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub components: Vec<Component>,

@@ -733,7 +733,11 @@ mod tests {
     fn version_targets_select_only_processes_running_that_version() {
         let t = Target::parse("catalog@2.4.0").unwrap();
         assert_eq!(
-            (t.service.as_str(), t.instance.as_deref(), t.version.as_deref()),
+            (
+                t.service.as_str(),
+                t.instance.as_deref(),
+                t.version.as_deref()
+            ),
             ("catalog", None, Some("2.4.0"))
         );
         assert_eq!(t.scope(), Scope::Inbound);
