@@ -155,9 +155,11 @@ const MAX_FAULT_DURATION: Millis = Millis(24 * 3600 * 1000);
 async fn inject(
     State(ctl): Ctl,
     headers: HeaderMap,
-    Json(request): Json<Inject>,
+    request: ApiResult<Json<Inject>>,
 ) -> ApiResult<(StatusCode, axum::Json<StoredFault>)> {
+    // The token first: without it, nothing about the body is revealed.
     instructor(&ctl, &headers)?;
+    let Json(request) = request?;
     request.spec.validate().map_err(AppError::bad_request)?;
     if request.duration.0 == 0 || request.duration > MAX_FAULT_DURATION {
         return Err(AppError::bad_request(format!(
@@ -328,7 +330,7 @@ async fn perform_op(
     Json(request): Json<OpRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<OpRecord>)> {
     let actor = request.actor.trim();
-    if actor.is_empty() || actor.len() > 64 {
+    if actor.is_empty() || actor.chars().count() > 64 {
         return Err(AppError::bad_request(
             "actor must name who performs the op (1..64 characters)",
         ));
@@ -390,11 +392,12 @@ struct DeployRequest {
 async fn start_deploy(
     State(ctl): Ctl,
     headers: HeaderMap,
-    Json(request): Json<DeployRequest>,
+    request: ApiResult<Json<DeployRequest>>,
 ) -> ApiResult<(StatusCode, axum::Json<deploys::DeployRecord>)> {
     instructor(&ctl, &headers)?;
+    let Json(request) = request?;
     let actor = request.actor.as_deref().unwrap_or("instructor").trim();
-    if actor.is_empty() || actor.len() > 64 {
+    if actor.is_empty() || actor.chars().count() > 64 {
         return Err(AppError::bad_request(
             "actor must name who deploys (1..64 characters)",
         ));

@@ -79,10 +79,20 @@ fn restart(
     version_of: impl Fn(&str, &str) -> String,
 ) -> Result<String, AppError> {
     let pids = run_dir.join("pids");
-    let entries = std::fs::read_dir(&pids)
-        .map_err(|e| AppError::internal(format!("cannot read {}: {e}", pids.display())))?;
+    // No pid directory yet means no process to restart (a 404 below), not
+    // a failure of the controller.
+    let entries = match std::fs::read_dir(&pids) {
+        Ok(entries) => Some(entries),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(AppError::internal(format!(
+                "cannot read {}: {e}",
+                pids.display()
+            )));
+        }
+    };
     let mut restarted = Vec::new();
-    for entry in entries.flatten() {
+    for entry in entries.into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(id) = name.strip_suffix(".pid") else {
             continue;
