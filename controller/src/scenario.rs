@@ -807,6 +807,121 @@ ms = 250
         );
     }
 
+    /// GOOD with a deploy of catalog 2.4.0 and its defect as the root.
+    fn with_deploy() -> String {
+        GOOD.replace(
+            "[[steps]]\nat = \"0s\"\nlasts = \"until-mitigated\"\nrole = \"root\"\ntarget = \"catalog\"\n",
+            "[[steps]]\nrole = \"root\"\ntarget = \"catalog\"\nkind = \"deploy\"\nversion = \"2.4.0\"\ninstances = 1\n\n\
+             [[steps]]\nat = \"0s\"\nlasts = \"until-mitigated\"\nrole = \"root\"\ntarget = \"catalog@2.4.0\"\n",
+        )
+    }
+
+    /// The 1-based line of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn deploy_steps_parse_and_version_targets_need_them() {
+        let text = with_deploy();
+        let s = parse(Path::new("scenarios/slow-catalog.toml"), &text).unwrap();
+        let deploy = s.steps[0].get_ref().deploy().unwrap().unwrap();
+        assert_eq!(
+            (
+                deploy.target.service.as_str(),
+                deploy.version.as_str(),
+                deploy.instances
+            ),
+            ("catalog", "2.4.0", Some(1))
+        );
+        assert!(s.steps[0].get_ref().fault().is_err());
+        let fault = s.steps[1].get_ref().fault().unwrap();
+        assert_eq!(fault.target.version.as_deref(), Some("2.4.0"));
+        // Shown back as written.
+        let shown = serde_json::to_value(&s).unwrap();
+        assert_eq!(shown["steps"][0]["kind"], "deploy");
+        assert_eq!(shown["steps"][0]["version"], "2.4.0");
+        assert_eq!(shown["steps"][1]["kind"], "latency");
+
+        // A defect aimed at a version no step deploys selects nobody.
+        let orphan = text.replace("target = \"catalog@2.4.0\"", "target = \"catalog@2.5.0\"");
+        let p = problems(&orphan);
+        let line = line_of(&orphan, "catalog@2.5.0");
+        assert!(
+            p.len() == 1 && p[0].contains(&format!(":{line}:")) && p[0].contains("selects nobody"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn deploy_step_errors_point_at_their_line() {
+        let text = with_deploy();
+        for (from, to, needle, at) in [
+            (
+                "version = \"2.4.0\"",
+                "version = \"2.4 beta\"",
+                "must be 1..64",
+                "2.4 beta",
+            ),
+            (
+                "version = \"2.4.0\"",
+                "version = \"0.1.0\"",
+                "runs already",
+                "0.1.0",
+            ),
+            (
+                "instances = 1",
+                "instances = 0",
+                "at least 1",
+                "instances = 0",
+            ),
+            (
+                "instances = 1",
+                "instances = 1\nlasts = \"5m\"",
+                "drop `lasts`",
+                "lasts = \"5m\"",
+            ),
+            (
+                "instances = 1",
+                "instances = 1\ntoxicity = 0.5",
+                "drop `toxicity`",
+                "toxicity",
+            ),
+            (
+                "instances = 1",
+                "instances = 1\ncolour = 2",
+                "unknown field",
+                "colour",
+            ),
+            (
+                "target = \"catalog\"\nkind = \"deploy\"",
+                "target = \"catalog->db\"\nkind = \"deploy\"",
+                "service or one instance",
+                "catalog->db",
+            ),
+        ] {
+            let broken = text.replacen(from, to, 1);
+            let p = problems(&broken);
+            let line = line_of(&broken, at);
+            assert!(
+                p.iter()
+                    .any(|m| m.contains(needle) && m.contains(&format!(":{line}:"))),
+                "{to}: expected {needle:?} at line {line}: {p:?}"
+            );
+        }
+        // A fault step still needs `lasts`; an unknown kind names `deploy`
+        // among the choices.
+        let no_lasts = GOOD.replace("lasts = \"until-mitigated\"\n", "");
+        assert!(problems(&no_lasts)[0].contains("needs `lasts`"));
+        let unknown = GOOD.replace("kind = \"latency\"", "kind = \"explode\"");
+        let p = problems(&unknown);
+        assert!(
+            p[0].contains("or `deploy`")
+                && p[0].contains(&format!(":{}:", line_of(&unknown, "explode"))),
+            "{p:?}"
+        );
+    }
+
     #[test]
     fn unknown_keys_are_rejected() {
         let broken = GOOD.replace(
