@@ -116,6 +116,13 @@ pub struct UpArgs {
     #[arg(long, env = "FIREDRILL_PROMETHEUS_INTERVAL", value_parser = humantime::parse_duration, default_value = "15s")]
     pub prometheus_interval: Duration,
 
+    /// How long an instance replaced by a rollout must stay healthy at its
+    /// new version before the next is replaced (Kubernetes'
+    /// `minReadySeconds`). Longer than a crashing release takes to fall
+    /// over, so such a rollout stops at its first instance.
+    #[arg(long, env = "FIREDRILL_ROLLOUT_MIN_READY", value_parser = humantime::parse_duration, default_value = "3s")]
+    pub rollout_min_ready: Duration,
+
     /// How often to print the live status line (0s: never).
     #[arg(long, env = "FIREDRILL_STATUS_EVERY", value_parser = humantime::parse_duration, default_value = "10s")]
     pub status_every: Duration,
@@ -130,7 +137,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let plan = plan::Plan::new(&args, &run_dir, &tokens)?;
     let exe = std::env::current_exe().context("cannot find the firedrill executable")?;
 
-    let supervisor = supervisor::Supervisor::start(&exe, &plan, &run_dir, shutdown.clone())?;
+    let supervisor = supervisor::Supervisor::start(
+        &exe,
+        &plan,
+        &run_dir,
+        args.rollout_min_ready,
+        shutdown.clone(),
+    )?;
     let mut prometheus = match (&plan.prometheus_bin, &plan.prometheus_url) {
         (Some(bin), Some(url)) => {
             let address = url.trim_start_matches("http://");

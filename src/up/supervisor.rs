@@ -15,8 +15,9 @@
 //! those files (`firedrill_controller::deploys`); one task per service
 //! watches its file and, when an instance runs another version than the
 //! file says, replaces it (SIGTERM, start at the new version) and waits until
-//! it answers `/health` with the new version before it replaces the next: a
-//! rolling update, one instance unavailable at a time. A replacement is not
+//! it has answered `/health` with the new version for `--rollout-min-ready`
+//! (default 3 s), without restarting, before it replaces the next: a rolling update, one instance
+//! unavailable at a time. A replacement is not
 //! a crash: no backoff, not counted as a restart. A wait for an instance
 //! that never becomes healthy (a crashing release) ends as soon as the file
 //! changes again, so a rollback is never stuck behind a bad rollout.
@@ -75,10 +76,13 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// Starts every component; `min_ready` is how long a replaced instance
+    /// must stay healthy before a rollout replaces the next.
     pub fn start(
         exe: &Path,
         plan: &Plan,
         run_dir: &Path,
+        min_ready: Duration,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Supervisor> {
         let stop = shutdown.child_token();
@@ -130,6 +134,7 @@ impl Supervisor {
                 service,
                 instances,
                 run_dir.to_path_buf(),
+                min_ready,
                 stop.clone(),
             ));
         }
@@ -373,6 +378,7 @@ async fn roll_out(
     service: String,
     instances: Vec<Rollable>,
     run_dir: PathBuf,
+    min_ready: Duration,
     stop: CancellationToken,
 ) {
     let Ok(http) = reqwest::Client::builder()
@@ -425,18 +431,20 @@ async fn roll_out(
         );
         // A full channel means a replacement is already asked for.
         let _ = next.replace.try_send(());
-        wait_rolled(&http, next, &version, &run_dir, &stop).await;
+        wait_rolled(&http, next, &version, &run_dir, min_ready, &stop).await;
     }
 }
 
-/// Waits until `instance` answers `/health` with `version`, the lab stops,
-/// or its service's file asks for another version (a rollback of a release
-/// that never becomes healthy).
+/// Waits until `instance` has answered `/health` with `version` for
+/// `min_ready` without restarting, the lab stops, or its service's file
+/// asks for another version (a rollback of a release that never becomes
+/// healthy).
 async fn wait_rolled(
     http: &reqwest::Client,
     instance: &Rollable,
     version: &str,
     run_dir: &Path,
+    min_ready: Duration,
     stop: &CancellationToken,
 ) {
     #[derive(serde::Deserialize)]
@@ -446,6 +454,8 @@ async fn wait_rolled(
     let id = &instance.component.id;
     let started = Instant::now();
     let mut warned = false;
+    // Since when, and as which pid, the instance has been healthy.
+    let mut ready: Option<(Instant, u32)> = None;
     loop {
         let healthy = match http.get(&instance.component.health_url).send().await {
             Ok(r) if r.status().is_success() => {
@@ -453,7 +463,13 @@ async fn wait_rolled(
             }
             _ => false,
         };
-        if healthy {
+        let pid = instance.state.pid.load(Ordering::Relaxed);
+        ready = match ready {
+            Some((since, same)) if healthy && same == pid => Some((since, same)),
+            _ if healthy => Some((Instant::now(), pid)),
+            _ => None,
+        };
+        if ready.is_some_and(|(since, _)| since.elapsed() >= min_ready) {
             tracing::info!(instance = %id, %version, after_ms = started.elapsed().as_millis() as u64, "rolled out");
             return;
         }
