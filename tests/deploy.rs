@@ -285,7 +285,10 @@ fn the_kustomize_base_renders_and_validates() {
     assert_eq!(count("Service"), 22);
     // The controller and every agent read their tokens from the Secret the
     // instructor creates; no token is written into a manifest.
-    assert!(yaml.contains("name: firedrill-tokens"), "no token Secret reference");
+    assert!(
+        yaml.contains("name: firedrill-tokens"),
+        "no token Secret reference"
+    );
     assert!(!yaml.contains("name: FIREDRILL_AGENT_TOKEN\n          value:"));
     for name in [
         "prometheus-config",
