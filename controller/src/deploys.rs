@@ -269,7 +269,7 @@ pub fn due_steps(state: &State, scenarios: &[Scenario], now: i64) -> Vec<(String
         let Some(Ok(deploy)) = step.deploy() else {
             continue;
         };
-        let start = running.started_ms + step.at.0 as i64;
+        let start = running.started_ms + running.scaled(step.at.0);
         if now < start || running.mitigated_ms.is_some_and(|m| m <= start) {
             continue;
         }
@@ -720,6 +720,7 @@ mod tests {
             id: "catalog-bad-deploy".into(),
             started_ms: 1_000,
             mitigated_ms: None,
+            speed: 1.0,
         };
         let mut state = State {
             scenario: Some(running_scenario.clone()),

@@ -132,7 +132,8 @@ pub const DOCUMENT: &str = r##"{
         "properties": {
           "id": { "type": "string" },
           "startedMs": { "type": "integer" },
-          "mitigatedMs": { "type": ["integer", "null"] }
+          "mitigatedMs": { "type": ["integer", "null"] },
+          "speed": { "type": "number", "description": "how much faster than written the timeline plays" }
         }
       },
       "OpRecord": {
@@ -232,7 +233,8 @@ pub const DOCUMENT: &str = r##"{
         "summary": "Start a scenario; answers the page text",
         "security": [ { "instructor": [] } ],
         "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
-        "responses": { "201": { "description": "Started", "content": { "application/json": { "schema": { "type": "object", "required": ["scenario", "page"], "properties": { "scenario": { "$ref": "#/components/schemas/RunningScenario" }, "page": { "type": "string" } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "description": "Another scenario is running, or the scenario deploys and the controller has no process control", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
+        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "speed": { "type": "number", "minimum": 1, "maximum": 1000, "description": "Play the timeline this many times faster" } } } } } },
+        "responses": { "201": { "description": "Started", "content": { "application/json": { "schema": { "type": "object", "required": ["scenario", "page"], "properties": { "scenario": { "$ref": "#/components/schemas/RunningScenario" }, "page": { "type": "string" } } } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "description": "Another scenario is running, or the scenario deploys and the controller has no process control", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
       }
     },
     "/v1/scenario": {
