@@ -221,7 +221,7 @@ async fn deploys_answer_honestly_without_process_control() {
     let (status, body) = post(
         &http,
         format!("{}/v1/scenarios/catalog-bad-deploy/start", bare.url),
-        Value::Null,
+        json!({}),
     )
     .await;
     assert_eq!(status, 409, "{body}");
