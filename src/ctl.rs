@@ -55,7 +55,9 @@ pub struct InjectArgs {
     /// runtime-stall, pool-leak, slow-query, lock-contention,
     /// consumer-stall, crash.
     pub kind: String,
-    /// `catalog`, `payment-2`, `gateway->catalog` or `catalog->db`.
+    /// `catalog`, `payment-2`, `gateway->catalog` or `catalog->db`, each
+    /// optionally narrowed to one running version: `catalog@2.4.0`,
+    /// `catalog@2.4.0->db`.
     #[arg(long)]
     pub target: String,
     /// Only this route template, e.g. `/products/{id}`.
@@ -127,10 +129,12 @@ pub enum ScenarioCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DeployCommand {
-    /// Roll a service, or one instance, to a version: a rolling restart,
-    /// one instance at a time (needs `firedrill up`). E.g.
-    /// `roll catalog 2.4.0`, `roll catalog 2.4.0 --instances 1` (a canary).
-    /// Learners undo it with `firedrill ops rollback catalog`.
+    /// Roll a service, or one instance, to a version (a rolling restart).
+    ///
+    /// One instance at a time, each once the previous is healthy at the new
+    /// version; needs `firedrill up`. E.g. `roll catalog 2.4.0`,
+    /// `roll catalog 2.4.0 --instances 1` (a canary). Learners undo it with
+    /// `firedrill ops rollback catalog`.
     Roll {
         /// `catalog` or `catalog-2`.
         target: String,
