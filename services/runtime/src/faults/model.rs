@@ -545,7 +545,7 @@ impl FaultSpec {
             // A service has one config: a push reaches all its instances.
             if let Some(instance) = &self.target.instance {
                 return Err(format!(
-                    "a config-push changes the config of every instance of {}; target the service, not {instance}",
+                    "a config-push changes the config of every instance of {}; target the service, not {instance:?}",
                     self.target.service
                 ));
             }
@@ -738,7 +738,7 @@ mod tests {
             ),
             (
                 r#"{"kind":"config-push","flags":{"x":1},"target":{"service":"checkout","instance":"checkout-1"}}"#,
-                "not checkout-1",
+                "target the service, not \"checkout-1\"",
             ),
             (
                 r#"{"kind":"config-push","flags":{"x":1},"target":{"service":"checkout","peer":"payment"}}"#,
