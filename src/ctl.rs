@@ -114,17 +114,50 @@ pub enum ScenarioCommand {
     Stop,
 }
 
+/// `firedrill ops <op> <target> [settings]`, e.g.
+/// `ops drain payment-2`, `ops config-set payment retries.budget=0.1`,
+/// `ops flag-set catalog recommendations=0`,
+/// `ops rate-limit gateway /api/products 50`, `ops dlq-replay queue
+/// order-events`, `ops rollback checkout`; `ops list` shows the log.
 #[derive(Args, Debug)]
 pub struct OpsArgs {
     /// rollback, restart, scale, drain, undrain, config-set, flag-set,
-    /// rate-limit, dlq-replay, dlq-purge, no-action.
+    /// rate-limit, dlq-replay, dlq-purge, no-action; or `list` for the ops
+    /// log.
     pub op: String,
-    /// What it acts on: `catalog`, `payment-2`, ...
+    /// What it acts on: `catalog`, `payment-2`, `queue`, ...
     pub target: Option<String>,
+    /// Settings as `KEY=VALUE` (or `KEY VALUE`): config keys for config-set
+    /// (`retries.budget=0.1`, `timeouts.payment=500ms`), flag names for
+    /// flag-set (`recommendations=0`), route templates for rate-limit
+    /// (`/api/products=50`); for dlq-replay and dlq-purge, the topic.
+    pub settings: Vec<String>,
+    /// A setting, `KEY=VALUE` (repeatable; the same as a positional one).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The topic of dlq-replay / dlq-purge (default: every topic with dead
+    /// letters).
+    #[arg(long)]
+    pub topic: Option<String>,
     /// Who performs it (recorded with the op).
     #[arg(long, env = "USER", default_value = "learner")]
     pub actor: String,
 }
+
+/// The ops `firedrill ops` knows, as the controller spells them.
+const OPS: &[&str] = &[
+    "rollback",
+    "restart",
+    "scale",
+    "drain",
+    "undrain",
+    "config-set",
+    "flag-set",
+    "rate-limit",
+    "dlq-replay",
+    "dlq-purge",
+    "no-action",
+];
 
 impl Connection {
     fn endpoints(&self) -> Option<Value> {
@@ -416,14 +449,173 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
 
 pub async fn ops(conn: Connection, args: OpsArgs) -> anyhow::Result<()> {
     let api = Api::new(&conn, false)?;
-    let body = json!({
-        "op": args.op,
-        "target": args.target.unwrap_or_default(),
-        "actor": args.actor,
-    });
+    if args.op == "list" {
+        if args.target.is_some() || !args.settings.is_empty() {
+            bail!("`firedrill ops list` takes no target");
+        }
+        let log = api.call(reqwest::Method::GET, "/v1/ops", None).await?;
+        print_ops(&log);
+        return Ok(());
+    }
+    let body = op_body(&args)?;
     let record = api
         .call(reqwest::Method::POST, "/v1/ops", Some(body))
         .await?;
     println!("{}", record["result"].as_str().unwrap_or("done"));
     Ok(())
+}
+
+/// The `POST /v1/ops` body for `args`; mistakes the controller would refuse
+/// anyway are caught here with a hint at the spelling.
+fn op_body(args: &OpsArgs) -> anyhow::Result<Value> {
+    let op = args.op.as_str();
+    if !OPS.contains(&op) {
+        bail!("unknown op {op:?}; ops are: list, {}", OPS.join(", "));
+    }
+    let target = args.target.clone().unwrap_or_default();
+    if target.is_empty() && op != "no-action" {
+        bail!("`firedrill ops {op}` needs a target, e.g. `firedrill ops {op} payment-2`");
+    }
+    let mut topic = args.topic.clone();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut rest = args.settings.iter();
+    while let Some(arg) = rest.next() {
+        if matches!(op, "dlq-replay" | "dlq-purge") {
+            if let Some(first) = &topic {
+                bail!("{op} takes one topic; got {first:?} and {arg:?}");
+            }
+            topic = Some(arg.clone());
+            continue;
+        }
+        match arg.split_once('=') {
+            Some((key, value)) => pairs.push((key.into(), value.into())),
+            None => match rest.next() {
+                Some(value) => pairs.push((arg.clone(), value.clone())),
+                None => bail!("{arg:?} needs a value: write {arg}=VALUE"),
+            },
+        }
+    }
+    for setting in &args.set {
+        let Some((key, value)) = setting.split_once('=') else {
+            bail!("--set {setting:?} is not KEY=VALUE");
+        };
+        pairs.push((key.into(), value.into()));
+    }
+    let mut set = Map::new();
+    for (key, value) in pairs {
+        let key = key.trim();
+        if key.is_empty() {
+            bail!("a setting has no key: write KEY=VALUE");
+        }
+        set.insert(key.to_string(), json!(value.trim()));
+    }
+    let mut body = json!({ "op": op, "target": target, "actor": args.actor });
+    if !set.is_empty() {
+        body["set"] = Value::Object(set);
+    }
+    if let Some(topic) = topic {
+        body["topic"] = json!(topic);
+    }
+    Ok(body)
+}
+
+/// The ops log, oldest first: when, who, what, on what, and what happened.
+fn print_ops(log: &Value) {
+    let ops = log["ops"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<20} {:<12} {:<11} {:<18} result",
+        "time", "actor", "op", "target"
+    );
+    for op in &ops {
+        let at = op["atMs"]
+            .as_u64()
+            .map(|ms| {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                humantime::format_rfc3339_seconds(when).to_string()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:<12} {:<11} {:<18} {}",
+            at,
+            op["actor"].as_str().unwrap_or(""),
+            op["op"].as_str().unwrap_or(""),
+            op["target"].as_str().unwrap_or(""),
+            op["result"].as_str().unwrap_or("")
+        );
+    }
+    println!("{} op(s)", ops.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(op: &str, target: Option<&str>, settings: &[&str], set: &[&str]) -> OpsArgs {
+        OpsArgs {
+            op: op.into(),
+            target: target.map(String::from),
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+            topic: None,
+            actor: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn op_bodies_carry_settings_and_topics() {
+        let body = op_body(&args(
+            "config-set",
+            Some("payment"),
+            &["retries.budget=0.1"],
+            &["timeouts.payment=500ms"],
+        ))
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"op": "config-set", "target": "payment", "actor": "alice",
+                   "set": {"retries.budget": "0.1", "timeouts.payment": "500ms"}})
+        );
+        let body = op_body(&args(
+            "rate-limit",
+            Some("gateway"),
+            &["/api/products", "50"],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(body["set"], json!({"/api/products": "50"}));
+        let body = op_body(&args("dlq-replay", Some("queue"), &["order-events"], &[])).unwrap();
+        assert_eq!(body["topic"], "order-events");
+        assert!(body.get("set").is_none());
+        let body = op_body(&args("drain", Some("payment-2"), &[], &[])).unwrap();
+        assert_eq!(
+            body,
+            json!({"op": "drain", "target": "payment-2", "actor": "alice"})
+        );
+    }
+
+    #[test]
+    fn op_mistakes_are_named() {
+        for (a, needle) in [
+            (
+                args("drian", Some("payment-2"), &[], &[]),
+                "unknown op \"drian\"",
+            ),
+            (args("drain", None, &[], &[]), "needs a target"),
+            (
+                args("flag-set", Some("catalog"), &["recommendations"], &[]),
+                "needs a value",
+            ),
+            (
+                args("config-set", Some("payment"), &[], &["retries"]),
+                "not KEY=VALUE",
+            ),
+            (
+                args("dlq-purge", Some("queue"), &["a", "b"], &[]),
+                "one topic",
+            ),
+        ] {
+            let err = op_body(&a).unwrap_err().to_string();
+            assert!(err.contains(needle), "{a:?}: {err}");
+        }
+    }
 }
