@@ -51,7 +51,7 @@ pub struct InjectArgs {
     /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
     /// dns-failure, cert-expiry, clock-skew, cpu-burn, memory-leak,
     /// runtime-stall, pool-leak, slow-query, lock-contention,
-    /// consumer-stall, crash.
+    /// consumer-stall, crash, config-push.
     pub kind: String,
     /// `catalog`, `payment-2`, `gateway->catalog` or `catalog->db`.
     #[arg(long)]
@@ -95,6 +95,10 @@ pub struct InjectArgs {
     pub hold: Option<String>,
     #[arg(long)]
     pub delay: Option<String>,
+    /// A config-push value, `KEY=VALUE` (repeatable), e.g.
+    /// `--set timeouts.payment=1ms --set retries.count=0`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -363,6 +367,36 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
     if let Some(v) = args.threads {
         body.insert("threads".into(), json!(v));
     }
+    // Config keys are dotted (`timeouts.payment`); the fault takes them as
+    // tables (`"timeouts": {"payment": "1ms"}`).
+    for setting in &args.set {
+        let parsed = setting
+            .split_once('=')
+            .and_then(|(key, value)| Some((key.trim().split_once('.')?, value.trim())));
+        let Some(((section, name), value)) = parsed else {
+            bail!(
+                "--set {setting:?} is not KEY=VALUE with a dotted key, e.g. timeouts.payment=1ms"
+            );
+        };
+        let value = match value {
+            "true" => json!(true),
+            "false" => json!(false),
+            _ => value
+                .parse::<u64>()
+                .map(|n| json!(n))
+                .or_else(|_| value.parse::<f64>().map(|n| json!(n)))
+                .unwrap_or_else(|_| json!(value)),
+        };
+        let table = body
+            .entry(section.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match table.as_object_mut() {
+            Some(table) => {
+                table.insert(name.to_string(), value);
+            }
+            None => bail!("--set {setting:?}: {section} is already a flag of its own"),
+        }
+    }
     Ok(Value::Object(body))
 }
 
@@ -590,6 +624,50 @@ mod tests {
         assert_eq!(
             body,
             json!({"op": "drain", "target": "payment-2", "actor": "alice"})
+        );
+    }
+
+    #[test]
+    fn a_config_push_is_injected_with_dotted_keys() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            inject: InjectArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "inject",
+            "config-push",
+            "--target",
+            "checkout",
+            "--set",
+            "timeouts.payment=1ms",
+            "--set",
+            "retries.count=0",
+            "--set",
+            "retries.jitter=false",
+            "--set",
+            "flags.recommendations=0.5",
+        ])
+        .unwrap();
+        let body = inject_body(&cli.inject).unwrap();
+        assert_eq!(body["timeouts"], json!({"payment": "1ms"}));
+        assert_eq!(body["retries"], json!({"count": 0, "jitter": false}));
+        assert_eq!(body["flags"], json!({"recommendations": 0.5}));
+        let cli = Cli::try_parse_from([
+            "inject",
+            "config-push",
+            "--target",
+            "checkout",
+            "--set",
+            "retries=1",
+        ])
+        .unwrap();
+        assert!(
+            inject_body(&cli.inject)
+                .unwrap_err()
+                .to_string()
+                .contains("dotted key")
         );
     }
 

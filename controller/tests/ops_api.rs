@@ -49,7 +49,11 @@ async fn start(state: &std::path::Path, peers: &str) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(firedrill_controller::run(controller, listener, stop.clone()));
+    let task = tokio::spawn(firedrill_controller::run(
+        controller,
+        listener,
+        stop.clone(),
+    ));
     Running { url, stop, task }
 }
 
@@ -129,7 +133,10 @@ async fn config_changes_become_versions_that_survive_a_restart() {
     let peers = "checkout=http://127.0.0.1:1;payment=http://127.0.0.1:2,http://127.0.0.1:3";
     let lab = start(dir.path(), peers).await;
     let base = lab.url.clone();
-    assert_eq!(poll(&base, "checkout", "checkout-1").await["config"]["version"], 0);
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["config"]["version"],
+        0
+    );
 
     let done = ok(
         &base,
@@ -145,15 +152,20 @@ async fn config_changes_become_versions_that_survive_a_restart() {
     assert_eq!(heard["config"]["version"], 1);
     assert_eq!(heard["config"]["values"]["timeouts"]["payment"], 500);
     assert_eq!(heard["config"]["values"]["retries"]["budget"], 0.1);
-    assert_eq!(poll(&base, "payment", "payment-1").await["config"]["version"], 0);
+    assert_eq!(
+        poll(&base, "payment", "payment-1").await["config"]["version"],
+        0
+    );
 
     // A config push (instructor) lays its values over the op's; agents get
     // it as config, not as a fault.
     let r = http()
         .post(format!("{base}/v1/faults"))
         .bearer_auth(INSTRUCTOR)
-        .json(&json!({"kind": "config-push", "target": {"service": "checkout"},
-                      "timeouts": {"payment": "1ms"}, "duration": "1h"}))
+        .json(
+            &json!({"kind": "config-push", "target": {"service": "checkout"},
+                      "timeouts": {"payment": "1ms"}, "duration": "1h"}),
+        )
         .send()
         .await
         .unwrap();
@@ -175,7 +187,10 @@ async fn config_changes_become_versions_that_survive_a_restart() {
     lab.stop().await;
     let lab = start(dir.path(), peers).await;
     let base = lab.url.clone();
-    assert_eq!(poll(&base, "checkout", "checkout-1").await["config"]["version"], 3);
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["config"]["version"],
+        3
+    );
 
     // Rollback takes back the latest change first: the flag-set, then the
     // push, then the config-set; each result is a new version.
@@ -217,7 +232,14 @@ async fn config_changes_become_versions_that_survive_a_restart() {
         .collect();
     assert_eq!(
         ops,
-        ["config-set", "flag-set", "rollback", "rollback", "rollback", "rollback"]
+        [
+            "config-set",
+            "flag-set",
+            "rollback",
+            "rollback",
+            "rollback",
+            "rollback"
+        ]
     );
     lab.stop().await;
 }
@@ -246,23 +268,35 @@ async fn drains_reach_every_agent_and_name_real_instances() {
         "payment-2 was already drained"
     );
     let done = ok(&base, drain("drain", "payment-1")).await;
-    assert!(done.contains("no instance of payment is left in rotation"), "{done}");
+    assert!(
+        done.contains("no instance of payment is left in rotation"),
+        "{done}"
+    );
     ok(&base, drain("undrain", "payment-1")).await;
     assert_eq!(
         ok(&base, drain("undrain", "payment-2")).await,
         "payment-2 is back in rotation"
     );
-    assert_eq!(poll(&base, "checkout", "checkout-1").await["drained"], json!([]));
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["drained"],
+        json!([])
+    );
 
     for (body, needle) in [
-        (drain("drain", "payment-3"), "no instance payment-3: payment runs payment-1, payment-2"),
+        (
+            drain("drain", "payment-3"),
+            "no instance payment-3: payment runs payment-1, payment-2",
+        ),
         (drain("drain", "payment"), "takes one instance"),
         (drain("drain", "gateway->payment"), "takes one instance"),
         (drain("undrain", "warehouse-1"), "unknown service"),
     ] {
         let (status, answer) = op(&base, body.clone()).await;
         assert_eq!(status, 400, "{body} -> {answer}");
-        assert!(answer["error"].as_str().unwrap().contains(needle), "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
     }
     lab.stop().await;
 }
@@ -275,7 +309,11 @@ async fn dead_letter_ops_call_the_queue() {
     let lab = start(dir.path(), &format!("queue={queue}")).await;
     let base = lab.url.clone();
 
-    let done = ok(&base, json!({"op": "dlq-replay", "target": "queue", "actor": "dan"})).await;
+    let done = ok(
+        &base,
+        json!({"op": "dlq-replay", "target": "queue", "actor": "dan"}),
+    )
+    .await;
     assert_eq!(done, "replayed 3 dead letter(s): order-events 3");
     let done = ok(
         &base,
@@ -297,7 +335,10 @@ async fn dead_letter_ops_call_the_queue() {
     ] {
         let (status, answer) = op(&base, body.clone()).await;
         assert_eq!(status, 400, "{body} -> {answer}");
-        assert!(answer["error"].as_str().unwrap().contains(needle), "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
     }
     lab.stop().await;
 }
@@ -307,11 +348,12 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let lab = start(dir.path(), "").await;
     let base = lab.url.clone();
-    let body = |op: &str, target: &str, set: Value| {
-        json!({"op": op, "target": target, "actor": "eve", "set": set})
-    };
+    let body = |op: &str, target: &str, set: Value| json!({"op": op, "target": target, "actor": "eve", "set": set});
     for (request, needle) in [
-        (body("config-set", "payment", json!({})), "needs at least one key=value"),
+        (
+            body("config-set", "payment", json!({})),
+            "needs at least one key=value",
+        ),
         (
             body("config-set", "payment", json!({"retries.cuont": 1})),
             "unknown config key `retries.cuont`",
@@ -328,7 +370,10 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
             body("config-set", "payment-2", json!({"retries.count": 1})),
             "target the service (payment), not payment-2",
         ),
-        (body("config-set", "warehouse", json!({"retries.count": 1})), "unknown service"),
+        (
+            body("config-set", "warehouse", json!({"retries.count": 1})),
+            "unknown service",
+        ),
         (
             body("flag-set", "catalog", json!({"recommendations": 1.5})),
             "`flags.recommendations` is the share of users",
@@ -337,7 +382,10 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
             body("rate-limit", "gateway", json!({"api/products": 10})),
             "starts with '/'",
         ),
-        (body("restart", "catalog", json!({"x": 1})), "restart takes no key=value"),
+        (
+            body("restart", "catalog", json!({"x": 1})),
+            "restart takes no key=value",
+        ),
         (
             json!({"op": "drain", "target": "payment-2", "actor": "eve", "topic": "x"}),
             "drain takes no topic",
@@ -346,12 +394,18 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
             json!({"op": "rollback", "target": "gateway->catalog", "actor": "eve"}),
             "rollback acts on a service or instance",
         ),
-        (json!({"op": "explode", "target": "x", "actor": "eve"}), "unknown variant"),
+        (
+            json!({"op": "explode", "target": "x", "actor": "eve"}),
+            "unknown variant",
+        ),
     ] {
         let (status, answer) = op(&base, request.clone()).await;
         assert_eq!(status, 400, "{request} -> {answer}");
         assert!(
-            answer["error"].as_str().unwrap_or_default().contains(needle),
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(needle),
             "{request} -> {answer}"
         );
     }
@@ -365,13 +419,24 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
         .await
         .unwrap();
     assert_eq!(log["ops"], json!([]));
-    assert_eq!(poll(&base, "payment", "payment-1").await["config"]["version"], 0);
+    assert_eq!(
+        poll(&base, "payment", "payment-1").await["config"]["version"],
+        0
+    );
 
     // Without a lab layout, drains are not checked against it and the
     // dead-letter ops cannot act.
-    let done = ok(&base, json!({"op": "drain", "target": "payment-7", "actor": "eve"})).await;
+    let done = ok(
+        &base,
+        json!({"op": "drain", "target": "payment-7", "actor": "eve"}),
+    )
+    .await;
     assert!(done.starts_with("drained payment-7"), "{done}");
-    let done = ok(&base, json!({"op": "dlq-replay", "target": "queue", "actor": "eve"})).await;
+    let done = ok(
+        &base,
+        json!({"op": "dlq-replay", "target": "queue", "actor": "eve"}),
+    )
+    .await;
     assert!(done.starts_with("recorded;"), "{done}");
     lab.stop().await;
 }
