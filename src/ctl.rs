@@ -53,7 +53,7 @@ pub struct InjectArgs {
     /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
     /// dns-failure, cert-expiry, clock-skew, cpu-burn, memory-leak,
     /// runtime-stall, pool-leak, slow-query, lock-contention,
-    /// consumer-stall, crash.
+    /// consumer-stall, crash, config-push.
     pub kind: String,
     /// `catalog`, `payment-2`, `gateway->catalog` or `catalog->db`, each
     /// optionally narrowed to one running version: `catalog@2.4.0`,
@@ -99,6 +99,10 @@ pub struct InjectArgs {
     pub hold: Option<String>,
     #[arg(long)]
     pub delay: Option<String>,
+    /// A config-push value, `KEY=VALUE` (repeatable), e.g.
+    /// `--set timeouts.payment=1ms --set retries.count=0`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,17 +152,50 @@ pub enum DeployCommand {
     List,
 }
 
+/// `firedrill ops <op> <target> [settings]`, e.g.
+/// `ops drain payment-2`, `ops config-set payment retries.budget=0.1`,
+/// `ops flag-set catalog recommendations=0`,
+/// `ops rate-limit gateway /api/products 50`, `ops dlq-replay queue
+/// order-events`, `ops rollback checkout`; `ops list` shows the log.
 #[derive(Args, Debug)]
 pub struct OpsArgs {
     /// rollback, restart, scale, drain, undrain, config-set, flag-set,
-    /// rate-limit, dlq-replay, dlq-purge, no-action.
+    /// rate-limit, dlq-replay, dlq-purge, no-action; or `list` for the ops
+    /// log.
     pub op: String,
-    /// What it acts on: `catalog`, `payment-2`, ...
+    /// What it acts on: `catalog`, `payment-2`, `queue`, ...
     pub target: Option<String>,
+    /// Settings as `KEY=VALUE` (or `KEY VALUE`): config keys for config-set
+    /// (`retries.budget=0.1`, `timeouts.payment=500ms`), flag names for
+    /// flag-set (`recommendations=0`), route templates for rate-limit
+    /// (`/api/products=50`); for dlq-replay and dlq-purge, the topic.
+    pub settings: Vec<String>,
+    /// A setting, `KEY=VALUE` (repeatable; the same as a positional one).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The topic of dlq-replay / dlq-purge (default: every topic with dead
+    /// letters).
+    #[arg(long)]
+    pub topic: Option<String>,
     /// Who performs it (recorded with the op).
     #[arg(long, env = "USER", default_value = "learner")]
     pub actor: String,
 }
+
+/// The ops `firedrill ops` knows, as the controller spells them.
+const OPS: &[&str] = &[
+    "rollback",
+    "restart",
+    "scale",
+    "drain",
+    "undrain",
+    "config-set",
+    "flag-set",
+    "rate-limit",
+    "dlq-replay",
+    "dlq-purge",
+    "no-action",
+];
 
 impl Connection {
     fn endpoints(&self) -> Option<Value> {
@@ -364,6 +401,36 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
     if let Some(v) = args.threads {
         body.insert("threads".into(), json!(v));
     }
+    // Config keys are dotted (`timeouts.payment`); the fault takes them as
+    // tables (`"timeouts": {"payment": "1ms"}`).
+    for setting in &args.set {
+        let parsed = setting
+            .split_once('=')
+            .and_then(|(key, value)| Some((key.trim().split_once('.')?, value.trim())));
+        let Some(((section, name), value)) = parsed else {
+            bail!(
+                "--set {setting:?} is not KEY=VALUE with a dotted key, e.g. timeouts.payment=1ms"
+            );
+        };
+        let value = match value {
+            "true" => json!(true),
+            "false" => json!(false),
+            _ => value
+                .parse::<u64>()
+                .map(|n| json!(n))
+                .or_else(|_| value.parse::<f64>().map(|n| json!(n)))
+                .unwrap_or_else(|_| json!(value)),
+        };
+        let table = body
+            .entry(section.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match table.as_object_mut() {
+            Some(table) => {
+                table.insert(name.to_string(), value);
+            }
+            None => bail!("--set {setting:?}: {section} is already a flag of its own"),
+        }
+    }
     Ok(Value::Object(body))
 }
 
@@ -490,14 +557,217 @@ pub async fn deploy(conn: Connection, command: DeployCommand) -> anyhow::Result<
 
 pub async fn ops(conn: Connection, args: OpsArgs) -> anyhow::Result<()> {
     let api = Api::new(&conn, false)?;
-    let body = json!({
-        "op": args.op,
-        "target": args.target.unwrap_or_default(),
-        "actor": args.actor,
-    });
+    if args.op == "list" {
+        if args.target.is_some() || !args.settings.is_empty() {
+            bail!("`firedrill ops list` takes no target");
+        }
+        let log = api.call(reqwest::Method::GET, "/v1/ops", None).await?;
+        print_ops(&log);
+        return Ok(());
+    }
+    let body = op_body(&args)?;
     let record = api
         .call(reqwest::Method::POST, "/v1/ops", Some(body))
         .await?;
     println!("{}", record["result"].as_str().unwrap_or("done"));
     Ok(())
+}
+
+/// The `POST /v1/ops` body for `args`; mistakes the controller would refuse
+/// anyway are caught here with a hint at the spelling.
+fn op_body(args: &OpsArgs) -> anyhow::Result<Value> {
+    let op = args.op.as_str();
+    if !OPS.contains(&op) {
+        bail!("unknown op {op:?}; ops are: list, {}", OPS.join(", "));
+    }
+    let target = args.target.clone().unwrap_or_default();
+    if target.is_empty() && op != "no-action" {
+        bail!("`firedrill ops {op}` needs a target, e.g. `firedrill ops {op} payment-2`");
+    }
+    let mut topic = args.topic.clone();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut rest = args.settings.iter();
+    while let Some(arg) = rest.next() {
+        if matches!(op, "dlq-replay" | "dlq-purge") {
+            if let Some(first) = &topic {
+                bail!("{op} takes one topic; got {first:?} and {arg:?}");
+            }
+            topic = Some(arg.clone());
+            continue;
+        }
+        match arg.split_once('=') {
+            Some((key, value)) => pairs.push((key.into(), value.into())),
+            None => match rest.next() {
+                Some(value) => pairs.push((arg.clone(), value.clone())),
+                None => bail!("{arg:?} needs a value: write {arg}=VALUE"),
+            },
+        }
+    }
+    for setting in &args.set {
+        let Some((key, value)) = setting.split_once('=') else {
+            bail!("--set {setting:?} is not KEY=VALUE");
+        };
+        pairs.push((key.into(), value.into()));
+    }
+    let mut set = Map::new();
+    for (key, value) in pairs {
+        let key = key.trim();
+        if key.is_empty() {
+            bail!("a setting has no key: write KEY=VALUE");
+        }
+        set.insert(key.to_string(), json!(value.trim()));
+    }
+    let mut body = json!({ "op": op, "target": target, "actor": args.actor });
+    if !set.is_empty() {
+        body["set"] = Value::Object(set);
+    }
+    if let Some(topic) = topic {
+        body["topic"] = json!(topic);
+    }
+    Ok(body)
+}
+
+/// The ops log, oldest first: when, who, what, on what, and what happened.
+fn print_ops(log: &Value) {
+    let ops = log["ops"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<20} {:<12} {:<11} {:<18} result",
+        "time", "actor", "op", "target"
+    );
+    for op in &ops {
+        let at = op["atMs"]
+            .as_u64()
+            .map(|ms| {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                humantime::format_rfc3339_seconds(when).to_string()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:<12} {:<11} {:<18} {}",
+            at,
+            op["actor"].as_str().unwrap_or(""),
+            op["op"].as_str().unwrap_or(""),
+            op["target"].as_str().unwrap_or(""),
+            op["result"].as_str().unwrap_or("")
+        );
+    }
+    println!("{} op(s)", ops.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(op: &str, target: Option<&str>, settings: &[&str], set: &[&str]) -> OpsArgs {
+        OpsArgs {
+            op: op.into(),
+            target: target.map(String::from),
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+            topic: None,
+            actor: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn op_bodies_carry_settings_and_topics() {
+        let body = op_body(&args(
+            "config-set",
+            Some("payment"),
+            &["retries.budget=0.1"],
+            &["timeouts.payment=500ms"],
+        ))
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"op": "config-set", "target": "payment", "actor": "alice",
+                   "set": {"retries.budget": "0.1", "timeouts.payment": "500ms"}})
+        );
+        let body = op_body(&args(
+            "rate-limit",
+            Some("gateway"),
+            &["/api/products", "50"],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(body["set"], json!({"/api/products": "50"}));
+        let body = op_body(&args("dlq-replay", Some("queue"), &["order-events"], &[])).unwrap();
+        assert_eq!(body["topic"], "order-events");
+        assert!(body.get("set").is_none());
+        let body = op_body(&args("drain", Some("payment-2"), &[], &[])).unwrap();
+        assert_eq!(
+            body,
+            json!({"op": "drain", "target": "payment-2", "actor": "alice"})
+        );
+    }
+
+    #[test]
+    fn a_config_push_is_injected_with_dotted_keys() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            inject: InjectArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "inject",
+            "config-push",
+            "--target",
+            "checkout",
+            "--set",
+            "timeouts.payment=1ms",
+            "--set",
+            "retries.count=0",
+            "--set",
+            "retries.jitter=false",
+            "--set",
+            "flags.recommendations=0.5",
+        ])
+        .unwrap();
+        let body = inject_body(&cli.inject).unwrap();
+        assert_eq!(body["timeouts"], json!({"payment": "1ms"}));
+        assert_eq!(body["retries"], json!({"count": 0, "jitter": false}));
+        assert_eq!(body["flags"], json!({"recommendations": 0.5}));
+        let cli = Cli::try_parse_from([
+            "inject",
+            "config-push",
+            "--target",
+            "checkout",
+            "--set",
+            "retries=1",
+        ])
+        .unwrap();
+        assert!(
+            inject_body(&cli.inject)
+                .unwrap_err()
+                .to_string()
+                .contains("dotted key")
+        );
+    }
+
+    #[test]
+    fn op_mistakes_are_named() {
+        for (a, needle) in [
+            (
+                args("drian", Some("payment-2"), &[], &[]),
+                "unknown op \"drian\"",
+            ),
+            (args("drain", None, &[], &[]), "needs a target"),
+            (
+                args("flag-set", Some("catalog"), &["recommendations"], &[]),
+                "needs a value",
+            ),
+            (
+                args("config-set", Some("payment"), &[], &["retries"]),
+                "not KEY=VALUE",
+            ),
+            (
+                args("dlq-purge", Some("queue"), &["a", "b"], &[]),
+                "one topic",
+            ),
+        ] {
+            let err = op_body(&a).unwrap_err().to_string();
+            assert!(err.contains(needle), "{a:?}: {err}");
+        }
+    }
 }

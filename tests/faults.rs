@@ -535,3 +535,216 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
     )
     .await;
 }
+
+/// Requests `instance` has answered on `route`, from its own `/metrics`.
+async fn served(lab: &Lab, instance: &str, route: &str) -> f64 {
+    let component = lab
+        .endpoints
+        .components
+        .iter()
+        .find(|c| c.id == instance)
+        .unwrap_or_else(|| panic!("no component {instance}"));
+    let route = format!("http_route=\"{route}\"");
+    lab.get_text(&component.metrics)
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("http_server_request_duration_seconds_count{") && l.contains(&route)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Puts one item in the cart and checks out; returns the checkout's status.
+async fn checkout(lab: &Lab, token: &str, product: u32) -> u16 {
+    let added = lab
+        .http
+        .post(lab.url("/api/cart/items"))
+        .bearer_auth(token)
+        .json(&json!({"product_id": 1 + product % 200, "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200, "{}", added.text().await.unwrap());
+    let r = lab
+        .http
+        .post(lab.url("/api/checkout"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_instance_stops_getting_traffic_and_undrain_brings_it_back() {
+    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let token = lab.login(21).await;
+    let mut n = 0;
+    lab.eventually(
+        "both payment instances to take payments",
+        Duration::from_secs(30),
+        || {
+            n += 1;
+            let (lab, token) = (&lab, &token);
+            async move {
+                assert_eq!(checkout(lab, token, n).await, 201);
+                (served(lab, "payment-1", "/payments").await > 0.0
+                    && served(lab, "payment-2", "/payments").await > 0.0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    let done = ok(&lab.cli(&["ops", "drain", "payment-2", "--actor", "test"]));
+    assert!(done.contains("drained payment-2"), "{done}");
+    // Once checkout has heard (its next poll), payment-2 gets nothing.
+    let mut n = 100;
+    lab.eventually(
+        "payment-2 to leave the rotation",
+        Duration::from_secs(10),
+        || {
+            n += 5;
+            let (lab, token) = (&lab, &token);
+            async move {
+                let before = served(lab, "payment-2", "/payments").await;
+                for i in 0..5 {
+                    assert_eq!(checkout(lab, token, n + i).await, 201);
+                }
+                (served(lab, "payment-2", "/payments").await == before).then_some(())
+            }
+        },
+    )
+    .await;
+    let (one, two) = (
+        served(&lab, "payment-1", "/payments").await,
+        served(&lab, "payment-2", "/payments").await,
+    );
+    for i in 0..10 {
+        assert_eq!(checkout(&lab, &token, 200 + i).await, 201);
+    }
+    assert_eq!(served(&lab, "payment-2", "/payments").await, two);
+    assert!(served(&lab, "payment-1", "/payments").await >= one + 10.0);
+    // Out of rotation is not down: payment-2 stays up and healthy.
+    let health = lab
+        .endpoints
+        .components
+        .iter()
+        .find(|c| c.id == "payment-2")
+        .unwrap()
+        .health
+        .clone();
+    assert_eq!(lab.http.get(&health).send().await.unwrap().status(), 200);
+
+    let done = ok(&lab.cli(&["ops", "undrain", "payment-2", "--actor", "test"]));
+    assert!(done.contains("back in rotation"), "{done}");
+    let mut n = 300;
+    lab.eventually(
+        "payment-2 to take payments again",
+        Duration::from_secs(10),
+        || {
+            n += 1;
+            let (lab, token) = (&lab, &token);
+            async move {
+                assert_eq!(checkout(lab, token, n).await, 201);
+                (served(lab, "payment-2", "/payments").await > two).then_some(())
+            }
+        },
+    )
+    .await;
+    let log = ok(&lab.cli(&["ops", "list"]));
+    assert!(
+        log.contains("drain") && log.contains("undrain") && log.contains("payment-2"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_push_times_out_a_link_until_it_is_rolled_back() {
+    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let token = lab.login(22).await;
+    assert_eq!(checkout(&lab, &token, 1).await, 201);
+
+    ok(&lab.cli(&[
+        "fault",
+        "inject",
+        "config-push",
+        "--target",
+        "checkout",
+        "--set",
+        "timeouts.payment=1ms",
+        "--duration",
+        "10m",
+    ]));
+    let mut n = 10;
+    let status = lab
+        .eventually(
+            "checkouts to fail on the payment timeout",
+            Duration::from_secs(10),
+            || {
+                n += 1;
+                let (lab, token) = (&lab, &token);
+                async move {
+                    let status = checkout(lab, token, n).await;
+                    (status >= 500).then_some(status)
+                }
+            },
+        )
+        .await;
+    assert!(status >= 500, "{status}");
+    // The effect is visible where a learner looks: a versioned reload in
+    // checkout's log and metrics, and timeouts on its payment calls.
+    assert!(
+        lab.component_log("checkout-1")
+            .contains("config reloaded v1"),
+        "{}",
+        lab.component_log("checkout-1")
+    );
+    let checkout_metrics = lab
+        .endpoints
+        .components
+        .iter()
+        .find(|c| c.id == "checkout-1")
+        .unwrap()
+        .metrics
+        .clone();
+    let text = lab.get_text(&checkout_metrics).await;
+    assert!(
+        text.contains("firedrill_config_info{service_name=\"checkout\",config_version=\"1\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("server_address=\"payment\",error_type=\"timeout\""),
+        "{text}"
+    );
+
+    let done = ok(&lab.cli(&["ops", "rollback", "checkout", "--actor", "test"]));
+    assert!(
+        done.contains(
+            "rolled back the config change timeouts.payment=1ms; checkout config is now v2"
+        ),
+        "{done}"
+    );
+    let mut n = 100;
+    lab.eventually(
+        "checkouts to succeed after the rollback",
+        Duration::from_secs(10),
+        || {
+            n += 1;
+            let (lab, token) = (&lab, &token);
+            async move { (checkout(lab, token, n).await == 201).then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        lab.component_log("checkout-1")
+            .contains("config reloaded v2")
+    );
+    let listed = ok(&lab.cli(&["fault", "list"]));
+    assert!(
+        !listed.contains("config-push"),
+        "the rollback ended the push: {listed}"
+    );
+}

@@ -3,7 +3,8 @@
 //! Three audiences, three rules:
 //! - instructors (faults, scenarios) present the instructor token;
 //! - fault agents (`/v1/agent/*`) present the agent token and see only
-//!   their own process's faults;
+//!   their own process's faults, their service's live config and the
+//!   drained instances;
 //! - learners reach `/health`, `/openapi.json` and the ops, which change the
 //!   live system and are recorded with time and actor — nothing a learner
 //!   can reach tells what is injected.
@@ -128,7 +129,12 @@ async fn agent_faults(
     )?;
     ctl.agent_polls.inc(&[]);
     let now = now_ms();
-    let state = ctl.state.lock();
+    let mut state = ctl.state.lock();
+    // A config push that started or ended since the last poll becomes the
+    // service's next version now, and is persisted before anyone sees it.
+    if state.refresh_config(&ctl.scenarios, &q.service, now) {
+        state.save(&ctl.state_file).map_err(AppError::internal)?;
+    }
     Ok(axum::Json(Assignment {
         lease_ms: ctl.config.lease.as_millis() as u64,
         faults: state.assignment(
@@ -138,6 +144,8 @@ async fn agent_faults(
             q.version.as_deref().filter(|v| !v.is_empty()),
             now,
         ),
+        config: state.config_version(&q.service),
+        drained: state.drained.clone(),
     }))
 }
 
@@ -285,6 +293,7 @@ async fn start_scenario(
             started_ms: now_ms(),
             mitigated_ms: None,
             speed: options.speed,
+            ended_steps: Default::default(),
         };
         state.scenario = Some(running.clone());
         Ok(running)
@@ -357,6 +366,14 @@ struct OpRequest {
     target: String,
     /// Who performs it (a learner's name); recorded with the op.
     actor: String,
+    /// `key → value` for config-set (config keys), flag-set (flag names)
+    /// and rate-limit (route templates); values are JSON or text.
+    #[serde(default)]
+    set: std::collections::BTreeMap<String, Value>,
+    /// The topic of dlq-replay / dlq-purge (default: every topic with dead
+    /// letters).
+    #[serde(default)]
+    topic: Option<String>,
 }
 
 async fn perform_op(
@@ -373,7 +390,11 @@ async fn perform_op(
         Target::parse(&request.target)
             .map_err(|e| AppError::bad_request(format!("target: {e}")))?;
     }
-    let result = crate::ops::perform(&ctl, request.op, &request.target, actor).await?;
+    let args = crate::ops::OpArgs {
+        set: request.set,
+        topic: request.topic,
+    };
+    let result = crate::ops::perform(&ctl, request.op, &request.target, actor, &args).await?;
     let record = OpRecord {
         at_ms: now_ms(),
         actor: actor.to_string(),

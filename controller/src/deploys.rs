@@ -721,6 +721,7 @@ mod tests {
             started_ms: 1_000,
             mitigated_ms: None,
             speed: 1.0,
+            ended_steps: Default::default(),
         };
         let mut state = State {
             scenario: Some(running_scenario.clone()),

@@ -5,8 +5,9 @@
 //!
 //! - `api`: the HTTP API (`/openapi.json` describes it) and its three
 //!   audiences: instructor, fault agent, learner.
-//! - `state`: faults, the running scenario and the ops log, persisted after
-//!   every change so a restart keeps them.
+//! - `state`: faults, the running scenario, the ops log, each service's
+//!   versioned live config and the drained instances, persisted after every
+//!   change so a restart keeps them.
 //! - `scenario`: scenario files (`scenarios/*.toml`) and their validation.
 //! - `ops`: what each mitigation verb does to the live lab.
 //! - `deploys`: the deploy history, the version files `firedrill up`'s
@@ -21,6 +22,9 @@
 //! - Scenario timelines are computed from the scenario's start time on every
 //!   poll, never from timers, so a restart resumes them exactly.
 //! - Only the instructor token reveals or changes faults and scenarios.
+//! - Config versions only grow, per service, and survive a restart: a
+//!   change (an op, a config push starting or ending) becomes the next
+//!   version when it is made or when an agent next asks.
 
 mod api;
 pub mod deploys;
@@ -86,6 +90,13 @@ pub struct ControllerArgs {
     /// without it those ops are recorded but cannot act.
     #[arg(long, env = "FIREDRILL_RUN_DIR")]
     pub run_dir: Option<PathBuf>,
+
+    /// The lab's processes as the services get them (`name=url[,url...]`
+    /// separated by `;`): which instances a drain may name, and where the
+    /// queue is for the dead-letter ops. Empty: drains are not checked and
+    /// dead-letter ops are recorded but cannot act.
+    #[arg(long, env = "FIREDRILL_PEERS", default_value = "")]
+    pub peers: String,
 }
 
 /// The controller's shared state.
@@ -99,6 +110,10 @@ pub struct Controller {
     ops: Counter,
     agent_polls: Counter,
     state_file: PathBuf,
+    /// Service name → instance URLs, from `--peers`.
+    pub peers: std::collections::BTreeMap<String, Vec<String>>,
+    /// For ops that call a service (the queue's dead letters).
+    http: reqwest::Client,
 }
 
 impl Controller {
@@ -109,6 +124,12 @@ impl Controller {
                 "--instructor-token and --agent-token must each be at least 8 characters"
             );
         }
+        let peers = firedrill_runtime::config::parse_peers(&config.peers)
+            .context("invalid --peers / FIREDRILL_PEERS")?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?;
         let scenarios = scenario::load_dir(&config.scenarios).map_err(|problems| {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!("invalid scenarios:\n{}", list.join("\n"))
@@ -141,6 +162,8 @@ impl Controller {
             ),
             meters,
             state_file,
+            peers,
+            http,
         })
     }
 

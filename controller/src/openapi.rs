@@ -40,7 +40,7 @@ pub const DOCUMENT: &str = r##"{
       "FaultSpec": {
         "type": "object", "required": ["kind", "target"],
         "properties": {
-          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash"] },
+          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push"] },
           "target": { "$ref": "#/components/schemas/Target" },
           "toxicity": { "type": "number", "minimum": 0, "maximum": 1, "default": 1 },
           "latency": { "$ref": "#/components/schemas/Duration" },
@@ -55,7 +55,55 @@ pub const DOCUMENT: &str = r##"{
           "every": { "$ref": "#/components/schemas/Duration" },
           "block": { "$ref": "#/components/schemas/Duration" },
           "hold": { "$ref": "#/components/schemas/Duration" },
-          "delay": { "$ref": "#/components/schemas/Duration" }
+          "delay": { "$ref": "#/components/schemas/Duration" },
+          "timeouts": { "$ref": "#/components/schemas/ConfigValues/properties/timeouts" },
+          "retries": { "$ref": "#/components/schemas/ConfigValues/properties/retries" },
+          "db": { "$ref": "#/components/schemas/ConfigValues/properties/db" },
+          "rateLimits": { "$ref": "#/components/schemas/ConfigValues/properties/rateLimits" },
+          "flags": { "$ref": "#/components/schemas/ConfigValues/properties/flags" }
+        }
+      },
+      "ConfigValues": {
+        "description": "Live config values that differ from a service's flags. A config-push fault carries them as its parameters (only on a service, never an instance; no toxicity); agents receive them in their assignment.",
+        "type": "object", "additionalProperties": false,
+        "properties": {
+          "timeouts": { "type": "object", "description": "Per-attempt timeout of calls to a peer service, by peer: 1ms..60s.", "additionalProperties": { "$ref": "#/components/schemas/Duration" } },
+          "retries": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+              "count": { "type": "integer", "minimum": 0, "maximum": 10, "description": "Retries after a failed idempotent call." },
+              "budget": { "type": "number", "minimum": 0, "maximum": 1, "description": "Retries allowed per call made (none: no budget)." },
+              "jitter": { "type": "boolean", "description": "Randomised backoff." }
+            }
+          },
+          "db": {
+            "type": "object", "additionalProperties": false,
+            "properties": { "poolSize": { "type": "integer", "minimum": 1, "maximum": 64 } }
+          },
+          "rateLimits": { "type": "object", "description": "Requests per second by route template (e.g. /products/{id}); over it the server answers 429. 0 lifts the limit.", "additionalProperties": { "type": "number", "minimum": 0, "maximum": 100000 } },
+          "flags": { "type": "object", "description": "Share of users (0..1) a feature flag is on for, by flag name ([a-z0-9-_]{1,64}).", "additionalProperties": { "type": "number", "minimum": 0, "maximum": 1 } }
+        }
+      },
+      "ConfigVersion": {
+        "type": "object", "required": ["version", "values"],
+        "properties": {
+          "version": { "type": "integer", "minimum": 0, "description": "Grows by one with every change of the service's config; 0 means the processes' flags." },
+          "values": { "$ref": "#/components/schemas/ConfigValues" }
+        }
+      },
+      "Assignment": {
+        "type": "object", "required": ["leaseMs", "faults"],
+        "properties": {
+          "leaseMs": { "type": "integer", "description": "How long the agent may keep applying this answer without hearing from the controller." },
+          "faults": {
+            "type": "array", "description": "Faults for this process (config pushes arrive as config instead).",
+            "items": {
+              "type": "object", "required": ["id", "spec", "remainingMs"],
+              "properties": { "id": { "type": "string" }, "spec": { "$ref": "#/components/schemas/FaultSpec" }, "remainingMs": { "type": "integer" } }
+            }
+          },
+          "config": { "$ref": "#/components/schemas/ConfigVersion" },
+          "drained": { "type": "array", "items": { "type": "string" }, "description": "Instances (payment-2) every caller leaves out of rotation." }
         }
       },
       "Inject": {
@@ -76,8 +124,14 @@ pub const DOCUMENT: &str = r##"{
         "type": "object", "required": ["op", "actor"], "additionalProperties": false,
         "properties": {
           "op": { "type": "string", "enum": ["rollback","restart","scale","drain","undrain","config-set","flag-set","rate-limit","dlq-replay","dlq-purge","no-action"] },
-          "target": { "type": "string", "pattern": "^(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector)(-[1-9][0-9]{0,8})?(@[A-Za-z0-9._+-]{1,64})?(->(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector|db|queue-consumer))?$", "description": "catalog, payment-2, gateway->catalog, catalog@2.4.0 (not needed for no-action)" },
-          "actor": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S" }
+          "target": { "type": "string", "pattern": "^(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector)(-[1-9][0-9]{0,8})?(@[A-Za-z0-9._+-]{1,64})?(->(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector|db|queue-consumer))?$", "description": "catalog, payment-2, gateway->catalog, catalog@2.4.0 (not needed for no-action). config-set, flag-set and rate-limit take a service; drain and undrain an instance; dlq-replay and dlq-purge the queue." },
+          "actor": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S" },
+          "set": {
+            "type": "object",
+            "description": "Only for config-set (config keys: timeouts.<peer>, retries.count, retries.budget, retries.jitter, db.poolSize, rateLimits.<route>, flags.<name>), flag-set (flag name -> share of users 0..1) and rate-limit (route template -> requests per second, 0 lifts it). Values are JSON or text (\"0.1\", \"500ms\", \"false\").",
+            "additionalProperties": { "oneOf": [ { "type": "number" }, { "type": "string" }, { "type": "boolean" } ] }
+          },
+          "topic": { "type": "string", "pattern": "^[a-z0-9-]{1,64}$", "description": "Only for dlq-replay and dlq-purge; without it, every topic with dead letters." }
         }
       },
       "Health": {
@@ -143,7 +197,7 @@ pub const DOCUMENT: &str = r##"{
           "actor": { "type": "string" },
           "op": { "type": "string" },
           "target": { "type": "string" },
-          "result": { "type": "string", "description": "what the op did, in words" }
+          "result": { "type": "string", "description": "What the op did, e.g. \"checkout config v4: timeouts.payment=500ms\"." }
         }
       },
       "DeployRecord": {
@@ -266,7 +320,7 @@ pub const DOCUMENT: &str = r##"{
       "post": {
         "summary": "Perform a mitigation op (recorded with time and actor)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Op" } } } },
-        "responses": { "201": { "description": "Performed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpRecord" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
+        "responses": { "201": { "description": "Performed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpRecord" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" }, "502": { "description": "The service the op calls (the queue) failed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
       },
       "get": {
         "summary": "The ops log",
@@ -278,6 +332,8 @@ pub const DOCUMENT: &str = r##"{
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     #[test]
     fn the_document_is_json_with_every_route() {
         let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
@@ -304,5 +360,35 @@ mod tests {
             assert!(paths.contains(&route), "{route} is not described");
         }
         assert_eq!(paths.len(), 12, "{paths:?}");
+    }
+
+    /// Every `$ref` points at something the document defines.
+    #[test]
+    fn the_document_parses_and_its_references_resolve() {
+        let doc: Value = serde_json::from_str(super::DOCUMENT).unwrap();
+        fn refs(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let pointer = r.strip_prefix('#').unwrap();
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+        let op = &doc["components"]["schemas"]["Op"]["properties"];
+        assert!(op["set"].is_object() && op["topic"].is_object());
+        let kinds = doc["components"]["schemas"]["FaultSpec"]["properties"]["kind"]["enum"]
+            .as_array()
+            .unwrap();
+        assert!(kinds.iter().any(|k| k == "config-push"));
     }
 }

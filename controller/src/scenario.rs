@@ -820,8 +820,24 @@ fn pinpoint(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
         if let Some(pos) = region.find(&format!("\"{needle}\"")) {
             return start + pos;
         }
+        // A key inside an inline table (`timeouts = { payment = 0 }`), by
+        // the last segment of a dotted name (`timeouts.payment`).
+        let leaf = needle.rsplit('.').next().unwrap_or(needle);
+        if let Some(pos) = inline_key(region, leaf) {
+            return start + pos;
+        }
     }
     start
+}
+
+/// Where `key` is written as a key of an inline table: after `{` or `,`,
+/// before `=`.
+fn inline_key(region: &str, key: &str) -> Option<usize> {
+    region.match_indices(key).map(|(i, _)| i).find(|&i| {
+        let before = region[..i].trim_end().chars().last();
+        let after = region[i + key.len()..].trim_start();
+        matches!(before, Some('{' | ',')) && after.starts_with('=')
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -1058,6 +1074,56 @@ ms = 250
             "service = \"warehouse\"\ncheck = \"latency-below\"",
         );
         assert!(problems(&broken)[0].contains("unknown service"));
+    }
+
+    #[test]
+    fn a_config_push_step_is_checked_line_by_line() {
+        let push = GOOD.replace(
+            "target = \"catalog\"\nkind = \"latency\"\nlatency = \"300ms\"",
+            "target = \"checkout\"\nkind = \"config-push\"\ntimeouts = { payment = \"1ms\" }\nretries = { count = 0, jitter = false }\nflags = { recommendations = 1.0 }",
+        );
+        let s = parse(Path::new("scenarios/slow-catalog.toml"), &push).unwrap();
+        let fault = s.steps[0].get_ref().fault().unwrap();
+        let FaultKind::ConfigPush(values) = &fault.kind else {
+            panic!("{fault:?}")
+        };
+        assert_eq!(
+            firedrill_runtime::live::describe(values),
+            "timeouts.payment=1ms, retries.count=0, retries.jitter=false, flags.recommendations=1"
+        );
+        // Each mistake is reported on the line that holds it.
+        let line_of =
+            |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        for (from, to, message) in [
+            (
+                "payment = \"1ms\"",
+                "warehouse = \"1ms\"",
+                "unknown peer service",
+            ),
+            ("payment = \"1ms\"", "payment = \"fast\"", "not a duration"),
+            ("payment = \"1ms\"", "payment = 0", "between 1ms and 60s"),
+            ("count = 0", "cuont = 0", "unknown field `cuont`"),
+            (
+                "recommendations = 1.0",
+                "recommendations = 3",
+                "share of users",
+            ),
+            (
+                "target = \"checkout\"",
+                "target = \"checkout-1\"",
+                "target the service",
+            ),
+            ("timeouts = {", "timeout = {", "unknown field `timeout`"),
+        ] {
+            let broken = push.replace(from, to);
+            let p = problems(&broken);
+            assert_eq!(p.len(), 1, "{to}: {p:?}");
+            let line = line_of(&broken, to);
+            assert!(
+                p[0].contains(&format!(":{line}:")) && p[0].contains(message),
+                "{to}: expected line {line}: {p:?}"
+            );
+        }
     }
 
     #[test]

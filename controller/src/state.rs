@@ -1,15 +1,23 @@
-//! The controller's desired state: faults, the running scenario, the ops log.
+//! The controller's desired state: faults, the running scenario, the ops log,
+//! each service's live config and the drained instances.
 //!
 //! Times are wall-clock milliseconds so the state survives a restart: a
 //! fault injected for ten minutes still ends ten minutes after injection,
 //! and a scenario's timeline resumes where its clock says it is. The file is
 //! replaced atomically (write, fsync, rename) after every change.
+//!
+//! A service's config is its ops changes (config-set, flag-set,
+//! rate-limit) with the config pushes in force laid over them, oldest
+//! first. Whenever that result differs from the last one handed out, it
+//! becomes the next version: versions only grow, per service, and are
+//! persisted here, so a restarted controller continues the count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use firedrill_runtime::faults::model::{AssignedFault, FaultSpec};
+use firedrill_runtime::faults::model::{AssignedFault, FaultKind, FaultSpec, SERVICES};
+use firedrill_runtime::live::{ConfigPatch, ConfigVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::deploys::DeployRecord;
@@ -39,6 +47,9 @@ pub struct RunningScenario {
     /// ten-minute cascade into a minute). 1 plays the file as written.
     #[serde(default = "normal_speed")]
     pub speed: f64,
+    /// Steps (by index) ended early: config pushes a rollback took back.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub ended_steps: BTreeSet<usize>,
 }
 
 fn normal_speed() -> f64 {
@@ -75,6 +86,35 @@ pub struct State {
     /// run follows from it (see `deploys`).
     #[serde(default)]
     pub deploys: Vec<DeployRecord>,
+    /// Live config by service (only services whose config ever changed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, ServiceConfig>,
+    /// Instances (`payment-2`) every caller leaves out of rotation.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub drained: BTreeSet<String>,
+}
+
+/// One service's live config.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceConfig {
+    /// The version last handed out; each change adds one.
+    pub version: u64,
+    /// That version's values (what differs from the processes' flags).
+    #[serde(default)]
+    pub values: ConfigPatch,
+    /// Changes made by ops, oldest first; a rollback takes the last away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ConfigChange>,
+}
+
+/// A config change made by an op.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigChange {
+    pub at_ms: i64,
+    pub op: Verb,
+    pub values: ConfigPatch,
 }
 
 /// A fault in force now, whatever put it there.
@@ -85,6 +125,8 @@ pub struct ActiveFault {
     /// `manual`, or `scenario:<id>`.
     pub origin: String,
     pub spec: FaultSpec,
+    /// When it started.
+    pub started_ms: i64,
     /// When it ends; `None` while it waits for a mitigation.
     pub ends_ms: Option<i64>,
 }
@@ -142,6 +184,7 @@ impl State {
                 id: f.id.clone(),
                 origin: "manual".into(),
                 spec: f.spec.clone(),
+                started_ms: f.created_ms,
                 ends_ms: Some(f.expires_ms),
             })
             .collect();
@@ -152,6 +195,9 @@ impl State {
             return active;
         };
         for (index, step) in scenario.steps.iter().enumerate() {
+            if running.ended_steps.contains(&index) {
+                continue;
+            }
             let step = step.get_ref();
             let (Ok(spec), Some(lasts)) = (step.fault(), step.lasts) else {
                 continue;
@@ -166,6 +212,7 @@ impl State {
                     id: format!("{}#{}", running.id, index + 1),
                     origin: format!("scenario:{}", running.id),
                     spec,
+                    started_ms: start,
                     ends_ms: end,
                 });
             }
@@ -174,7 +221,8 @@ impl State {
     }
 
     /// What the agent of `service`/`instance`, running `version` (as it
-    /// reports it), must apply, valid for `lease_ms`.
+    /// reports it), must apply, valid for `lease_ms`. Config pushes are left
+    /// out: they reach agents as the config version.
     pub fn assignment(
         &self,
         scenarios: &[Scenario],
@@ -186,6 +234,7 @@ impl State {
         self.active(scenarios, now)
             .into_iter()
             .filter(|f| f.spec.target.selects_running(service, instance, version))
+            .filter(|f| !matches!(f.spec.kind, FaultKind::ConfigPush(_)))
             .map(|f| AssignedFault {
                 id: f.id,
                 remaining_ms: f.ends_ms.map_or(u64::MAX, |end| (end - now).max(0) as u64),
@@ -193,13 +242,116 @@ impl State {
             })
             .collect()
     }
+
+    /// The config pushes in force for `service` at `now`, oldest first.
+    pub fn config_pushes(
+        &self,
+        scenarios: &[Scenario],
+        service: &str,
+        now: i64,
+    ) -> Vec<ActiveFault> {
+        let mut pushes: Vec<ActiveFault> = self
+            .active(scenarios, now)
+            .into_iter()
+            .filter(|f| {
+                f.spec.target.service == service && matches!(f.spec.kind, FaultKind::ConfigPush(_))
+            })
+            .collect();
+        pushes.sort_by(|a, b| (a.started_ms, &a.id).cmp(&(b.started_ms, &b.id)));
+        pushes
+    }
+
+    /// What `service` runs with at `now`: its ops changes, then the config
+    /// pushes in force over them.
+    pub fn config_values(&self, scenarios: &[Scenario], service: &str, now: i64) -> ConfigPatch {
+        let mut values = ConfigPatch::default();
+        if let Some(config) = self.config.get(service) {
+            for change in &config.changes {
+                values.merge(&change.values);
+            }
+        }
+        for push in self.config_pushes(scenarios, service, now) {
+            if let FaultKind::ConfigPush(pushed) = &push.spec.kind {
+                values.merge(pushed);
+            }
+        }
+        values
+    }
+
+    /// Makes what `service` runs with at `now` its next version if it
+    /// differs from the last one handed out; true when it did.
+    pub fn refresh_config(&mut self, scenarios: &[Scenario], service: &str, now: i64) -> bool {
+        if !SERVICES.contains(&service) {
+            return false;
+        }
+        let values = self.config_values(scenarios, service, now);
+        if values.is_empty() && !self.config.contains_key(service) {
+            return false;
+        }
+        let config = self.config.entry(service.to_string()).or_default();
+        if config.values == values {
+            return false;
+        }
+        config.version += 1;
+        config.values = values;
+        true
+    }
+
+    /// The version of `service`'s config last handed out.
+    pub fn config_version(&self, service: &str) -> ConfigVersion {
+        self.config
+            .get(service)
+            .map(|c| ConfigVersion {
+                version: c.version,
+                values: c.values.clone(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records an op's config change to `service` and makes it a version;
+    /// returns the version now in force.
+    pub fn change_config(
+        &mut self,
+        scenarios: &[Scenario],
+        service: &str,
+        change: ConfigChange,
+        now: i64,
+    ) -> u64 {
+        self.config
+            .entry(service.to_string())
+            .or_default()
+            .changes
+            .push(change);
+        self.refresh_config(scenarios, service, now);
+        self.config_version(service).version
+    }
+
+    /// Ends an active fault early: removes a manual one, or marks the
+    /// running scenario's step (`<scenario>#<n>`) ended. True if found.
+    pub fn end_fault(&mut self, id: &str) -> bool {
+        if self.faults.remove(id).is_some() {
+            return true;
+        }
+        let Some(running) = self.scenario.as_mut() else {
+            return false;
+        };
+        let step = id
+            .strip_prefix(running.id.as_str())
+            .and_then(|rest| rest.strip_prefix('#'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n >= 1);
+        match step {
+            Some(n) => running.ended_steps.insert(n - 1),
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    use firedrill_runtime::faults::model::{FaultKind, Millis, Target};
+    use firedrill_runtime::faults::model::{Millis, Target};
 
     use super::*;
 
@@ -234,6 +386,7 @@ mod tests {
             started_ms: 5,
             mitigated_ms: None,
             speed: 1.0,
+            ended_steps: BTreeSet::new(),
         });
         state.save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), state);
@@ -289,6 +442,145 @@ mod tests {
         assert!(state.faults.is_empty());
     }
 
+    fn config_push(service: &str, key: &str, value: &str) -> FaultSpec {
+        let mut values = ConfigPatch::default();
+        values.set(key, &serde_json::json!(value)).unwrap();
+        FaultSpec {
+            kind: FaultKind::ConfigPush(values),
+            target: Target::parse(service).unwrap(),
+            toxicity: 1.0,
+        }
+    }
+
+    fn change(at_ms: i64, key: &str, value: &str) -> ConfigChange {
+        let mut values = ConfigPatch::default();
+        values.set(key, &serde_json::json!(value)).unwrap();
+        ConfigChange {
+            at_ms,
+            op: Verb::ConfigSet,
+            values,
+        }
+    }
+
+    fn timeout(state: &State, service: &str) -> Option<u64> {
+        state
+            .config_version(service)
+            .values
+            .timeouts
+            .get("payment")
+            .map(|ms| ms.0)
+    }
+
+    #[test]
+    fn config_versions_grow_with_each_change_and_only_then() {
+        let mut state = State::default();
+        assert!(!state.refresh_config(&[], "checkout", 0));
+        assert_eq!(state.config_version("checkout").version, 0);
+        let v = state.change_config(&[], "checkout", change(10, "timeouts.payment", "50ms"), 10);
+        assert_eq!((v, timeout(&state, "checkout")), (1, Some(50)));
+        assert!(
+            !state.refresh_config(&[], "checkout", 20),
+            "no change, no version"
+        );
+
+        // A push lays its values over the ops' while it lasts...
+        state.faults.insert(
+            "f1".into(),
+            StoredFault {
+                id: "f1".into(),
+                spec: config_push("checkout", "timeouts.payment", "1ms"),
+                created_ms: 100,
+                expires_ms: 200,
+            },
+        );
+        assert!(!state.refresh_config(&[], "checkout", 99));
+        assert!(state.refresh_config(&[], "checkout", 150));
+        assert_eq!(
+            (
+                state.config_version("checkout").version,
+                timeout(&state, "checkout")
+            ),
+            (2, Some(1))
+        );
+        // ...and agents get it as config, never as a fault.
+        assert!(
+            state
+                .assignment(&[], "checkout", "checkout-1", None, 150)
+                .is_empty()
+        );
+        // When it ends, what was before comes back at a new version.
+        assert!(state.refresh_config(&[], "checkout", 200));
+        assert_eq!(
+            (
+                state.config_version("checkout").version,
+                timeout(&state, "checkout")
+            ),
+            (3, Some(50))
+        );
+        // Other services and unknown names are untouched.
+        assert_eq!(state.config_version("payment"), ConfigVersion::default());
+        assert!(!state.refresh_config(&[], "warehouse", 200));
+        assert!(!state.config.contains_key("warehouse"));
+    }
+
+    #[test]
+    fn config_versions_and_drains_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = State::default();
+        state.change_config(&[], "checkout", change(10, "retries.budget", "0.1"), 10);
+        state.change_config(&[], "checkout", change(20, "retries.count", "1"), 20);
+        state.drained.insert("payment-2".into());
+        state.save(&path).unwrap();
+        let mut again = State::load(&path).unwrap();
+        assert_eq!(again, state);
+        assert_eq!(again.config_version("checkout").version, 2);
+        let v = again.change_config(&[], "checkout", change(30, "retries.jitter", "false"), 30);
+        assert_eq!(v, 3, "the count continues where it was");
+        assert!(again.drained.contains("payment-2"));
+        // A state file from before live config still loads.
+        std::fs::write(
+            &path,
+            r#"{"nextId":0,"faults":{},"scenario":null,"ops":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(State::load(&path).unwrap(), State::default());
+    }
+
+    #[test]
+    fn a_scenario_step_can_be_ended_early() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/slow-catalog.toml"),
+        )
+        .unwrap()
+        .replace(
+            "target = \"catalog\"\nkind = \"latency\"\nlatency = \"300ms\"\njitter = \"30ms\"",
+            "target = \"catalog\"\nkind = \"config-push\"\nrateLimits = { \"/products\" = 1 }",
+        );
+        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &text).unwrap();
+        let scenarios = [scenario];
+        let mut state = State {
+            scenario: Some(RunningScenario {
+                id: "slow-catalog".into(),
+                started_ms: 1_000,
+                mitigated_ms: None,
+                speed: 1.0,
+                ended_steps: BTreeSet::new(),
+            }),
+            ..State::default()
+        };
+        let pushes = state.config_pushes(&scenarios, "catalog", 2_000);
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0].started_ms, 1_000);
+        assert!(state.refresh_config(&scenarios, "catalog", 2_000));
+        assert!(state.end_fault(&pushes[0].id));
+        assert!(state.config_pushes(&scenarios, "catalog", 2_000).is_empty());
+        assert!(state.refresh_config(&scenarios, "catalog", 2_000));
+        assert_eq!(state.config_version("catalog").version, 2);
+        assert!(state.config_version("catalog").values.is_empty());
+        assert!(!state.end_fault("slow-catalog#9x"));
+    }
+
     #[test]
     fn a_scenario_timeline_follows_its_clock_and_mitigation() {
         let text = std::fs::read_to_string(
@@ -302,6 +594,7 @@ mod tests {
                 started_ms: 1_000,
                 mitigated_ms: None,
                 speed: 1.0,
+                ended_steps: BTreeSet::new(),
             }),
             ..State::default()
         };

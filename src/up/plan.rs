@@ -345,6 +345,9 @@ impl Plan {
                     tokens.instructor.clone(),
                 ),
                 ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
+                // Which instances exist (drains) and where the queue is
+                // (dead-letter ops).
+                ("FIREDRILL_PEERS".into(), peers.clone()),
             ],
             health_url: format!("{}/health", url(controller_port)),
             metrics_url: format!("{}/metrics", url(controller_port)),

@@ -10,7 +10,14 @@
 //! 3. send with a per-attempt timeout;
 //! 4. record `http.client.request.duration` and feed the breaker;
 //! 5. retry idempotent calls on connect errors, timeouts and 502/503/504,
-//!    after an exponential backoff (jittered unless misconfigured).
+//!    after an exponential backoff (jittered unless misconfigured), within
+//!    the retry budget if there is one.
+//!
+//! Timeout, retry count, budget and jitter are read from the live config
+//! ([`Live`]) on every call, so a config push changes them at once; the
+//! drained instances come from there too. The n-th URL of a peer in
+//! `--peers` is instance `<peer>-<n>` (as `firedrill up` and the compose
+//! file list them), which is how a drained `payment-2` is found.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,11 +37,14 @@ use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::faults::Faults;
+use crate::live::Live;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
 use crate::resilience::backoff::Backoff;
 use crate::resilience::breaker::{Breaker, BreakerConfig, Permit, State};
+use crate::resilience::retry_budget::RetryBudget;
 
-/// How calls to peers behave; from the service flags.
+/// How calls to peers behave; from the service flags. Timeout, retries and
+/// jitter here are the starting point: calls read them from the live config.
 #[derive(Clone, Copy, Debug)]
 pub struct CallPolicy {
     pub timeout: Duration,
@@ -115,6 +125,7 @@ impl Response {
 struct ClientMetrics {
     duration: Histogram,
     retries: Counter,
+    retries_denied: Counter,
     breaker_state: Gauge,
     breaker_transitions: Counter,
 }
@@ -129,6 +140,10 @@ impl ClientMetrics {
                 LATENCY_BUCKETS,
             ),
             retries: meters.counter("http.client.retries", "Retried calls to peer services"),
+            retries_denied: meters.counter(
+                "http.client.retry_budget.exhausted",
+                "Retries not made because the peer's retry budget was spent",
+            ),
             breaker_state: meters.gauge(
                 "circuit_breaker.state",
                 "Circuit breaker state per peer instance: 0 closed, 1 half-open, 2 open",
@@ -146,6 +161,8 @@ impl ClientMetrics {
 #[derive(Debug)]
 struct Instance {
     url: String,
+    /// `<peer>-<n>`, as the controller names it in the drained set.
+    id: String,
     breaker: Breaker,
     in_flight: AtomicUsize,
     drained: AtomicBool,
@@ -164,6 +181,7 @@ impl Peers {
         meters: &Meters,
         seed: u64,
         faults: &Faults,
+        live: &Live,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -184,6 +202,7 @@ impl Peers {
                     metrics.clone(),
                     seed + i as u64,
                     faults.clone(),
+                    live.clone(),
                 );
                 (name.clone(), Arc::new(peer))
             })
@@ -210,9 +229,14 @@ pub struct Peer {
     metrics: ClientMetrics,
     rng: Mutex<SmallRng>,
     faults: Faults,
+    live: Live,
+    retry_budget: RetryBudget,
 }
 
 impl Peer {
+    // One argument per part of a peer; a struct to carry them would only
+    // repeat the fields.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         name: &str,
         urls: &[String],
@@ -221,11 +245,14 @@ impl Peer {
         metrics: ClientMetrics,
         seed: u64,
         faults: Faults,
+        live: Live,
     ) -> Self {
         let instances = urls
             .iter()
-            .map(|url| Instance {
+            .enumerate()
+            .map(|(i, url)| Instance {
                 url: url.clone(),
+                id: format!("{name}-{}", i + 1),
                 breaker: Breaker::new(policy.breaker),
                 in_flight: AtomicUsize::new(0),
                 drained: AtomicBool::new(false),
@@ -239,6 +266,8 @@ impl Peer {
             metrics,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             faults,
+            live,
+            retry_budget: RetryBudget::default(),
         }
     }
 
@@ -290,8 +319,13 @@ impl Peer {
     /// the instance that just failed in `avoid`, so it goes elsewhere when
     /// there is anywhere else to go (like a proxy's previous-hosts rule).
     fn choose(&self, avoid: Option<usize>) -> Result<usize, CallError> {
+        let drained = self.live.drained();
         let mut candidates: Vec<usize> = (0..self.instances.len())
-            .filter(|&i| !self.instances[i].drained.load(Ordering::Relaxed))
+            .filter(|&i| {
+                let instance = &self.instances[i];
+                !instance.drained.load(Ordering::Relaxed)
+                    && !drained.as_ref().is_some_and(|d| d.contains(&instance.id))
+            })
             .collect();
         if candidates.is_empty() {
             return Err(CallError::NoInstance {
@@ -431,9 +465,17 @@ impl<'a> Call<'a> {
         self.send().await?.json(&peer)
     }
 
-    /// Sends, retrying per policy; any non-2xx answer is a [`CallError`].
+    /// Sends, retrying per the live config; any non-2xx answer is a
+    /// [`CallError`].
     pub async fn send(self) -> Result<Response, CallError> {
-        let policy = self.peer.policy;
+        let config = self.peer.live.config();
+        let backoff = Backoff {
+            base: self.peer.policy.backoff.base,
+            jitter: config.retry_jitter,
+        };
+        if let Some(ratio) = config.retry_budget {
+            self.peer.retry_budget.deposit(ratio);
+        }
         let mut attempt = 0;
         let mut last_instance = None;
         loop {
@@ -445,12 +487,20 @@ impl<'a> Call<'a> {
             };
             let can_retry = (self.idempotent || matches!(err, CallError::Connect { .. }))
                 && err.retryable()
-                && attempt < policy.retries;
+                && attempt < config.retries;
             if !can_retry {
                 return Err(err);
             }
+            if config.retry_budget.is_some() && !self.peer.retry_budget.try_spend() {
+                self.peer
+                    .metrics
+                    .retries_denied
+                    .inc(&[("server.address", self.peer.name.as_str())]);
+                log_budget_spent_sometimes(&self.peer.name);
+                return Err(err);
+            }
             attempt += 1;
-            let delay = policy.backoff.delay(attempt, &mut *self.peer.rng.lock());
+            let delay = backoff.delay(attempt, &mut *self.peer.rng.lock());
             self.peer
                 .metrics
                 .retries
@@ -583,7 +633,7 @@ impl<'a> Call<'a> {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let timeout = self.peer.policy.timeout;
+        let timeout = self.peer.live.config().timeout_for(peer);
         let fault = self.peer.faults.outbound(peer, self.route);
         let exchange = async {
             // A faulty link acts where the network would: before the request
@@ -651,6 +701,16 @@ impl Peer {
             .find(|i| url.starts_with(&i.url))
             .map(|i| i.url.clone())
             .unwrap_or_default()
+    }
+}
+
+/// One log line per second at most: a spent budget refuses many retries.
+fn log_budget_spent_sometimes(peer: &str) {
+    use std::sync::atomic::AtomicU64;
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::clock::now_unix_ms() as u64 / 1000;
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(peer, "retry budget exhausted: failed calls are not retried");
     }
 }
 

@@ -6,13 +6,16 @@
 //! the DB span and in `db.client.connection.wait_time`, which is how pool
 //! exhaustion looks in production — then runs on a blocking thread inside a
 //! client span that follows the OTel database conventions.
+//!
+//! The pool's size is live config (`db.poolSize`): [`Db::resize`] swaps in a
+//! pool of the new size, the way a reconfigured production pool does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
 use tracing::{Instrument as _, field::Empty};
@@ -53,8 +56,9 @@ struct Inner {
     path: PathBuf,
     namespace: String,
     connections: Mutex<Vec<Connection>>,
-    permits: Semaphore,
-    size: usize,
+    /// One permit per connection a query may hold; replaced on a resize.
+    permits: RwLock<Arc<Semaphore>>,
+    size: AtomicUsize,
     acquire_timeout: Duration,
     metrics: DbMetrics,
     faults: Faults,
@@ -146,8 +150,8 @@ impl Db {
                 path: path.to_path_buf(),
                 namespace,
                 connections: Mutex::new(connections),
-                permits: Semaphore::new(size),
-                size,
+                permits: RwLock::new(Arc::new(Semaphore::new(size))),
+                size: AtomicUsize::new(size),
                 acquire_timeout,
                 metrics: DbMetrics::new(meters),
                 faults: faults.clone(),
@@ -187,9 +191,11 @@ impl Db {
         let inner = &self.inner;
         let pool_attr = [("db.client.connection.pool.name", inner.pool.as_str())];
         let waiting_since = Instant::now();
-        let pending = inner.size.saturating_sub(inner.permits.available_permits());
+        let permits = inner.permits.read().clone();
+        let size = inner.size.load(Ordering::Relaxed);
+        let pending = size.saturating_sub(permits.available_permits());
         inner.metrics.pending.set(pending as f64, &pool_attr);
-        let permit = match tokio::time::timeout(inner.acquire_timeout, inner.permits.acquire())
+        let permit = match tokio::time::timeout(inner.acquire_timeout, permits.acquire_owned())
             .await
         {
             Ok(Ok(permit)) => permit,
@@ -200,7 +206,7 @@ impl Db {
                 return Err(DbError::PoolTimeout {
                     pool: inner.pool.clone(),
                     waited: inner.acquire_timeout,
-                    size: inner.size,
+                    size,
                 });
             }
         };
@@ -210,8 +216,11 @@ impl Db {
             .record(waiting_since.elapsed().as_secs_f64(), &pool_attr);
         self.publish_pool_state();
 
-        let Some(mut conn) = inner.connections.lock().pop() else {
-            return Err(DbError::Worker("pool permit without connection".into()));
+        // A pool grown by a resize opens its extra connections on demand.
+        let pooled = inner.connections.lock().pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&inner.path)?,
         };
         let span = tracing::info_span!(
             "db",
@@ -241,7 +250,11 @@ impl Db {
         let elapsed = started.elapsed().as_secs_f64();
         let result = match result {
             Ok((conn, result)) => {
-                inner.connections.lock().push(conn);
+                // Past the pool's size (it shrank), the connection is closed.
+                let mut pool = inner.connections.lock();
+                if pool.len() < inner.size.load(Ordering::Relaxed) {
+                    pool.push(conn);
+                }
                 result.map_err(DbError::from)
             }
             Err(join) => {
@@ -272,8 +285,8 @@ impl Db {
 
     fn publish_pool_state(&self) {
         let inner = &self.inner;
-        let idle = inner.permits.available_permits();
-        let used = inner.size.saturating_sub(idle);
+        let idle = inner.permits.read().available_permits();
+        let used = inner.size.load(Ordering::Relaxed).saturating_sub(idle);
         let pool = inner.pool.as_str();
         let m = &inner.metrics;
         m.connections.set(
@@ -296,7 +309,8 @@ impl Db {
     /// Waits for a free one, as leaking code holding a connection would.
     pub async fn leak_one(&self) {
         let inner = &self.inner;
-        if let Ok(permit) = inner.permits.acquire().await {
+        let permits = inner.permits.read().clone();
+        if let Ok(permit) = permits.acquire_owned().await {
             permit.forget();
             inner.leaked.fetch_add(1, Ordering::Relaxed);
             self.publish_pool_state();
@@ -308,13 +322,34 @@ impl Db {
     pub fn return_leaked(&self) {
         let leaked = self.inner.leaked.swap(0, Ordering::Relaxed);
         if leaked > 0 {
-            self.inner.permits.add_permits(leaked);
+            self.inner.permits.read().add_permits(leaked);
             self.publish_pool_state();
         }
     }
 
     pub fn pool_size(&self) -> usize {
-        self.inner.size
+        self.inner.size.load(Ordering::Relaxed)
+    }
+
+    /// Makes the pool `size` connections (a config change). Queries from
+    /// now on share the new pool; those holding a connection of the old one
+    /// finish on it, and connections past the new size are closed as they
+    /// come back. Connections a pool-leak took stay with the old pool.
+    pub fn resize(&self, size: usize) {
+        let size = size.max(1);
+        let inner = &self.inner;
+        let previous = inner.size.swap(size, Ordering::Relaxed);
+        if previous == size {
+            return;
+        }
+        *inner.permits.write() = Arc::new(Semaphore::new(size));
+        inner.leaked.store(0, Ordering::Relaxed);
+        inner.metrics.max.set(
+            size as f64,
+            &[("db.client.connection.pool.name", inner.pool.as_str())],
+        );
+        tracing::info!(pool = %inner.pool, previous, size, "database pool resized");
+        self.publish_pool_state();
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`queue`]: producer/consumer helpers for the queue broker.
 //! - [`faults`]: the fault agent: polls the controller and applies faults at
 //!   the hooks above (server, client, pool, consumer) and to the process.
+//! - [`live`]: the live config (timeouts, retries, pool size, rate limits,
+//!   feature flags, drained instances) the controller hands out in versions.
 //! - [`clock`]: the process's notion of "now" (a fault can skew it).
 //! - [`error`]: one error type that maps to an HTTP response; [`extract`]:
 //!   extractors whose rejections use it.
@@ -32,6 +34,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod faults;
+pub mod live;
 pub mod metrics;
 pub mod process;
 pub mod queue;

@@ -266,6 +266,14 @@ impl Gauge {
         self.prom.get_or_create(&prom_labels(attrs)).set(value);
         self.otel.record(value, &otel_attrs(attrs));
     }
+
+    /// Drops one series from `/metrics`, so an info-style gauge shows only
+    /// its current series. An OTel gauge cannot forget an attribute set, so
+    /// the OTLP side records 0 for it instead.
+    pub fn remove(&self, attrs: Attrs<'_>) {
+        self.prom.remove(&prom_labels(attrs));
+        self.otel.record(0.0, &otel_attrs(attrs));
+    }
 }
 
 fn prom_labels(attrs: Attrs<'_>) -> PromLabels {

@@ -5,4 +5,5 @@
 pub mod backoff;
 pub mod breaker;
 pub mod rate_limit;
+pub mod retry_budget;
 pub mod shed;

@@ -24,6 +24,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::error::AppError;
 use crate::faults::{Faults, RequestEffect};
+use crate::live::Live;
 use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit};
 use crate::resilience::shed::LoadShedder;
 
@@ -40,6 +41,13 @@ struct Observe {
     duration: Histogram,
     shed: Counter,
     shedder: LoadShedder,
+}
+
+/// The live config's per-route rate limits and their counter.
+#[derive(Clone)]
+struct Limit {
+    live: Live,
+    limited: Counter,
 }
 
 /// Health details served at `/health`.
@@ -59,6 +67,7 @@ pub fn app(
     health: Health,
     limits: Limits,
     faults: Faults,
+    live: Live,
 ) -> Router {
     let observe = Observe {
         duration: meters.histogram(
@@ -73,6 +82,13 @@ pub fn app(
         ),
         shedder: LoadShedder::new(limits.max_in_flight),
     };
+    let limit = Limit {
+        live,
+        limited: meters.counter(
+            "http.server.rate_limited_requests",
+            "Requests refused with 429 because their route was over its rate limit",
+        ),
+    };
     let layers = ServiceBuilder::new()
         // Outermost: the server span and RED metrics see every outcome,
         // including shed, timed-out and panicked requests.
@@ -84,6 +100,9 @@ pub fn app(
         .layer(CatchPanicLayer::custom(|_| {
             AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked").into_response()
         }))
+        // Over a route's rate limit (live config), refuse with 429 before
+        // the request takes an in-flight slot.
+        .layer(middleware::from_fn_with_state(limit, rate_limit))
         // Past capacity, refuse at once rather than queue (see resilience::shed).
         .layer(middleware::from_fn_with_state(observe, shed_load))
         // Every request has a deadline, so a stuck dependency cannot pin it.
@@ -204,6 +223,30 @@ async fn shed_load(State(observe): State<Observe>, request: Request, next: Next)
     next.run(request).await
 }
 
+/// Refuses a request whose route is over its rate limit with 429, a
+/// `Retry-After` and a body that says which limit.
+async fn rate_limit(State(limit): State<Limit>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let Err(rate) = limit.live.admit(&route, Instant::now()) else {
+        return next.run(request).await;
+    };
+    limit.limited.inc(&[("http.route", route.as_str())]);
+    log_limited_sometimes(&route, rate);
+    let mut response = AppError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("rate limit exceeded: {route} accepts {rate} requests per second"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
 /// Applies the faults assigned to this process to one request: waits, holds
 /// the hot lock, hangs, or answers an error instead of the handler.
 async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next) -> Response {
@@ -280,6 +323,16 @@ fn log_shed_sometimes() {
     let now = crate::clock::now_unix_ms() as u64 / 1000;
     if LAST.swap(now, Ordering::Relaxed) != now {
         tracing::warn!("load shedding: server at capacity, refusing requests with 503");
+    }
+}
+
+/// One log line per second at most, as for shedding.
+fn log_limited_sometimes(route: &str, rate: f64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::clock::now_unix_ms() as u64 / 1000;
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(http.route = %route, limit_rps = rate, "rate limiting: refusing requests over the limit with 429");
     }
 }
 

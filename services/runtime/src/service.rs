@@ -14,6 +14,7 @@ use crate::db::Db;
 use crate::faults::Faults;
 use crate::faults::actuators::Actuators;
 use crate::faults::agent::{self, AgentConfig};
+use crate::live::{Live, LiveConfig};
 use crate::metrics::Meters;
 use crate::resilience::backoff::Backoff;
 use crate::resilience::breaker::BreakerConfig;
@@ -32,6 +33,9 @@ pub struct ServiceContext {
     pub shutdown: CancellationToken,
     /// The faults the controller assigns to this process.
     pub faults: Faults,
+    /// The live config (timeouts, retries, pool, rate limits, flags) the
+    /// controller hands out; handlers ask it for feature flags.
+    pub live: Live,
     db: Option<Db>,
 }
 
@@ -63,7 +67,15 @@ impl ServiceContext {
             &identity.version,
             args.seed,
         );
-        let peers = Peers::new(&args.peer_map()?, policy, &meters, args.seed, &faults)?;
+        let live = Live::new(&identity.service, LiveConfig::from_args(&args), &meters);
+        let peers = Peers::new(
+            &args.peer_map()?,
+            policy,
+            &meters,
+            args.seed,
+            &faults,
+            &live,
+        )?;
         let db = match &args.database {
             Some(path) => Some(Db::open(
                 path,
@@ -75,6 +87,10 @@ impl ServiceContext {
             )?),
             None => None,
         };
+        if let Some(db) = &db {
+            let db = db.clone();
+            live.on_change(move |config| db.resize(config.db_pool_size));
+        }
         Ok(ServiceContext {
             identity,
             args,
@@ -82,6 +98,7 @@ impl ServiceContext {
             peers,
             shutdown,
             faults,
+            live,
             db,
         })
     }
@@ -114,7 +131,14 @@ impl ServiceContext {
             max_body_bytes: self.args.max_body_bytes,
             max_in_flight: self.args.max_in_flight,
         };
-        server::app(routes, &self.meters, health, limits, self.faults.clone())
+        server::app(
+            routes,
+            &self.meters,
+            health,
+            limits,
+            self.faults.clone(),
+            self.live.clone(),
+        )
     }
 }
 
@@ -173,6 +197,7 @@ where
         };
         agent::spawn(
             ctx.faults.clone(),
+            ctx.live.clone(),
             config,
             Actuators::new(ctx.db.clone()),
             shutdown.clone(),

@@ -1,5 +1,6 @@
 //! Polls the controller for this process's faults and keeps the [`Faults`]
-//! handle and the process actuators in step with the answer.
+//! handle, the live config ([`Live`]: config version, drained instances)
+//! and the process actuators in step with the answer.
 //!
 //! Polling (rather than the controller pushing) keeps the lease simple: an
 //! answer is good for `leaseMs`, and an agent that stops hearing from the
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::actuators::Actuators;
 use super::model::Assignment;
 use super::{ActiveFault, Faults};
+use crate::live::Live;
 
 /// Where the controller is and how to authenticate to it.
 #[derive(Clone, Debug)]
@@ -24,9 +26,11 @@ pub struct AgentConfig {
 }
 
 /// Runs the agent until `shutdown`. Actuators (CPU burn, leaks, clock skew)
-/// are stopped when their fault ends or the process stops.
+/// are stopped when their fault ends or the process stops; the live config
+/// goes back to the flags when its lease lapses.
 pub fn spawn(
     faults: Faults,
+    live: Live,
     config: AgentConfig,
     actuators: Actuators,
     shutdown: CancellationToken,
@@ -61,7 +65,10 @@ pub fn spawn(
             match poll(&http, &url, &config.token, &faults).await {
                 Ok(assignment) => {
                     warned = false;
-                    faults.assign(lease(assignment, Instant::now()));
+                    let now = Instant::now();
+                    let until = now + Duration::from_millis(assignment.lease_ms);
+                    live.assign(&assignment.config, &assignment.drained, until);
+                    faults.assign(lease(assignment, now));
                 }
                 Err(e) if !warned => {
                     // Once per outage: the lab keeps working without the
@@ -71,6 +78,7 @@ pub fn spawn(
                 }
                 Err(_) => {}
             }
+            live.expire(Instant::now());
             actuators.reconcile(&faults.active());
         }
         actuators.reconcile(&[]);
@@ -145,6 +153,7 @@ mod tests {
                         remaining_ms: 60_000,
                     },
                 ],
+                ..Assignment::default()
             },
             now,
         );

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::live::{ConfigPatch, ConfigVersion};
+
 /// Every service the lab runs; a target must name one of them.
 pub const SERVICES: &[&str] = &[
     "gateway",
@@ -196,6 +198,12 @@ pub enum FaultKind {
     /// The process crashes at start and again after each restart while the
     /// fault lasts: a crash loop.
     Crash {},
+    /// A bad config push: while the fault lasts, every instance of the
+    /// service runs with these values (per-peer `timeouts`, `retries`,
+    /// `db` pool size, `rateLimits`, `flags`) laid over its config, at a
+    /// new config version; when it ends, the values before it come back at
+    /// another version. See [`ConfigPatch`] for the keys.
+    ConfigPush(ConfigPatch),
 }
 
 fn default_stall_min() -> Millis {
@@ -252,6 +260,7 @@ impl FaultKind {
             FaultKind::LockContention { .. } => "lock-contention",
             FaultKind::ConsumerStall { .. } => "consumer-stall",
             FaultKind::Crash {} => "crash",
+            FaultKind::ConfigPush(_) => "config-push",
         }
     }
 
@@ -275,7 +284,8 @@ impl FaultKind {
             | FaultKind::CpuBurn { .. }
             | FaultKind::MemoryLeak { .. }
             | FaultKind::RuntimeStall { .. }
-            | FaultKind::Crash {} => &[Process],
+            | FaultKind::Crash {}
+            | FaultKind::ConfigPush(_) => &[Process],
         }
     }
 
@@ -341,6 +351,11 @@ impl FaultKind {
             FaultKind::SlowQuery { latency } => check("latency", *latency),
             FaultKind::LockContention { hold } => check("hold", *hold),
             FaultKind::ConsumerStall { delay } => check("delay", *delay),
+            FaultKind::ConfigPush(values) if values.is_empty() => Err(
+                "a config-push needs values to push: timeouts, retries, db, rateLimits or flags"
+                    .into(),
+            ),
+            FaultKind::ConfigPush(values) => values.validate(),
             _ => Ok(()),
         }
     }
@@ -586,6 +601,20 @@ impl FaultSpec {
                 self.kind.name()
             ));
         }
+        if let FaultKind::ConfigPush(_) = self.kind {
+            // A service has one config: a push reaches all its instances.
+            if let Some(instance) = &self.target.instance {
+                return Err(format!(
+                    "a config-push changes the config of every instance of {}; target the service, not {instance:?}",
+                    self.target.service
+                ));
+            }
+            if self.toxicity != 1.0 {
+                return Err(
+                    "a config-push changes the config of every request; drop toxicity".into(),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -608,6 +637,14 @@ pub struct Assignment {
     /// from the controller again.
     pub lease_ms: u64,
     pub faults: Vec<AssignedFault>,
+    /// The service's live config, held for the same lease. (Config pushes
+    /// reach the agent here, never in `faults`.) Absent: version 0.
+    #[serde(default)]
+    pub config: ConfigVersion,
+    /// Instances (`payment-2`) every caller leaves out of rotation, held for
+    /// the same lease.
+    #[serde(default)]
+    pub drained: std::collections::BTreeSet<String>,
 }
 
 #[cfg(test)]
@@ -778,5 +815,53 @@ mod tests {
         assert_eq!(json, Target::parse("catalog@2.4.0").unwrap());
         let bad: Target = serde_json::from_str(r#"{"service":"catalog","version":"x y"}"#).unwrap();
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn a_config_push_carries_checked_values_for_a_whole_service() {
+        let s = spec(
+            r#"{"kind":"config-push","timeouts":{"payment":"1ms"},"retries":{"count":0},"target":{"service":"checkout"}}"#,
+        )
+        .unwrap();
+        let FaultKind::ConfigPush(values) = &s.kind else {
+            panic!("{s:?}")
+        };
+        assert_eq!(values.timeouts["payment"], Millis(1));
+        assert_eq!(s.kind.name(), "config-push");
+        let back: FaultSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        for (json, needle) in [
+            (
+                r#"{"kind":"config-push","target":{"service":"checkout"}}"#,
+                "needs values",
+            ),
+            (
+                r#"{"kind":"config-push","timeout":{"payment":5},"target":{"service":"checkout"}}"#,
+                "unknown field `timeout`",
+            ),
+            (
+                r#"{"kind":"config-push","retries":{"cuont":1},"target":{"service":"checkout"}}"#,
+                "unknown field `cuont`",
+            ),
+            (
+                r#"{"kind":"config-push","timeouts":{"payment":0},"target":{"service":"checkout"}}"#,
+                "between 1ms and 60s",
+            ),
+            (
+                r#"{"kind":"config-push","flags":{"x":1},"target":{"service":"checkout","instance":"checkout-1"}}"#,
+                "target the service, not \"checkout-1\"",
+            ),
+            (
+                r#"{"kind":"config-push","flags":{"x":1},"target":{"service":"checkout","peer":"payment"}}"#,
+                "not a link",
+            ),
+            (
+                r#"{"kind":"config-push","flags":{"x":1},"toxicity":0.5,"target":{"service":"checkout"}}"#,
+                "drop toxicity",
+            ),
+        ] {
+            let err = spec(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
     }
 }

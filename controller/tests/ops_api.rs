@@ -1,0 +1,442 @@
+//! The controller's ops and agent answer over HTTP, on a real port: config
+//! changes become versions agents receive, a restarted controller continues
+//! the count, drains reach every agent, dead-letter ops call the queue, and
+//! bad input is refused with a message that names what was wrong.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::{get, post};
+use firedrill_controller::{Controller, ControllerArgs};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const INSTRUCTOR: &str = "instructor-token";
+const AGENT: &str = "agent-token-1";
+
+struct Running {
+    url: String,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Starts a controller on a free port over `state` (kept across restarts).
+async fn start(state: &std::path::Path, peers: &str) -> Running {
+    let scenarios = state.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let args = ControllerArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        instructor_token: INSTRUCTOR.into(),
+        agent_token: AGENT.into(),
+        lease: Duration::from_secs(5),
+        state_dir: state.join("controller"),
+        scenarios,
+        run_dir: None,
+        peers: peers.into(),
+    };
+    let controller = Controller::open(args).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(firedrill_controller::run(
+        controller,
+        listener,
+        stop.clone(),
+    ));
+    Running { url, stop, task }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// `POST /v1/ops`; returns the status and the answer.
+async fn op(base: &str, body: Value) -> (u16, Value) {
+    let r = http()
+        .post(format!("{base}/v1/ops"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn ok(base: &str, body: Value) -> String {
+    let (status, answer) = op(base, body.clone()).await;
+    assert_eq!(status, 201, "{body} -> {answer}");
+    answer["result"].as_str().unwrap().to_string()
+}
+
+/// What the agent of `instance` hears.
+async fn poll(base: &str, service: &str, instance: &str) -> Value {
+    http()
+        .get(format!("{base}/v1/agent/faults"))
+        .query(&[("service", service), ("instance", instance)])
+        .bearer_auth(AGENT)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A stand-in queue: two topics, one with dead letters; records calls.
+async fn stand_in_queue(calls: Arc<Mutex<Vec<String>>>) -> String {
+    let (replayed, purged) = (calls.clone(), calls);
+    let routes = Router::new()
+        .route(
+            "/topics",
+            get(|| async {
+                axum::Json(json!({"topics": [
+                    {"topic": "order-events", "depth": 0, "in_flight": 0, "oldest_age_ms": 0, "dead_letters": 3},
+                    {"topic": "cart-events", "depth": 5, "in_flight": 0, "oldest_age_ms": 0, "dead_letters": 0},
+                ]}))
+            }),
+        )
+        .route(
+            "/topics/{topic}/dead-letters/replay",
+            post(move |Path(topic): Path<String>| {
+                replayed.lock().push(format!("replay {topic}"));
+                async { axum::Json(json!({"count": 3})) }
+            }),
+        )
+        .route(
+            "/topics/{topic}/dead-letters",
+            axum::routing::delete(move |Path(topic): Path<String>| {
+                purged.lock().push(format!("purge {topic}"));
+                async { axum::Json(json!({"count": 1})) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_become_versions_that_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = "checkout=http://127.0.0.1:1;payment=http://127.0.0.1:2,http://127.0.0.1:3";
+    let lab = start(dir.path(), peers).await;
+    let base = lab.url.clone();
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["config"]["version"],
+        0
+    );
+
+    let done = ok(
+        &base,
+        json!({"op": "config-set", "target": "checkout", "actor": "alice",
+               "set": {"timeouts.payment": "500ms", "retries.budget": 0.1}}),
+    )
+    .await;
+    assert_eq!(
+        done,
+        "checkout config v1: timeouts.payment=500ms, retries.budget=0.1"
+    );
+    let heard = poll(&base, "checkout", "checkout-2").await;
+    assert_eq!(heard["config"]["version"], 1);
+    assert_eq!(heard["config"]["values"]["timeouts"]["payment"], 500);
+    assert_eq!(heard["config"]["values"]["retries"]["budget"], 0.1);
+    assert_eq!(
+        poll(&base, "payment", "payment-1").await["config"]["version"],
+        0
+    );
+
+    // A config push (instructor) lays its values over the op's; agents get
+    // it as config, not as a fault.
+    let r = http()
+        .post(format!("{base}/v1/faults"))
+        .bearer_auth(INSTRUCTOR)
+        .json(
+            &json!({"kind": "config-push", "target": {"service": "checkout"},
+                      "timeouts": {"payment": "1ms"}, "duration": "1h"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let heard = poll(&base, "checkout", "checkout-1").await;
+    assert_eq!(heard["config"]["version"], 2);
+    assert_eq!(heard["config"]["values"]["timeouts"]["payment"], 1);
+    assert_eq!(heard["faults"], json!([]));
+
+    // The flag and rate-limit ops are config changes too.
+    let done = ok(
+        &base,
+        json!({"op": "flag-set", "target": "checkout", "actor": "bob", "set": {"recommendations": "0"}}),
+    )
+    .await;
+    assert_eq!(done, "checkout config v3: flags.recommendations=0");
+
+    // Restarted, the controller continues the count.
+    lab.stop().await;
+    let lab = start(dir.path(), peers).await;
+    let base = lab.url.clone();
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["config"]["version"],
+        3
+    );
+
+    // Rollback takes back the latest change first: the flag-set, then the
+    // push, then the config-set; each result is a new version.
+    let rollback = json!({"op": "rollback", "target": "checkout", "actor": "alice"});
+    let done = ok(&base, rollback.clone()).await;
+    assert_eq!(
+        done,
+        "rolled back the config change flag-set flags.recommendations=0; checkout config is now v4"
+    );
+    let done = ok(&base, rollback.clone()).await;
+    assert_eq!(
+        done,
+        "rolled back the config change timeouts.payment=1ms; checkout config is now v5"
+    );
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["config"]["values"]["timeouts"]["payment"],
+        500
+    );
+    ok(&base, rollback.clone()).await;
+    let done = ok(&base, rollback).await;
+    assert!(done.starts_with("nothing to roll back"), "{done}");
+    let heard = poll(&base, "checkout", "checkout-1").await;
+    assert_eq!(heard["config"], json!({"version": 6, "values": {}}));
+
+    // Every op is in the log with its actor.
+    let log: Value = http()
+        .get(format!("{base}/v1/ops"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ops: Vec<&str> = log["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "config-set",
+            "flag-set",
+            "rollback",
+            "rollback",
+            "rollback",
+            "rollback"
+        ]
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_reach_every_agent_and_name_real_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start(
+        dir.path(),
+        "payment=http://127.0.0.1:2,http://127.0.0.1:3;checkout=http://127.0.0.1:1",
+    )
+    .await;
+    let base = lab.url.clone();
+    let drain = |verb: &str, target: &str| json!({"op": verb, "target": target, "actor": "carol"});
+
+    let done = ok(&base, drain("drain", "payment-2")).await;
+    assert_eq!(done, "drained payment-2: callers leave it out of rotation");
+    for (service, instance) in [("checkout", "checkout-1"), ("payment", "payment-2")] {
+        assert_eq!(
+            poll(&base, service, instance).await["drained"],
+            json!(["payment-2"])
+        );
+    }
+    assert_eq!(
+        ok(&base, drain("drain", "payment-2")).await,
+        "payment-2 was already drained"
+    );
+    let done = ok(&base, drain("drain", "payment-1")).await;
+    assert!(
+        done.contains("no instance of payment is left in rotation"),
+        "{done}"
+    );
+    ok(&base, drain("undrain", "payment-1")).await;
+    assert_eq!(
+        ok(&base, drain("undrain", "payment-2")).await,
+        "payment-2 is back in rotation"
+    );
+    assert_eq!(
+        poll(&base, "checkout", "checkout-1").await["drained"],
+        json!([])
+    );
+
+    for (body, needle) in [
+        (
+            drain("drain", "payment-3"),
+            "no instance payment-3: payment runs payment-1, payment-2",
+        ),
+        (drain("drain", "payment"), "takes one instance"),
+        (drain("drain", "gateway->payment"), "takes one instance"),
+        (drain("undrain", "warehouse-1"), "unknown service"),
+    ] {
+        let (status, answer) = op(&base, body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_ops_call_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let queue = stand_in_queue(calls.clone()).await;
+    let lab = start(dir.path(), &format!("queue={queue}")).await;
+    let base = lab.url.clone();
+
+    let done = ok(
+        &base,
+        json!({"op": "dlq-replay", "target": "queue", "actor": "dan"}),
+    )
+    .await;
+    assert_eq!(done, "replayed 3 dead letter(s): order-events 3");
+    let done = ok(
+        &base,
+        json!({"op": "dlq-purge", "target": "queue", "actor": "dan", "topic": "cart-events"}),
+    )
+    .await;
+    assert_eq!(done, "purged 1 dead letter(s): cart-events 1");
+    assert_eq!(*calls.lock(), ["replay order-events", "purge cart-events"]);
+
+    for (body, needle) in [
+        (
+            json!({"op": "dlq-purge", "target": "catalog", "actor": "dan"}),
+            "target queue, not catalog",
+        ),
+        (
+            json!({"op": "dlq-purge", "target": "queue", "actor": "dan", "topic": "Order Events"}),
+            "invalid topic",
+        ),
+    ] {
+        let (status, answer) = op(&base, body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_op_input_is_refused_with_what_was_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start(dir.path(), "").await;
+    let base = lab.url.clone();
+    let body = |op: &str, target: &str, set: Value| json!({"op": op, "target": target, "actor": "eve", "set": set});
+    for (request, needle) in [
+        (
+            body("config-set", "payment", json!({})),
+            "needs at least one key=value",
+        ),
+        (
+            body("config-set", "payment", json!({"retries.cuont": 1})),
+            "unknown config key `retries.cuont`",
+        ),
+        (
+            body("config-set", "payment", json!({"timeouts.warehouse": "1s"})),
+            "unknown peer service",
+        ),
+        (
+            body("config-set", "payment", json!({"db.poolSize": 0})),
+            "`db.poolSize` must be 1..64",
+        ),
+        (
+            body("config-set", "payment-2", json!({"retries.count": 1})),
+            "target the service (payment), not payment-2",
+        ),
+        (
+            body("config-set", "warehouse", json!({"retries.count": 1})),
+            "unknown service",
+        ),
+        (
+            body("flag-set", "catalog", json!({"recommendations": 1.5})),
+            "`flags.recommendations` is the share of users",
+        ),
+        (
+            body("rate-limit", "gateway", json!({"api/products": 10})),
+            "starts with '/'",
+        ),
+        (
+            body("restart", "catalog", json!({"x": 1})),
+            "restart takes no key=value",
+        ),
+        (
+            json!({"op": "drain", "target": "payment-2", "actor": "eve", "topic": "x"}),
+            "drain takes no topic",
+        ),
+        (
+            json!({"op": "rollback", "target": "gateway->catalog", "actor": "eve"}),
+            "rollback acts on a service",
+        ),
+        (
+            json!({"op": "explode", "target": "x", "actor": "eve"}),
+            "unknown variant",
+        ),
+    ] {
+        let (status, answer) = op(&base, request.clone()).await;
+        assert_eq!(status, 400, "{request} -> {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(needle),
+            "{request} -> {answer}"
+        );
+    }
+    // Nothing was changed or logged by a refused op.
+    let log: Value = http()
+        .get(format!("{base}/v1/ops"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["ops"], json!([]));
+    assert_eq!(
+        poll(&base, "payment", "payment-1").await["config"]["version"],
+        0
+    );
+
+    // Without a lab layout, drains are not checked against it and the
+    // dead-letter ops cannot act.
+    let done = ok(
+        &base,
+        json!({"op": "drain", "target": "payment-7", "actor": "eve"}),
+    )
+    .await;
+    assert!(done.starts_with("drained payment-7"), "{done}");
+    let done = ok(
+        &base,
+        json!({"op": "dlq-replay", "target": "queue", "actor": "eve"}),
+    )
+    .await;
+    assert!(done.starts_with("recorded;"), "{done}");
+    lab.stop().await;
+}
