@@ -302,7 +302,9 @@ impl Peer {
             candidates.retain(|&i| Some(i) != avoid);
         }
         while !candidates.is_empty() {
-            let pick = self.power_of_two(&candidates);
+            let pick = self
+                .skewed(&candidates)
+                .unwrap_or_else(|| self.power_of_two(&candidates));
             let instance = &self.instances[candidates[pick]];
             let (permit, changed) = instance.breaker.acquire(Instant::now());
             if let Some(state) = changed {
@@ -316,6 +318,17 @@ impl Peer {
         Err(CallError::BreakerOpen {
             peer: self.name.clone(),
         })
+    }
+
+    /// A misconfigured balancer (an lb-skew fault): the position in
+    /// `candidates` of the instance it sends this call to regardless of
+    /// load, if any. One atomic load when no fault is assigned.
+    fn skewed(&self, candidates: &[usize]) -> Option<usize> {
+        if self.faults.idle() {
+            return None;
+        }
+        let favoured = self.faults.skewed_instance(&self.name)?;
+        candidates.iter().position(|&i| i == favoured)
     }
 
     /// Power of two choices: two random candidates, the less busy wins.

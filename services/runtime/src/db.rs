@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::Semaphore;
 use tracing::{Instrument as _, field::Empty};
 
@@ -60,6 +60,9 @@ struct Inner {
     faults: Faults,
     /// Permits taken by a pool-leak fault and never released.
     leaked: AtomicUsize,
+    /// The index the service's hot query relies on (what a drop-index fault
+    /// drops when it names none).
+    hot_index: Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -152,6 +155,7 @@ impl Db {
                 metrics: DbMetrics::new(meters),
                 faults: faults.clone(),
                 leaked: AtomicUsize::new(0),
+                hot_index: Mutex::new(None),
             }),
         };
         db.inner
@@ -316,6 +320,65 @@ impl Db {
     pub fn pool_size(&self) -> usize {
         self.inner.size
     }
+
+    /// Names the index the service's hottest query relies on.
+    pub fn declare_hot_index(&self, index: &str) {
+        *self.inner.hot_index.lock() = Some(index.to_string());
+    }
+
+    pub fn hot_index(&self) -> Option<String> {
+        self.inner.hot_index.lock().clone()
+    }
+
+    /// Drops `index` and returns the statement that recreates it; `None`
+    /// when there is no such index (already dropped, by another instance
+    /// sharing the database). Runs on a connection of its own, outside the
+    /// pool and without a span: it stands for someone else's session (a
+    /// migration, a DBA), not for this service's queries.
+    pub async fn drop_index(&self, index: &str) -> Result<Option<String>, DbError> {
+        let path = self.inner.path.clone();
+        let index = index.to_string();
+        run_ddl(move || {
+            let mut conn = connect(&path)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let definition: Option<String> = tx
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1 AND sql IS NOT NULL",
+                    [&index],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if definition.is_some() {
+                tx.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+            }
+            tx.commit()?;
+            Ok(definition)
+        })
+        .await
+    }
+
+    /// Runs a `CREATE INDEX` statement from [`Db::drop_index`], unless the
+    /// index is back already.
+    pub async fn create_index(&self, definition: &str) -> Result<(), DbError> {
+        let path = self.inner.path.clone();
+        let statement = match definition.strip_prefix("CREATE INDEX ") {
+            Some(rest) if !rest.starts_with("IF NOT EXISTS") => {
+                format!("CREATE INDEX IF NOT EXISTS {rest}")
+            }
+            _ => definition.to_string(),
+        };
+        run_ddl(move || connect(&path)?.execute_batch(&statement)).await
+    }
+}
+
+/// Runs schema work on a blocking thread.
+async fn run_ddl<T: Send + 'static>(
+    work: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DbError::Worker(e.to_string()))?
+        .map_err(DbError::from)
 }
 
 fn db_error_type(err: &DbError) -> &'static str {

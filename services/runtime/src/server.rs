@@ -4,6 +4,8 @@
 //! operational endpoints; `serve` runs it on a bound listener until the
 //! shutdown token fires, so tests can start any service on port 0.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,7 +26,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::error::AppError;
 use crate::faults::{Faults, RequestEffect};
-use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit};
+use crate::metrics::{
+    Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit,
+};
 use crate::resilience::shed::LoadShedder;
 
 /// Limits applied to every request.
@@ -92,7 +96,10 @@ pub fn app(
             limits.request_timeout,
         ))
         // Injected faults act inside the deadline, as a slow handler would.
-        .layer(middleware::from_fn_with_state(faults, apply_faults))
+        .layer(middleware::from_fn_with_state(
+            FaultHooks::new(faults, meters),
+            apply_faults,
+        ))
         // A declared length over the limit is refused up front; bodies
         // without one are cut off at the limit by the body extractors.
         .layer(middleware::from_fn_with_state(
@@ -204,9 +211,42 @@ async fn shed_load(State(observe): State<Observe>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// Applies the faults assigned to this process to one request: waits, holds
-/// the hot lock, hangs, or answers an error instead of the handler.
-async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+/// What the fault middleware needs: the faults, and the gauge of requests
+/// queued for a worker (which only a worker-pool fault makes non-zero).
+#[derive(Clone)]
+struct FaultHooks {
+    faults: Faults,
+    queued: Gauge,
+    waiting: Arc<AtomicI64>,
+}
+
+impl FaultHooks {
+    fn new(faults: Faults, meters: &Meters) -> Self {
+        let queued = meters.gauge(
+            "http.server.queued_requests",
+            "Requests waiting for a free request handler",
+            Unit::Count,
+        );
+        queued.set(0.0, &[]);
+        FaultHooks {
+            faults,
+            queued,
+            waiting: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Moves the queued-requests gauge by `delta`.
+    fn queue(&self, delta: i64) {
+        let now = self.waiting.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.queued.set(now as f64, &[]);
+    }
+}
+
+/// Applies the faults assigned to this process to one request: waits for a
+/// worker, waits, holds the hot lock, hangs, answers an error instead of
+/// the handler, or corrupts the handler's answer.
+async fn apply_faults(State(hooks): State<FaultHooks>, request: Request, next: Next) -> Response {
+    let faults = &hooks.faults;
     if faults.idle() {
         return next.run(request).await;
     }
@@ -219,6 +259,17 @@ async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next
     if effect == RequestEffect::default() {
         return next.run(request).await;
     }
+    // A pool too small: the request waits in line for a worker, and holds
+    // it (through everything below) until its answer is ready.
+    let _worker = match &effect.worker_pool {
+        Some(pool) => {
+            hooks.queue(1);
+            let slot = faults.worker_slot(pool).await;
+            hooks.queue(-1);
+            Some(slot)
+        }
+        None => None,
+    };
     if let Some(hold) = effect.lock_hold {
         faults.contend(hold).await;
     }
@@ -237,7 +288,61 @@ async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next
         );
         return AppError::new(status, status.canonical_reason().unwrap_or("error")).into_response();
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    match &effect.corrupt {
+        Some(field) => corrupt(response, field).await,
+        None => response,
+    }
+}
+
+/// Largest answer [`corrupt`] rewrites; bigger ones pass unchanged.
+const CORRUPT_MAX_BYTES: usize = 4 << 20;
+
+/// Silent data corruption: a successful JSON answer comes back with every
+/// numeric `field` (or `field_*`, such as `price_cents`) set to 0, at any
+/// depth. Status and headers stay as they were (but the length), so
+/// nothing in the span or the logs tells.
+async fn corrupt(response: Response, field: &str) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, CORRUPT_MAX_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return AppError::internal("response body could not be read").into_response();
+        }
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    zero_field(&mut value, field);
+    let Ok(rewritten) = serde_json::to_vec(&value) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(rewritten))
+}
+
+/// Sets every number under a key `field` or `field_*` to 0.
+fn zero_field(value: &mut serde_json::Value, field: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let named = key == field
+                    || key
+                        .strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with('_'));
+                if named && v.is_number() {
+                    *v = serde_json::Value::from(0);
+                } else {
+                    zero_field(v, field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| zero_field(v, field)),
+        _ => {}
+    }
 }
 
 /// Answers 413 to a request whose `Content-Length` exceeds `limit`.
