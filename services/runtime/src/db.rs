@@ -403,3 +403,132 @@ fn db_error_type(err: &DbError) -> &'static str {
 pub fn default_path(run_dir: &Path) -> PathBuf {
     run_dir.join("shop.db")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Identity;
+
+    async fn items_db(dir: &tempfile::TempDir) -> Db {
+        let meters = Meters::new(&Identity {
+            service: "catalog".into(),
+            instance_id: "catalog-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        });
+        let db = Db::open(
+            &dir.path().join("shop.db"),
+            "catalog",
+            2,
+            Duration::from_secs(1),
+            &meters,
+            &Faults::none(),
+        )
+        .unwrap();
+        db.migrate("items", |conn| {
+            conn.execute_batch(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, category TEXT NOT NULL);
+                 CREATE INDEX IF NOT EXISTS items_by_category ON items (category, id);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+                 INSERT INTO items SELECT i, CASE i % 4 WHEN 0 THEN 'toys' ELSE 'books' END FROM n;",
+            )
+        })
+        .await
+        .unwrap();
+        db
+    }
+
+    /// Runs the hot query on a pooled connection, as the service would (a
+    /// cached statement), and returns its plan and how many rows it stepped
+    /// through in full-table scans.
+    async fn plan(db: &Db) -> (String, i32) {
+        let query = Query {
+            operation: "SELECT",
+            collection: "items",
+            text: "SELECT id FROM items WHERE category = ?1 ORDER BY id",
+        };
+        db.run(query, move |conn| {
+            let mut hot = conn.prepare_cached(query.text)?;
+            hot.reset_status(rusqlite::StatementStatus::FullscanStep);
+            let found = hot.query_map(["toys"], |row| row.get::<_, i64>(0))?.count();
+            assert_eq!(found, 25);
+            let scanned = hot.get_status(rusqlite::StatementStatus::FullscanStep);
+            let plan = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", query.text))?
+                .query_map(["toys"], |row| row.get::<_, String>(3))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .join("; ");
+            Ok((plan, scanned))
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_index_turns_the_hot_query_into_a_scan_until_it_is_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = items_db(&dir).await;
+        let (indexed, scanned) = plan(&db).await;
+        assert!(indexed.contains("USING COVERING INDEX items_by_category"), "{indexed}");
+        assert_eq!(scanned, 0);
+
+        let definition = db.drop_index("items_by_category").await.unwrap().unwrap();
+        // The pooled connections, with their cached statements, see it too:
+        // the same statement now steps through every row.
+        let (plan_now, scanned) = plan(&db).await;
+        assert_eq!(plan_now, "SCAN items");
+        assert_eq!(scanned, 99, "the scan visits all 100 rows");
+        assert_eq!(
+            db.drop_index("items_by_category").await.unwrap(),
+            None,
+            "a second dropper finds nothing to drop, and will recreate nothing"
+        );
+
+        db.create_index(&definition).await.unwrap();
+        db.create_index(&definition).await.unwrap();
+        assert_eq!(plan(&db).await.1, 0);
+    }
+
+    #[tokio::test]
+    async fn the_drop_index_actuator_drops_the_hot_index_for_the_fault_only() {
+        use crate::faults::actuators::Actuators;
+        use crate::faults::model::{FaultKind, FaultSpec, Target};
+        use crate::faults::{ActiveFault, Faults};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = items_db(&dir).await;
+        db.declare_hot_index("items_by_category");
+        let faults = Faults::new("catalog", "catalog-1", 1);
+        let mut actuators = Actuators::new(&faults, Some(db.clone()));
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec: FaultSpec {
+                kind: FaultKind::DropIndex { index: None },
+                target: Target::parse("catalog->db").unwrap(),
+                toxicity: 1.0,
+            },
+            until: Instant::now() + Duration::from_secs(60),
+        }]);
+        actuators.reconcile(&faults.active());
+        eventually_plan(&db, |(plan, _)| plan == "SCAN items").await;
+        faults.assign(vec![]);
+        actuators.reconcile(&faults.active());
+        eventually_plan(&db, |(plan, scanned)| plan.contains("items_by_category") && scanned == 0).await;
+    }
+
+    /// Waits (up to 10 s) for the actuator's task to have changed the plan.
+    async fn eventually_plan(db: &Db, done: impl Fn((&str, i32)) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (plan, scanned) = plan(db).await;
+            if done((&plan, scanned)) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "plan stayed {plan} ({scanned} rows scanned)"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -516,6 +516,70 @@ mod tests {
     }
 
     #[test]
+    fn poison_picks_the_same_messages_every_time_at_its_toxicity() {
+        let faults = Faults::new("projector", "projector-1", 1);
+        assert!(!(1..1_000).any(|id| faults.poisoned(id)), "idle: none");
+        faults.assign(vec![fault(
+            FaultKind::PoisonMessage {},
+            "projector->queue-consumer",
+            0.1,
+        )]);
+        let first: Vec<i64> = (1..=10_000).filter(|&id| faults.poisoned(id)).collect();
+        let again: Vec<i64> = (1..=10_000).filter(|&id| faults.poisoned(id)).collect();
+        assert_eq!(first, again, "a poison message is poison on every delivery");
+        assert!((900..1_100).contains(&first.len()), "{}", first.len());
+    }
+
+    #[test]
+    fn process_kinds_are_read_where_their_mechanism_lives() {
+        let faults = Faults::new("cache", "cache-1", 1);
+        assert_eq!(faults.cache_ttl(), None);
+        faults.assign(vec![fault(
+            FaultKind::CacheFlush {
+                ttl: Some(Millis(2_000)),
+            },
+            "cache",
+            1.0,
+        )]);
+        assert_eq!(faults.cache_ttl(), Some(Duration::from_secs(2)));
+        let loadgen = Faults::new("loadgen", "loadgen-1", 1);
+        loadgen.assign(vec![fault(
+            FaultKind::TrafficSpike {
+                multiplier: 3.0,
+                hot_key: Some(17),
+            },
+            "loadgen",
+            1.0,
+        )]);
+        assert_eq!(loadgen.traffic_spike(), Some((3.0, Some(17))));
+    }
+
+    #[test]
+    fn watchers_hear_each_start_and_end_once() {
+        use super::actuators::Actuators;
+        let faults = Faults::new("cache", "cache-1", 1);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        faults.on_transition(move |kind, transition| {
+            log.lock().push((kind.name(), transition));
+        });
+        let mut actuators = Actuators::new(&faults, None);
+        let flush = fault(FaultKind::CacheFlush { ttl: None }, "cache", 1.0);
+        faults.assign(vec![flush]);
+        actuators.reconcile(&faults.active());
+        actuators.reconcile(&faults.active());
+        faults.assign(vec![]);
+        actuators.reconcile(&faults.active());
+        assert_eq!(
+            *heard.lock(),
+            vec![
+                ("cache-flush", Transition::Started),
+                ("cache-flush", Transition::Ended)
+            ]
+        );
+    }
+
+    #[test]
     fn dependency_faults_reach_the_pool_and_consumer() {
         let faults = Faults::new("catalog", "catalog-1", 1);
         faults.assign(vec![fault(

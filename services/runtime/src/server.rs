@@ -394,3 +394,173 @@ pub async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpL
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use serde_json::{Value, json};
+    use tokio::sync::{Semaphore, mpsc};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::config::Identity;
+    use crate::faults::ActiveFault;
+    use crate::faults::model::{FaultKind, FaultSpec, Target};
+
+    fn meters() -> Meters {
+        Meters::new(&Identity {
+            service: "catalog".into(),
+            instance_id: "catalog-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        })
+    }
+
+    fn serve_routes(routes: Router, meters: &Meters, faults: &Faults) -> Router {
+        let health = Health {
+            status: "ok",
+            service: "catalog".into(),
+            instance: "catalog-1".into(),
+            version: "test".into(),
+        };
+        let limits = Limits {
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 1 << 20,
+            max_in_flight: 100,
+        };
+        app(routes, meters, health, limits, faults.clone())
+    }
+
+    fn assign(faults: &Faults, kind: FaultKind, target: &str, toxicity: f64) {
+        let spec = FaultSpec {
+            kind,
+            target: Target::parse(target).unwrap(),
+            toxicity,
+        };
+        spec.validate().unwrap();
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec,
+            until: Instant::now() + Duration::from_secs(60),
+        }]);
+    }
+
+    async fn fetch(app: &Router, uri: &str) -> (StatusCode, String) {
+        let request = HttpRequest::get(uri).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_pool_fault_serves_size_requests_at_once_and_queues_the_rest() {
+        // Each handler reports that it started, then waits for the test to
+        // let it finish.
+        let release = Arc::new(Semaphore::new(0));
+        let (entered_tx, mut entered) = mpsc::unbounded_channel::<()>();
+        let gate = release.clone();
+        let routes = Router::new().route(
+            "/work",
+            get(move || {
+                let gate = gate.clone();
+                let entered = entered_tx.clone();
+                async move {
+                    let _ = entered.send(());
+                    gate.acquire().await.unwrap().forget();
+                    "done"
+                }
+            }),
+        );
+        let meters = meters();
+        let faults = Faults::new("catalog", "catalog-1", 1);
+        assign(&faults, FaultKind::WorkerPool { size: 2 }, "catalog", 1.0);
+        let app = serve_routes(routes, &meters, &faults);
+
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let app = app.clone();
+            requests.spawn(async move { fetch(&app, "/work").await });
+        }
+        entered.recv().await.unwrap();
+        entered.recv().await.unwrap();
+        // Paused time moves on only once every task is idle: if a third
+        // handler could start, it would have by then.
+        let third = tokio::time::timeout(Duration::from_secs(1), entered.recv()).await;
+        assert!(third.is_err(), "a third request got a worker");
+        let metrics = meters.encode();
+        assert!(
+            metrics.contains("http_server_queued_requests{} 3.0"),
+            "{metrics}"
+        );
+
+        // One finishes: exactly one more gets its worker.
+        release.add_permits(1);
+        entered.recv().await.unwrap();
+        let fourth = tokio::time::timeout(Duration::from_secs(1), entered.recv()).await;
+        assert!(fourth.is_err(), "more than two handlers at once");
+
+        release.add_permits(4);
+        while let Some(done) = requests.join_next().await {
+            assert_eq!(done.unwrap(), (StatusCode::OK, "done".to_string()));
+        }
+        assert!(meters.encode().contains("http_server_queued_requests{} 0.0"));
+    }
+
+    #[tokio::test]
+    async fn a_data_corruption_fault_zeroes_the_field_in_successful_answers() {
+        let routes = Router::new()
+            .route(
+                "/products/{id}",
+                get(|| async {
+                    axum::Json(json!({
+                        "id": 7, "price_cents": 1999, "name": "price list",
+                        "variants": [{"price": 5, "priceless": 3}]
+                    }))
+                }),
+            )
+            .route(
+                "/broken",
+                get(|| async {
+                    AppError::new(StatusCode::CONFLICT, "price_cents 12").into_response()
+                }),
+            );
+        let meters = meters();
+        let faults = Faults::new("catalog", "catalog-1", 1);
+        assign(
+            &faults,
+            FaultKind::DataCorruption {
+                field: "price".into(),
+            },
+            "catalog",
+            1.0,
+        );
+        let app = serve_routes(routes, &meters, &faults);
+        let (status, body) = fetch(&app, "/products/7").await;
+        assert_eq!(status, StatusCode::OK);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "id": 7, "price_cents": 0, "name": "price list",
+                "variants": [{"price": 0, "priceless": 3}]
+            })
+        );
+        let (status, text) = fetch(&app, "/broken").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(text.contains("price_cents 12"), "errors pass untouched");
+    }
+
+    #[test]
+    fn zero_field_leaves_non_numbers_and_other_names_alone() {
+        let mut v = json!({"price": "free", "price_cents": 5, "pricey": 9, "x": [{"price": 1.5}]});
+        zero_field(&mut v, "price");
+        assert_eq!(
+            v,
+            json!({"price": "free", "price_cents": 0, "pricey": 9, "x": [{"price": 0}]})
+        );
+    }
+}

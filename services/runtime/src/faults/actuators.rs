@@ -30,6 +30,8 @@ pub struct Actuators {
     running: HashMap<String, Running>,
     /// Every fault started and not yet ended, to tell watchers of both.
     started: HashMap<String, FaultKind>,
+    /// Whether this process's OTLP exports are made to fail.
+    dropping_telemetry: bool,
 }
 
 struct Running {
@@ -55,6 +57,7 @@ impl Actuators {
             db,
             running: HashMap::new(),
             started: HashMap::new(),
+            dropping_telemetry: false,
         }
     }
 
@@ -88,7 +91,10 @@ impl Actuators {
         let dropping = active
             .iter()
             .any(|f| matches!(f.spec.kind, FaultKind::TelemetryDrop {}));
-        crate::telemetry::gate::set_failing(dropping);
+        if dropping != self.dropping_telemetry {
+            self.dropping_telemetry = dropping;
+            crate::telemetry::gate::set_failing(dropping);
+        }
         let skew = active.iter().find_map(|f| match f.spec.kind {
             FaultKind::ClockSkew { time_offset } => Some(time_offset.0),
             _ => None,

@@ -223,3 +223,116 @@ fn data_points(metrics: &ResourceMetrics) -> usize {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    use super::*;
+    use crate::config::Identity;
+    use crate::faults::actuators::Actuators;
+    use crate::faults::model::{FaultKind, FaultSpec, Target};
+    use crate::faults::{ActiveFault, Faults};
+
+    /// Stands in for the OTLP span exporter: counts what reaches it.
+    #[derive(Debug, Default)]
+    struct Received(Arc<AtomicUsize>);
+
+    impl SpanExporter for Received {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.fetch_add(batch.len(), Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// The gate is process-wide, so everything about it is one test.
+    #[tokio::test]
+    async fn a_failing_gate_drops_exports_counts_them_and_leaves_metrics_served() {
+        let meters = Meters::new(&Identity {
+            service: "payment".into(),
+            instance_id: "payment-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        });
+        count_exports(&meters);
+        let received = Arc::new(AtomicUsize::new(0));
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(Gated::new(Received(received.clone())))
+            .build();
+        let tracer = provider.tracer("test");
+
+        tracer.in_span("before", |_| {});
+        assert_eq!(received.load(Ordering::Relaxed), 1);
+
+        // A telemetry-drop fault starts: its actuator closes the gate.
+        let faults = Faults::new("payment", "payment-1", 1);
+        let mut actuators = Actuators::new(&faults, None);
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec: FaultSpec {
+                kind: FaultKind::TelemetryDrop {},
+                target: Target::parse("payment").unwrap(),
+                toxicity: 1.0,
+            },
+            until: std::time::Instant::now() + Duration::from_secs(60),
+        }]);
+        actuators.reconcile(&faults.active());
+        assert!(failing());
+        for _ in 0..3 {
+            tracer.in_span("during", |_| {});
+        }
+        assert_eq!(
+            received.load(Ordering::Relaxed),
+            1,
+            "nothing reaches the exporter"
+        );
+        let metrics = meters.encode();
+        assert!(
+            metrics.contains("otel_sdk_exporter_span_exported_total{} 1.0"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(
+                r#"otel_sdk_exporter_span_exported_total{error_type="unavailable"} 3.0"#
+            ),
+            "{metrics}"
+        );
+
+        // The service and its scrape endpoint are untouched.
+        let app = crate::server::app(
+            axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" })),
+            &meters,
+            crate::server::Health {
+                status: "ok",
+                service: "payment".into(),
+                instance: "payment-1".into(),
+                version: "test".into(),
+            },
+            crate::server::Limits {
+                request_timeout: Duration::from_secs(5),
+                max_body_bytes: 1024,
+                max_in_flight: 10,
+            },
+            Faults::none(),
+        );
+        use tower::ServiceExt as _;
+        for uri in ["/ping", "/metrics"] {
+            let request = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), axum::http::StatusCode::OK, "{uri}");
+        }
+
+        // The fault ends. No backlog was kept: only new spans go out.
+        faults.assign(vec![]);
+        actuators.reconcile(&faults.active());
+        assert!(!failing());
+        tracer.in_span("after", |_| {});
+        assert_eq!(received.load(Ordering::Relaxed), 2);
+    }
+}
