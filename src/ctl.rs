@@ -501,38 +501,95 @@ mod tests {
     fn every_new_kind_can_be_injected_from_flags() {
         for (flags, name) in [
             (&["cache-flush", "--target", "cache"][..], "cache-flush"),
-            (&["cache-flush", "--target", "cache", "--ttl", "10s"], "cache-flush"),
             (
-                &["poison-message", "--target", "projector->queue-consumer", "--toxicity", "0.1"],
+                &["cache-flush", "--target", "cache", "--ttl", "10s"],
+                "cache-flush",
+            ),
+            (
+                &[
+                    "poison-message",
+                    "--target",
+                    "projector->queue-consumer",
+                    "--toxicity",
+                    "0.1",
+                ],
                 "poison-message",
             ),
             (
-                &["data-corruption", "--target", "catalog", "--toxicity", "0.3"],
+                &[
+                    "data-corruption",
+                    "--target",
+                    "catalog",
+                    "--toxicity",
+                    "0.3",
+                ],
                 "data-corruption",
             ),
-            (&["data-corruption", "--target", "catalog", "--field", "price"], "data-corruption"),
-            (&["telemetry-drop", "--target", "payment-2"], "telemetry-drop"),
             (
-                &["worker-pool", "--target", "catalog", "--size", "2", "--route", "/products"],
+                &["data-corruption", "--target", "catalog", "--field", "price"],
+                "data-corruption",
+            ),
+            (
+                &["telemetry-drop", "--target", "payment-2"],
+                "telemetry-drop",
+            ),
+            (
+                &[
+                    "worker-pool",
+                    "--target",
+                    "catalog",
+                    "--size",
+                    "2",
+                    "--route",
+                    "/products",
+                ],
                 "worker-pool",
             ),
             (
-                &["lb-skew", "--target", "checkout->payment", "--instance", "payment-1", "--percent", "80"],
+                &[
+                    "lb-skew",
+                    "--target",
+                    "checkout->payment",
+                    "--instance",
+                    "payment-1",
+                    "--percent",
+                    "80",
+                ],
                 "lb-skew",
             ),
             (
-                &["traffic-spike", "--target", "loadgen", "--multiplier", "4", "--hot-key", "42"],
+                &[
+                    "traffic-spike",
+                    "--target",
+                    "loadgen",
+                    "--multiplier",
+                    "4",
+                    "--hot-key",
+                    "42",
+                ],
                 "traffic-spike",
             ),
             (&["drop-index", "--target", "catalog->db"], "drop-index"),
             (
-                &["drop-index", "--target", "catalog->db", "--index", "products_category"],
+                &[
+                    "drop-index",
+                    "--target",
+                    "catalog->db",
+                    "--index",
+                    "products_category",
+                ],
                 "drop-index",
             ),
         ] {
             assert_eq!(spec(flags).kind.name(), name, "{flags:?}");
         }
-        let skew = spec(&["lb-skew", "--target", "checkout->payment", "--instance", "payment-2"]);
+        let skew = spec(&[
+            "lb-skew",
+            "--target",
+            "checkout->payment",
+            "--instance",
+            "payment-2",
+        ]);
         assert_eq!(
             skew.kind,
             firedrill_runtime::faults::model::FaultKind::LbSkew {

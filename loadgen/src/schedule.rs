@@ -513,7 +513,9 @@ mod tests {
         assert_eq!(surged as usize, extra.len());
         assert!((230..=370).contains(&scheduled), "{scheduled} scheduled");
         assert!(
-            extra.iter().all(|(_, t, hot)| (10.0..20.01).contains(t) && *hot == Some(42)),
+            extra
+                .iter()
+                .all(|(_, t, hot)| (10.0..20.01).contains(t) && *hot == Some(42)),
             "extra traffic only during the spike, all on the hot key"
         );
         let seqs: Vec<u64> = extra.iter().map(|(seq, _, _)| *seq).collect();

@@ -271,7 +271,10 @@ mod tests {
             .unwrap()
             .map(|p| p.unwrap().price_cents)
             .collect();
-        (prices, stmt.get_status(rusqlite::StatementStatus::FullscanStep))
+        (
+            prices,
+            stmt.get_status(rusqlite::StatementStatus::FullscanStep),
+        )
     }
 
     #[test]
@@ -304,7 +307,8 @@ mod tests {
 
         // Without the index, every product on the page scans the whole
         // history: a drop-index fault's cost, measured in rows.
-        conn.execute_batch(&format!("DROP INDEX {HOT_INDEX}")).unwrap();
+        conn.execute_batch(&format!("DROP INDEX {HOT_INDEX}"))
+            .unwrap();
         let (prices, scanned) = page_scans(&conn);
         assert_eq!(prices, toys, "same answer");
         assert!(

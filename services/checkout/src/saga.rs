@@ -82,14 +82,14 @@ impl Saga {
         if total > 0
             && let Err(err) = self
                 .payment
-            .post(
-                "/payments",
-                "/payments",
-                &json!({ "order_id": order_id, "user_id": user_id, "amount_cents": total }),
-            )
-            .idempotent(true)
-            .send()
-            .await
+                .post(
+                    "/payments",
+                    "/payments",
+                    &json!({ "order_id": order_id, "user_id": user_id, "amount_cents": total }),
+                )
+                .idempotent(true)
+                .send()
+                .await
         {
             return Err(self.abort(order_id, "pay", err, &["release"]).await);
         }

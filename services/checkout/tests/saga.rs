@@ -181,7 +181,10 @@ async fn a_good_order_runs_every_step_in_order() {
         metrics.contains(r#"checkout_order_value_cents_bucket{le="5000.0"} 1"#),
         "{metrics}"
     );
-    assert!(metrics.contains("checkout_order_value_cents_sum{} 3000.0"), "{metrics}");
+    assert!(
+        metrics.contains("checkout_order_value_cents_sum{} 3000.0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

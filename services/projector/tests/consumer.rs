@@ -184,7 +184,11 @@ async fn a_poison_message_is_rejected_on_every_delivery_and_others_pass() {
     let mut app = TestApp::spawn().await;
     let mut faults = FaultInjector::new(app.service.context());
     // Toxicity 1: every message id is poison while the fault lasts.
-    let fault = faults.inject(FaultKind::PoisonMessage {}, "projector->queue-consumer", 1.0);
+    let fault = faults.inject(
+        FaultKind::PoisonMessage {},
+        "projector->queue-consumer",
+        1.0,
+    );
     for attempt in 1..=3 {
         app.broker.deliver(ORDERS, 41, attempt, confirmed(41, 7, 1));
         match app.next_settled().await {

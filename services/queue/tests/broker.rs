@@ -299,7 +299,10 @@ async fn the_dlq_ops_replay_and_purge_every_topic_or_one() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"count": 1, "topics": {"order-events": 1}}));
-    assert_eq!(q.receive("order-events", 1, 0, 30_000).await[0]["id"], order);
+    assert_eq!(
+        q.receive("order-events", 1, 0, 30_000).await[0]["id"],
+        order
+    );
     assert_eq!(q.stats("cart-events").await["dead_letters"], 1);
 
     let (status, body) = q.call(Method::POST, "/dlq/purge", None).await;

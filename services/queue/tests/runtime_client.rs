@@ -108,7 +108,11 @@ async fn a_poison_message_fails_on_every_delivery_until_it_is_dead_lettered() {
     // Every message is poison (toxicity 1): the first one published must
     // go through all five deliveries and end in the dead-letter state.
     let mut faults = FaultInjector::new(&consumer);
-    let fault = faults.inject(FaultKind::PoisonMessage {}, "projector->queue-consumer", 1.0);
+    let fault = faults.inject(
+        FaultKind::PoisonMessage {},
+        "projector->queue-consumer",
+        1.0,
+    );
     let id = queue::publish(&broker, "order-events", &json!({"order_id": 1}))
         .await
         .unwrap();
@@ -121,17 +125,23 @@ async fn a_poison_message_fails_on_every_delivery_until_it_is_dead_lettered() {
         visibility: Duration::from_secs(30),
         wait: Duration::from_millis(200),
     };
-    queue::spawn_consumer(broker.clone(), "order-events", config, stop.clone(), move |message| {
-        let tx = tx.clone();
-        async move {
-            let outcome = match message.payload.get("order_id") {
-                Some(_) => Ok(()),
-                None => Err(format!("unreadable order event: {}", message.payload)),
-            };
-            let _ = tx.send((message.id, message.attempts, outcome.clone()));
-            outcome
-        }
-    });
+    queue::spawn_consumer(
+        broker.clone(),
+        "order-events",
+        config,
+        stop.clone(),
+        move |message| {
+            let tx = tx.clone();
+            async move {
+                let outcome = match message.payload.get("order_id") {
+                    Some(_) => Ok(()),
+                    None => Err(format!("unreadable order event: {}", message.payload)),
+                };
+                let _ = tx.send((message.id, message.attempts, outcome.clone()));
+                outcome
+            }
+        },
+    );
     for attempt in 1..=5 {
         let (got, attempts, outcome) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await

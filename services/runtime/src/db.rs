@@ -469,7 +469,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = items_db(&dir).await;
         let (indexed, scanned) = plan(&db).await;
-        assert!(indexed.contains("USING COVERING INDEX items_by_category"), "{indexed}");
+        assert!(
+            indexed.contains("USING COVERING INDEX items_by_category"),
+            "{indexed}"
+        );
         assert_eq!(scanned, 0);
 
         let definition = db.drop_index("items_by_category").await.unwrap().unwrap();
@@ -513,7 +516,10 @@ mod tests {
         eventually_plan(&db, |(plan, _)| plan == "SCAN items").await;
         faults.assign(vec![]);
         actuators.reconcile(&faults.active());
-        eventually_plan(&db, |(plan, scanned)| plan.contains("items_by_category") && scanned == 0).await;
+        eventually_plan(&db, |(plan, scanned)| {
+            plan.contains("items_by_category") && scanned == 0
+        })
+        .await;
     }
 
     /// Waits (up to 10 s) for the actuator's task to have changed the plan.

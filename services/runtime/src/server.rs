@@ -507,7 +507,11 @@ mod tests {
         while let Some(done) = requests.join_next().await {
             assert_eq!(done.unwrap(), (StatusCode::OK, "done".to_string()));
         }
-        assert!(meters.encode().contains("http_server_queued_requests{} 0.0"));
+        assert!(
+            meters
+                .encode()
+                .contains("http_server_queued_requests{} 0.0")
+        );
     }
 
     #[tokio::test]

@@ -347,9 +347,9 @@ impl FaultKind {
             | FaultKind::DnsFailure {}
             | FaultKind::CertExpiry {}
             | FaultKind::LbSkew { .. } => &[Link],
-            FaultKind::PoolLeak { .. } | FaultKind::SlowQuery { .. } | FaultKind::DropIndex { .. } => {
-                &[Dependency]
-            }
+            FaultKind::PoolLeak { .. }
+            | FaultKind::SlowQuery { .. }
+            | FaultKind::DropIndex { .. } => &[Dependency],
             FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => &[Dependency],
             FaultKind::ClockSkew { .. }
             | FaultKind::CpuBurn { .. }
@@ -365,9 +365,9 @@ impl FaultKind {
     /// Which dependency a dependency-scoped kind acts on.
     fn dependency(&self) -> Option<&'static str> {
         match self {
-            FaultKind::PoolLeak { .. } | FaultKind::SlowQuery { .. } | FaultKind::DropIndex { .. } => {
-                Some("db")
-            }
+            FaultKind::PoolLeak { .. }
+            | FaultKind::SlowQuery { .. }
+            | FaultKind::DropIndex { .. } => Some("db"),
             FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => Some("queue-consumer"),
             _ => None,
         }
@@ -461,9 +461,9 @@ impl FaultKind {
                     ));
                 }
                 match hot_key {
-                    Some(id) if *id < 1 => Err(format!(
-                        "hotKey must be a product id (1 or more), got {id}"
-                    )),
+                    Some(id) if *id < 1 => {
+                        Err(format!("hotKey must be a product id (1 or more), got {id}"))
+                    }
                     _ => Ok(()),
                 }
             }
@@ -519,13 +519,11 @@ impl Target {
             }
         } else {
             match text.rsplit_once('-') {
-                Some((service, n)) if is_process(service) && n.parse::<u32>().is_ok() => {
-                    Target {
-                        service: service.to_string(),
-                        instance: Some(text.to_string()),
-                        ..Target::default()
-                    }
-                }
+                Some((service, n)) if is_process(service) && n.parse::<u32>().is_ok() => Target {
+                    service: service.to_string(),
+                    instance: Some(text.to_string()),
+                    ..Target::default()
+                },
                 _ => return Err(unknown_service(text)),
             }
         };
@@ -959,7 +957,11 @@ mod tests {
             Target::parse("loadgen-1").unwrap().instance.as_deref(),
             Some("loadgen-1")
         );
-        assert!(Target::parse("gateway->loadgen").unwrap_err().contains("neither"));
+        assert!(
+            Target::parse("gateway->loadgen")
+                .unwrap_err()
+                .contains("neither")
+        );
         assert!(Target::parse("loadgenerator").is_err());
     }
 

@@ -296,9 +296,8 @@ mod tests {
             "{metrics}"
         );
         assert!(
-            metrics.contains(
-                r#"otel_sdk_exporter_span_exported_total{error_type="unavailable"} 3.0"#
-            ),
+            metrics
+                .contains(r#"otel_sdk_exporter_span_exported_total{error_type="unavailable"} 3.0"#),
             "{metrics}"
         );
 
