@@ -5,6 +5,8 @@
 //! (whose `endpoints.json` names both), so after `firedrill up` the verbs
 //! work from the same directory with no setup.
 
+mod verify;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -135,9 +137,18 @@ pub enum ScenarioCommand {
         paths: Vec<PathBuf>,
     },
     /// Start a scenario; prints the page a learner receives.
-    Start { id: String },
+    Start {
+        id: String,
+        /// Play the timeline this many times faster than written.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Stop the running scenario.
     Stop,
+    /// Play a scenario against the running lab and check that its symptoms
+    /// show, its red herrings stay apart, wrong ops leave it broken and an
+    /// accepted op ends it.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -402,12 +413,12 @@ pub async fn scenario(conn: Connection, command: ScenarioCommand) -> anyhow::Res
             &api.call(reqwest::Method::GET, &format!("/v1/scenarios/{id}"), None)
                 .await?,
         ),
-        ScenarioCommand::Start { id } => {
+        ScenarioCommand::Start { id, speed } => {
             let out = api
                 .call(
                     reqwest::Method::POST,
                     &format!("/v1/scenarios/{id}/start"),
-                    None,
+                    Some(json!({ "speed": speed })),
                 )
                 .await?;
             println!(
@@ -421,6 +432,7 @@ pub async fn scenario(conn: Connection, command: ScenarioCommand) -> anyhow::Res
                 .await?;
             println!("stopped {}", out["stopped"].as_str().unwrap_or("?"));
         }
+        ScenarioCommand::Verify(args) => verify::run(&conn, args).await?,
         ScenarioCommand::Validate { .. } => unreachable!("handled above"),
     }
     Ok(())

@@ -155,7 +155,24 @@ fn every_alert_has_severity_summary_description_and_runbook() {
 #[test]
 fn docker_compose_accepts_the_compose_file() {
     let compose = tool("FIREDRILL_DOCKER_COMPOSE", "docker-compose");
-    let out = run(Command::new(compose).args(["-f", "docker-compose.yml", "config"]));
+    // Without the tokens the file refuses to render, naming them.
+    let refused = Command::new(&compose)
+        .current_dir(repo())
+        .args(["-f", "docker-compose.yml", "config"])
+        .env_remove("FIREDRILL_INSTRUCTOR_TOKEN")
+        .env_remove("FIREDRILL_AGENT_TOKEN")
+        .output()
+        .expect("run docker-compose");
+    assert!(!refused.status.success(), "compose rendered without tokens");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("FIREDRILL_"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = run(Command::new(compose)
+        .args(["-f", "docker-compose.yml", "config"])
+        .env("FIREDRILL_INSTRUCTOR_TOKEN", "instructor-secret")
+        .env("FIREDRILL_AGENT_TOKEN", "agent-secret"));
     let config = String::from_utf8_lossy(&out.stdout);
     // Every process of the lab is a service, and the tooling is there.
     for service in [
@@ -178,6 +195,7 @@ fn docker_compose_accepts_the_compose_file() {
         "projector",
         "gateway",
         "loadgen",
+        "controller",
         "prometheus",
         "grafana",
         "jaeger",
@@ -262,9 +280,16 @@ fn the_kustomize_base_renders_and_validates() {
         yaml.matches(&format!("\nkind: {kind}\n")).count()
             + usize::from(yaml.starts_with(&format!("kind: {kind}\n")))
     };
-    // 19 lab processes, Prometheus, Grafana.
-    assert_eq!(count("Deployment"), 21, "{yaml}");
-    assert_eq!(count("Service"), 21);
+    // 19 lab processes, the fault controller, Prometheus, Grafana.
+    assert_eq!(count("Deployment"), 22, "{yaml}");
+    assert_eq!(count("Service"), 22);
+    // The controller and every agent read their tokens from the Secret the
+    // instructor creates; no token is written into a manifest.
+    assert!(
+        yaml.contains("name: firedrill-tokens"),
+        "no token Secret reference"
+    );
+    assert!(!yaml.contains("name: FIREDRILL_AGENT_TOKEN\n          value:"));
     for name in [
         "prometheus-config",
         "prometheus-rules",
@@ -280,10 +305,10 @@ fn the_kustomize_base_renders_and_validates() {
     // Every container has probes and resource limits.
     let containers =
         yaml.matches("\n      - args:").count() + yaml.matches("\n      - env:").count();
-    assert!(containers >= 21, "{containers} containers found");
-    assert_eq!(yaml.matches("readinessProbe:").count(), 21);
-    assert_eq!(yaml.matches("livenessProbe:").count(), 21);
-    assert_eq!(yaml.matches("\n          limits:").count(), 21);
+    assert!(containers >= 22, "{containers} containers found");
+    assert_eq!(yaml.matches("readinessProbe:").count(), 22);
+    assert_eq!(yaml.matches("livenessProbe:").count(), 22);
+    assert_eq!(yaml.matches("\n          limits:").count(), 22);
 }
 
 #[test]

@@ -238,8 +238,10 @@ async fn start_scenario(
     State(ctl): Ctl,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     instructor(&ctl, &headers)?;
+    let options = StartOptions::parse(&body)?;
     let scenario = ctl.scenario(&id)?;
     let page = scenario.page.clone();
     let running = ctl.update(|state| {
@@ -253,6 +255,7 @@ async fn start_scenario(
             id: id.clone(),
             started_ms: now_ms(),
             mitigated_ms: None,
+            speed: options.speed,
         };
         state.scenario = Some(running.clone());
         Ok(running)
@@ -262,6 +265,37 @@ async fn start_scenario(
         StatusCode::CREATED,
         axum::Json(json!({ "scenario": running, "page": page })),
     ))
+}
+
+/// The optional body of a scenario start.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartOptions {
+    /// Plays the timeline this many times faster (1..=1000).
+    #[serde(default = "normal_speed")]
+    speed: f64,
+}
+
+fn normal_speed() -> f64 {
+    1.0
+}
+
+impl StartOptions {
+    /// An empty body starts at normal speed.
+    fn parse(body: &[u8]) -> ApiResult<StartOptions> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(StartOptions { speed: 1.0 });
+        }
+        let options: StartOptions = serde_json::from_slice(body)
+            .map_err(|e| AppError::bad_request(format!("invalid start options: {e}")))?;
+        if !(1.0..=1000.0).contains(&options.speed) {
+            return Err(AppError::bad_request(format!(
+                "speed must be within 1..=1000, got {}",
+                options.speed
+            )));
+        }
+        Ok(options)
+    }
 }
 
 async fn running_scenario(State(ctl): Ctl, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {

@@ -143,7 +143,8 @@ pub const DOCUMENT: &str = r##"{
         "summary": "Start a scenario; answers the page text",
         "security": [ { "instructor": [] } ],
         "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
-        "responses": { "201": { "description": "Started" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "description": "Another scenario is running", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
+        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "speed": { "type": "number", "minimum": 1, "maximum": 1000, "description": "Play the timeline this many times faster" } } } } } },
+        "responses": { "201": { "description": "Started" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "description": "Another scenario is running", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
       }
     },
     "/v1/scenario": {

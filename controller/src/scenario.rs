@@ -31,6 +31,10 @@ pub struct Scenario {
     pub hints: Spanned<Vec<String>>,
     pub debrief: String,
     pub symptoms: Spanned<Vec<Spanned<Symptom>>>,
+    /// Signals that stay normal while the incident runs: they tell the root
+    /// cause apart from a red herring or a bystander that merely waits on it.
+    #[serde(default)]
+    pub healthy: Vec<Spanned<Symptom>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -178,7 +182,9 @@ pub struct Mitigation {
     pub recovery: Recovery,
 }
 
-/// When the incident counts as over: the journey's SLI at the gateway.
+/// When the incident counts as over: the journey's SLI at the gateway
+/// (5xx ratio and median latency of `route`), and any further `checks` an
+/// incident that spares the SLI needs (a business metric, telemetry flow).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recovery {
@@ -186,6 +192,8 @@ pub struct Recovery {
     pub route: String,
     pub max_error_ratio: f64,
     pub max_latency_ms: u64,
+    #[serde(default)]
+    pub checks: Vec<Symptom>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -212,22 +220,132 @@ pub struct Symptom {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "check", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Check {
-    /// Server latency on `route` (median) above `ms`.
-    LatencyAbove { route: String, ms: u64 },
+    /// Server latency on `route` above `ms` at `quantile` (default: the
+    /// median), from the `http_server_request_duration_seconds` histogram.
+    LatencyAbove {
+        route: String,
+        ms: u64,
+        #[serde(default)]
+        quantile: Option<f64>,
+    },
+    /// Server latency on `route` at or below `ms` (a route that stays fast).
+    LatencyBelow {
+        route: String,
+        ms: u64,
+        #[serde(default)]
+        quantile: Option<f64>,
+    },
     /// Share of 5xx answers on `route` above `ratio`.
     ErrorRatioAbove { route: String, ratio: f64 },
+    /// Share of 5xx answers on `route` at or below `ratio`.
+    ErrorRatioBelow { route: String, ratio: f64 },
     /// A log record whose body contains `text`.
     LogContains { text: String },
     /// A span with error status whose name contains `operation`.
     SpanError { operation: String },
-    /// A `/metrics` sample of `metric` (with all `labels`) above `value`.
+    /// The current value of `metric` (samples with all `labels`, summed over
+    /// the selected processes) above `value`.
     MetricAbove {
         metric: String,
         #[serde(default)]
         labels: std::collections::BTreeMap<String, String>,
         value: f64,
     },
+    /// The current value of `metric` at or below `value`.
+    MetricBelow {
+        metric: String,
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        value: f64,
+    },
+    /// The per-second increase of counter `metric` above `value`.
+    RateAbove {
+        metric: String,
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        value: f64,
+    },
+    /// The per-second increase of counter `metric` at or below `value`.
+    RateBelow {
+        metric: String,
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        value: f64,
+    },
 }
+
+impl Check {
+    /// Range checks on the parameters; the message names the parameter.
+    fn validate(&self) -> Result<(), String> {
+        let route = |route: &str| {
+            if route.starts_with('/') {
+                Ok(())
+            } else {
+                Err(format!("`route` {route:?} must start with '/'"))
+            }
+        };
+        match self {
+            Check::LatencyAbove {
+                route: r, quantile, ..
+            }
+            | Check::LatencyBelow {
+                route: r, quantile, ..
+            } => {
+                route(r)?;
+                match quantile {
+                    Some(q) if !(*q > 0.0 && *q < 1.0) => {
+                        Err(format!("`quantile` must be within (0, 1), got {q}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Check::ErrorRatioAbove { route: r, ratio }
+            | Check::ErrorRatioBelow { route: r, ratio } => {
+                route(r)?;
+                if (0.0..=1.0).contains(ratio) {
+                    Ok(())
+                } else {
+                    Err(format!("`ratio` must be within 0..1, got {ratio}"))
+                }
+            }
+            Check::LogContains { text } if text.is_empty() => {
+                Err("`text` must not be empty".into())
+            }
+            Check::SpanError { operation } if operation.is_empty() => {
+                Err("`operation` must not be empty".into())
+            }
+            Check::MetricAbove { metric, .. }
+            | Check::MetricBelow { metric, .. }
+            | Check::RateAbove { metric, .. }
+            | Check::RateBelow { metric, .. }
+                if metric.is_empty()
+                    || !metric
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') =>
+            {
+                Err(format!(
+                    "`metric` {metric:?} is not a Prometheus metric name"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Symptom {
+    /// Whose telemetry to read (a service, an instance, `collector` or
+    /// `loadgen`) and whether the check's parameters make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if !OBSERVABLE_COMPONENTS.contains(&self.service.as_str()) {
+            Target::parse(&self.service).map_err(|e| format!("symptom `service`: {e}"))?;
+        }
+        self.check.validate()
+    }
+}
+
+/// Processes that are not shop services but whose telemetry a symptom may
+/// read.
+pub const OBSERVABLE_COMPONENTS: &[&str] = &["collector", "loadgen"];
 
 /// A problem in a scenario file, with its position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -406,14 +524,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, Vec<Problem>> {
             Err("symptoms lists at least one".into()),
         );
     }
-    for symptom in scenario.symptoms.get_ref() {
-        let s = symptom.get_ref();
-        check(
-            symptom.span().start,
-            Target::parse(&s.service)
-                .map(|_| ())
-                .map_err(|e| format!("symptom service: {e}")),
-        );
+    for symptom in scenario.symptoms.get_ref().iter().chain(&scenario.healthy) {
+        if let Err(message) = symptom.get_ref().validate() {
+            let offset = pinpoint(text, symptom.span(), &message);
+            check(offset, Err(message));
+        }
+    }
+    for symptom in &recovery.checks {
+        check(scenario.mitigation.span().start, symptom.validate());
     }
     if problems.is_empty() {
         Ok(scenario)
@@ -725,6 +843,26 @@ kind = "drop-index"
             p.iter().any(|m| m.contains("must match the file name")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn symptom_and_healthy_checks_are_checked_where_written() {
+        let with_healthy = format!(
+            "{GOOD}\n[[healthy]]\nsignal = \"metric\"\nservice = \"gateway\"\ncheck = \"latency-below\"\nroute = \"/api/cart\"\nms = 50\n"
+        );
+        let s = parse(Path::new("scenarios/slow-catalog.toml"), &with_healthy).unwrap();
+        assert_eq!(s.healthy.len(), 1);
+        let broken = with_healthy.replace("ms = 50", "ms = 50\nquantile = 1.5");
+        let p = problems(&broken);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains(":41:") && p[0].contains("quantile"), "{p:?}");
+        let broken = with_healthy.replace("route = \"/api/cart\"", "route = \"api/cart\"");
+        assert!(problems(&broken)[0].contains("must start with '/'"));
+        let broken = with_healthy.replace(
+            "service = \"gateway\"\ncheck = \"latency-below\"",
+            "service = \"warehouse\"\ncheck = \"latency-below\"",
+        );
+        assert!(problems(&broken)[0].contains("unknown service"));
     }
 
     #[test]

@@ -33,6 +33,22 @@ pub struct RunningScenario {
     /// When an accepted mitigation was performed; faults that last
     /// `until-mitigated` end here.
     pub mitigated_ms: Option<i64>,
+    /// How much faster than written the timeline plays: step offsets and
+    /// durations are divided by it (a verification run compresses a
+    /// ten-minute cascade into a minute). 1 plays the file as written.
+    #[serde(default = "normal_speed")]
+    pub speed: f64,
+}
+
+fn normal_speed() -> f64 {
+    1.0
+}
+
+impl RunningScenario {
+    /// Wall-clock length of `ms` of scenario time at this run's speed.
+    pub fn scaled(&self, ms: u64) -> i64 {
+        (ms as f64 / self.speed.max(f64::MIN_POSITIVE)).round() as i64
+    }
 }
 
 /// One mitigation op, as performed.
@@ -133,9 +149,9 @@ impl State {
         for (index, step) in scenario.steps.iter().enumerate() {
             let step = step.get_ref();
             let Ok(spec) = step.fault() else { continue };
-            let start = running.started_ms + step.at.0 as i64;
+            let start = running.started_ms + running.scaled(step.at.0);
             let end = match step.lasts {
-                Lasts::For(d) => Some(start + d.0 as i64),
+                Lasts::For(d) => Some(start + running.scaled(d.0)),
                 Lasts::UntilMitigated => running.mitigated_ms,
             };
             if now >= start && end.is_none_or(|end| now < end) {
@@ -208,6 +224,7 @@ mod tests {
             id: "x".into(),
             started_ms: 5,
             mitigated_ms: None,
+            speed: 1.0,
         });
         state.save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), state);
@@ -265,6 +282,7 @@ mod tests {
                 id: "slow-catalog".into(),
                 started_ms: 1_000,
                 mitigated_ms: None,
+                speed: 1.0,
             }),
             ..State::default()
         };
@@ -275,6 +293,13 @@ mod tests {
             during.iter().any(|f| f.spec.target.service == "catalog"),
             "{during:?}"
         );
+        let running = state.scenario.as_ref().unwrap();
+        assert_eq!(running.scaled(10_000), 10_000);
+        let fast = RunningScenario {
+            speed: 10.0,
+            ..running.clone()
+        };
+        assert_eq!(fast.scaled(10_000), 1_000);
         state.scenario.as_mut().unwrap().mitigated_ms = Some(20_000_000);
         assert!(
             state

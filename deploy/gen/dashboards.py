@@ -96,7 +96,7 @@ def shop_overview():
              [query('job:http_server_request_duration_seconds:p99_5m{job="gateway"}')], "s",
              steps=LATENCY_STEPS),
         stat("Saturation: busiest process", "CPU of the busiest process of the lab, in cores.",
-             [query(f"max(sum by (instance) (rate(process_cpu_time_total[{RATE}])))")],
+             [query(f"max(sum by (instance) (rate(process_cpu_time_seconds_total[{RATE}])))")],
              "percentunit", steps=thresholds((None, "green"), (0.7, "orange"), (0.9, "red"))),
         timeseries("Traffic by service", "Requests per second served by each service.",
                    [query("job:http_server_requests:rate5m", "{{job}}")], "reqps",
@@ -108,7 +108,7 @@ def shop_overview():
                    [query("job:http_server_request_duration_seconds:p99_5m", "{{job}}")], "s",
                    legend_table=True),
         timeseries("CPU by service", "CPU used by all processes of each service, in cores.",
-                   [query(f"sum by (job) (rate(process_cpu_time_total[{RATE}]))", "{{job}}")],
+                   [query(f"sum by (job) (rate(process_cpu_time_seconds_total[{RATE}]))", "{{job}}")],
                    "percentunit", legend_table=True),
 
         row("SLOs"),
@@ -224,7 +224,7 @@ def service_detail():
 
         row("Saturation"),
         timeseries("CPU", "CPU per instance, in cores.",
-                   [query(f"sum by (instance) (rate(process_cpu_time_total{{{SERVICE}}}[{RATE}]))",
+                   [query(f"sum by (instance) (rate(process_cpu_time_seconds_total{{{SERVICE}}}[{RATE}]))",
                           "{{instance}}")], "percentunit", w=8),
         timeseries("Memory", "Resident memory per instance.",
                    [query(f"process_memory_usage_bytes{{{SERVICE}}}", "{{instance}}")], "bytes", w=8),

@@ -44,12 +44,31 @@ def yaml_value(v):
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class Secret:
+    """An environment value read from a key of the lab's Secret."""
+
+    def __init__(self, key):
+        self.key = key
+
+
+# Created by the instructor, never committed (README, "Kubernetes"):
+#   kubectl create secret generic firedrill-tokens \
+#     --from-literal=instructor=... --from-literal=agent=...
+TOKENS_SECRET = "firedrill-tokens"
+
+
+def env_entry(k, v):
+    if isinstance(v, Secret):
+        return (f"            - name: {k}\n              valueFrom:\n"
+                f"                secretKeyRef:\n                  name: {TOKENS_SECRET}\n"
+                f"                  key: {v.key}")
+    return f"            - name: {k}\n              value: {yaml_value(v)}"
+
+
 def manifest(name, app, instance, args, env, port, *, shared_db=False, resources=None,
              extra_ports=()):
     res = resources or {"requests": ("25m", "32Mi"), "limits": ("500m", "256Mi")}
-    env_lines = "\n".join(
-        f"            - name: {k}\n              value: {yaml_value(v)}" for k, v in env
-    )
+    env_lines = "\n".join(env_entry(k, v) for k, v in env)
     args_lines = "\n".join(f"            - {yaml_value(a)}" for a in args)
     ports = [("http", port), *extra_ports]
     port_lines = "\n".join(
@@ -174,6 +193,10 @@ def lab_manifests():
         ("FIREDRILL_OTLP_PROTOCOL", "grpc"),
         ("FIREDRILL_ENVIRONMENT", "kubernetes"),
         ("FIREDRILL_PEERS", peers()),
+        # Every process runs a fault agent that asks the controller for its
+        # faults under a lease.
+        ("FIREDRILL_CONTROLLER", "http://controller:8080"),
+        ("FIREDRILL_AGENT_TOKEN", Secret("agent")),
     ]
     files = {}
     files["collector.yaml"] = manifest(
@@ -183,6 +206,15 @@ def lab_manifests():
          ("FIREDRILL_QUERY_LISTEN", "0.0.0.0:16686")],
         16686, extra_ports=(("otlp-grpc", 4317), ("otlp-http", 4318)),
         resources={"requests": ("100m", "128Mi"), "limits": ("1", "768Mi")})
+    # The fault controller keeps its state (faults, the running scenario,
+    # the ops log) on the shared volume, so a restarted pod resumes it.
+    files["controller.yaml"] = manifest(
+        "controller", "controller", "controller", ["controller"],
+        [("FIREDRILL_CONTROLLER_LISTEN", "0.0.0.0:8080"),
+         ("FIREDRILL_CONTROLLER_STATE", "/data/controller"),
+         ("FIREDRILL_INSTRUCTOR_TOKEN", Secret("instructor")),
+         ("FIREDRILL_AGENT_TOKEN", Secret("agent"))],
+        8080, shared_db=True)
     names = []
     for service, count, db in SERVICES:
         for i in range(1, count + 1):

@@ -125,17 +125,29 @@ impl Meters {
         Histogram { prom, otel }
     }
 
-    /// A monotonic counter (`_total` is appended on the Prometheus side).
+    /// A monotonic count of events (`_total` is appended on the Prometheus
+    /// side).
     pub fn counter(&self, name: &'static str, help: &str) -> Counter {
+        self.counter_of(name, help, Unit::Count)
+    }
+
+    /// A monotonic counter of a quantity in `unit`: CPU seconds become
+    /// `process_cpu_time_seconds_total`, as Prometheus names them.
+    pub fn counter_of(&self, name: &'static str, help: &str, unit: Unit) -> Counter {
         let prom = Family::<PromLabels, PromCounter<f64, AtomicU64>>::default();
-        self.register(name, help, None, prom.clone());
-        let otel = self
+        self.register(name, help, Some(unit), prom.clone());
+        let mut otel = self
             .inner
             .meter
             .f64_counter(name)
-            .with_description(help.to_string())
-            .build();
-        Counter { prom, otel }
+            .with_description(help.to_string());
+        if unit.prom().is_some() {
+            otel = otel.with_unit(unit.otel());
+        }
+        Counter {
+            prom,
+            otel: otel.build(),
+        }
     }
 
     /// A value that goes up and down (pool sizes, queue depth, breaker state).

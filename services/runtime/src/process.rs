@@ -64,9 +64,10 @@ fn parse_stat(stat: &str) -> Option<Usage> {
 
 /// Samples this process until `shutdown`, recording gauges and a CPU counter.
 pub fn spawn_sampler(meters: &Meters, shutdown: CancellationToken) {
-    let cpu = meters.counter(
+    let cpu = meters.counter_of(
         "process.cpu.time",
         "CPU seconds used by this process (user + system)",
+        Unit::Seconds,
     );
     let memory = meters.gauge(
         "process.memory.usage",
