@@ -400,16 +400,6 @@ impl FaultInjector {
         }
     }
 
-    /// For a bare [`Faults`] handle (no database).
-    pub fn for_faults(faults: &Faults) -> FaultInjector {
-        FaultInjector {
-            faults: faults.clone(),
-            actuators: Actuators::new(faults, None),
-            active: Vec::new(),
-            next_id: 1,
-        }
-    }
-
     /// Starts a fault of `kind` on `target` (CLI shorthand) with
     /// `toxicity`, lasting a minute; returns its id. Panics on a spec the
     /// controller would refuse.
