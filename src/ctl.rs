@@ -53,11 +53,13 @@ pub struct InjectArgs {
     /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
     /// dns-failure, cert-expiry, clock-skew, cpu-burn, memory-leak,
     /// runtime-stall, pool-leak, slow-query, lock-contention,
-    /// consumer-stall, crash, config-push.
+    /// consumer-stall, crash, config-push, cache-flush, poison-message,
+    /// data-corruption, telemetry-drop, worker-pool, lb-skew, traffic-spike,
+    /// drop-index.
     pub kind: String,
-    /// `catalog`, `payment-2`, `gateway->catalog` or `catalog->db`, each
-    /// optionally narrowed to one running version: `catalog@2.4.0`,
-    /// `catalog@2.4.0->db`.
+    /// `catalog`, `payment-2`, `gateway->catalog`, `catalog->db`,
+    /// `projector->queue-consumer` or `loadgen`, each optionally narrowed to
+    /// one running version: `catalog@2.4.0`, `catalog@2.4.0->db`.
     #[arg(long)]
     pub target: String,
     /// Only this route template, e.g. `/products/{id}`.
@@ -103,6 +105,30 @@ pub struct InjectArgs {
     /// `--set timeouts.payment=1ms --set retries.count=0`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// cache-flush: the TTL every entry stored meanwhile gets, e.g. 10s.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// data-corruption: the JSON field zeroed [default: price].
+    #[arg(long)]
+    pub field: Option<String>,
+    /// worker-pool: concurrent requests the handler pool serves.
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// lb-skew: the callee instance the balancer favours, e.g. payment-1.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// lb-skew: share (0..100) of calls sent to --instance [default: 90].
+    #[arg(long)]
+    pub percent: Option<u32>,
+    /// traffic-spike: rate multiplier, e.g. 4.
+    #[arg(long)]
+    pub multiplier: Option<f64>,
+    /// traffic-spike: the product id every extra journey views.
+    #[arg(long)]
+    pub hot_key: Option<i64>,
+    /// drop-index: the index to drop [default: the service's hot index].
+    #[arg(long)]
+    pub index: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -380,6 +406,10 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
         ("block", &args.block),
         ("hold", &args.hold),
         ("delay", &args.delay),
+        ("ttl", &args.ttl),
+        ("field", &args.field),
+        ("instance", &args.instance),
+        ("index", &args.index),
     ];
     for (key, value) in text {
         if let Some(v) = value {
@@ -430,6 +460,18 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
             }
             None => bail!("--set {setting:?}: {section} is already a flag of its own"),
         }
+    }
+    if let Some(v) = args.size {
+        body.insert("size".into(), json!(v));
+    }
+    if let Some(v) = args.percent {
+        body.insert("percent".into(), json!(v));
+    }
+    if let Some(v) = args.multiplier {
+        body.insert("multiplier".into(), json!(v));
+    }
+    if let Some(v) = args.hot_key {
+        body.insert("hotKey".into(), json!(v));
     }
     Ok(Value::Object(body))
 }
@@ -769,5 +811,130 @@ mod tests {
             let err = op_body(&a).unwrap_err().to_string();
             assert!(err.contains(needle), "{a:?}: {err}");
         }
+    }
+
+    use clap::Parser;
+    use firedrill_runtime::faults::model::FaultSpec;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        inject: InjectArgs,
+    }
+
+    /// The spec `firedrill fault inject <flags>` sends, as the controller
+    /// reads and checks it.
+    fn spec(flags: &[&str]) -> FaultSpec {
+        let cli = Cli::try_parse_from(std::iter::once("inject").chain(flags.iter().copied()))
+            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        let mut body = inject_body(&cli.inject).unwrap();
+        assert!(body.as_object_mut().unwrap().remove("duration").is_some());
+        let spec: FaultSpec = serde_json::from_value(body.clone())
+            .unwrap_or_else(|e| panic!("{flags:?} sent {body}: {e}"));
+        spec.validate()
+            .unwrap_or_else(|e| panic!("{flags:?} sent {body}: {e}"));
+        spec
+    }
+
+    #[test]
+    fn every_new_kind_can_be_injected_from_flags() {
+        for (flags, name) in [
+            (&["cache-flush", "--target", "cache"][..], "cache-flush"),
+            (
+                &["cache-flush", "--target", "cache", "--ttl", "10s"],
+                "cache-flush",
+            ),
+            (
+                &[
+                    "poison-message",
+                    "--target",
+                    "projector->queue-consumer",
+                    "--toxicity",
+                    "0.1",
+                ],
+                "poison-message",
+            ),
+            (
+                &[
+                    "data-corruption",
+                    "--target",
+                    "catalog",
+                    "--toxicity",
+                    "0.3",
+                ],
+                "data-corruption",
+            ),
+            (
+                &["data-corruption", "--target", "catalog", "--field", "price"],
+                "data-corruption",
+            ),
+            (
+                &["telemetry-drop", "--target", "payment-2"],
+                "telemetry-drop",
+            ),
+            (
+                &[
+                    "worker-pool",
+                    "--target",
+                    "catalog",
+                    "--size",
+                    "2",
+                    "--route",
+                    "/products",
+                ],
+                "worker-pool",
+            ),
+            (
+                &[
+                    "lb-skew",
+                    "--target",
+                    "checkout->payment",
+                    "--instance",
+                    "payment-1",
+                    "--percent",
+                    "80",
+                ],
+                "lb-skew",
+            ),
+            (
+                &[
+                    "traffic-spike",
+                    "--target",
+                    "loadgen",
+                    "--multiplier",
+                    "4",
+                    "--hot-key",
+                    "42",
+                ],
+                "traffic-spike",
+            ),
+            (&["drop-index", "--target", "catalog->db"], "drop-index"),
+            (
+                &[
+                    "drop-index",
+                    "--target",
+                    "catalog->db",
+                    "--index",
+                    "products_category",
+                ],
+                "drop-index",
+            ),
+        ] {
+            assert_eq!(spec(flags).kind.name(), name, "{flags:?}");
+        }
+        let skew = spec(&[
+            "lb-skew",
+            "--target",
+            "checkout->payment",
+            "--instance",
+            "payment-2",
+        ]);
+        assert_eq!(
+            skew.kind,
+            firedrill_runtime::faults::model::FaultKind::LbSkew {
+                instance: "payment-2".into(),
+                percent: 90
+            }
+        );
     }
 }

@@ -30,7 +30,7 @@ pub const DOCUMENT: &str = r##"{
       "Target": {
         "type": "object", "required": ["service"], "additionalProperties": false,
         "properties": {
-          "service": { "type": "string", "enum": ["gateway","auth","catalog","cache","search","cart","checkout","inventory","payment","payment-provider","shipping","queue","notification","projector"] },
+          "service": { "type": "string", "enum": ["gateway","auth","catalog","cache","search","cart","checkout","inventory","payment","payment-provider","shipping","queue","notification","projector","loadgen"], "description": "loadgen takes process faults only" },
           "instance": { "type": "string", "pattern": "^[a-z-]+-[1-9][0-9]{0,8}$", "description": "e.g. payment-2" },
           "version": { "type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$", "description": "only processes running this service.version, e.g. 2.4.0" },
           "route": { "type": "string", "pattern": "^/", "description": "route template, e.g. /products/{id}" },
@@ -40,7 +40,7 @@ pub const DOCUMENT: &str = r##"{
       "FaultSpec": {
         "type": "object", "required": ["kind", "target"],
         "properties": {
-          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push"] },
+          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push","cache-flush","poison-message","data-corruption","telemetry-drop","worker-pool","lb-skew","traffic-spike","drop-index"] },
           "target": { "$ref": "#/components/schemas/Target" },
           "toxicity": { "type": "number", "minimum": 0, "maximum": 1, "default": 1 },
           "latency": { "$ref": "#/components/schemas/Duration" },
@@ -56,6 +56,14 @@ pub const DOCUMENT: &str = r##"{
           "block": { "$ref": "#/components/schemas/Duration" },
           "hold": { "$ref": "#/components/schemas/Duration" },
           "delay": { "$ref": "#/components/schemas/Duration" },
+          "ttl": { "description": "cache-flush: TTL of entries stored meanwhile (aligned expiry), at least 100ms", "$ref": "#/components/schemas/Duration" },
+          "field": { "type": "string", "description": "data-corruption: numeric JSON field zeroed (and field_*)", "default": "price" },
+          "size": { "type": "integer", "minimum": 1, "maximum": 1024, "description": "worker-pool: concurrent requests served" },
+          "instance": { "type": "string", "description": "lb-skew: the callee instance favoured, e.g. payment-1" },
+          "percent": { "type": "integer", "minimum": 0, "maximum": 100, "default": 90, "description": "lb-skew: share of calls sent to instance" },
+          "multiplier": { "type": "number", "exclusiveMinimum": 1, "maximum": 50, "description": "traffic-spike: rate multiplier" },
+          "hotKey": { "type": "integer", "minimum": 1, "description": "traffic-spike: product id every extra journey views" },
+          "index": { "type": "string", "description": "drop-index: index name (default: the service's hot index)" },
           "timeouts": { "$ref": "#/components/schemas/ConfigValues/properties/timeouts" },
           "retries": { "$ref": "#/components/schemas/ConfigValues/properties/retries" },
           "db": { "$ref": "#/components/schemas/ConfigValues/properties/db" },

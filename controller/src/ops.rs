@@ -30,8 +30,8 @@ use firedrill_runtime::live::{ConfigPatch, KEYS, describe};
 use serde_json::Value;
 
 use crate::scenario::{Scenario, Verb};
-use crate::{Controller, deploys};
 use crate::state::{ConfigChange, State, now_ms};
+use crate::{Controller, deploys};
 
 /// What an op acts with besides its target.
 #[derive(Clone, Debug, Default)]

@@ -906,6 +906,100 @@ ms = 250
     }
 
     #[test]
+    fn the_newer_fault_kinds_are_written_as_documented() {
+        let steps = r#"[[steps]]
+at = "0s"
+lasts = "until-mitigated"
+role = "root"
+target = "catalog"
+kind = "latency"
+latency = "300ms"
+
+[[steps]]
+lasts = "1m"
+role = "trigger"
+target = "cache"
+kind = "cache-flush"
+ttl = "10s"
+
+[[steps]]
+lasts = "1m"
+role = "root"
+target = "projector->queue-consumer"
+kind = "poison-message"
+toxicity = 0.1
+
+[[steps]]
+lasts = "1m"
+role = "root"
+target = "catalog"
+kind = "data-corruption"
+field = "price"
+toxicity = 0.3
+
+[[steps]]
+lasts = "1m"
+role = "herring"
+target = "payment-2"
+kind = "telemetry-drop"
+
+[[steps]]
+lasts = "1m"
+role = "root"
+target = "catalog"
+route = "/products"
+kind = "worker-pool"
+size = 2
+
+[[steps]]
+lasts = "1m"
+role = "root"
+target = "checkout->payment"
+kind = "lb-skew"
+instance = "payment-1"
+percent = 90
+
+[[steps]]
+lasts = "1m"
+role = "trigger"
+target = "loadgen"
+kind = "traffic-spike"
+multiplier = 4
+hotKey = 42
+
+[[steps]]
+lasts = "1m"
+role = "root"
+target = "catalog->db"
+kind = "drop-index"
+"#;
+        let start = GOOD.find("[[steps]]").unwrap();
+        let end = GOOD.find("[truth]").unwrap();
+        let text = format!("{}{steps}\n{}", &GOOD[..start], &GOOD[end..]);
+        let s = parse(Path::new("scenarios/slow-catalog.toml"), &text)
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let kinds: Vec<&str> = s
+            .steps
+            .iter()
+            .map(|step| step.get_ref().fault().unwrap().kind.name())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "latency",
+                "cache-flush",
+                "poison-message",
+                "data-corruption",
+                "telemetry-drop",
+                "worker-pool",
+                "lb-skew",
+                "traffic-spike",
+                "drop-index"
+            ]
+        );
+    }
+
+    #[test]
     fn syntax_errors_point_at_the_line() {
         let broken = GOOD.replace("latency = \"300ms\"", "latency = ");
         let p = problems(&broken);

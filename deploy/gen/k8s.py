@@ -233,7 +233,10 @@ def lab_manifests():
         [("FIREDRILL_LOADGEN_TARGET", "http://gateway:8080"),
          ("FIREDRILL_LOADGEN_RATE", 5),
          ("FIREDRILL_LOADGEN_METRICS_LISTEN", "0.0.0.0:9464"),
-         ("FIREDRILL_OTLP_ENDPOINT", "http://collector:4317")],
+         ("FIREDRILL_OTLP_ENDPOINT", "http://collector:4317"),
+         # Its fault agent: traffic-spike and process faults.
+         ("FIREDRILL_CONTROLLER", "http://controller:8080"),
+         ("FIREDRILL_AGENT_TOKEN", Secret("agent"))],
         9464)
     listing = "\n".join(f"  - {f}" for f in sorted(files))
     files["kustomization.yaml"] = (

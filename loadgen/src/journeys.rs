@@ -15,7 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::http::{Call, ShopClient, StepError};
 use crate::metrics::{Metrics, Outcome};
-use crate::plan::{Action, CartLine, JourneyKind, JourneyPlan, Mix, PASSWORD, plan};
+use crate::plan::{Action, CartLine, JourneyKind, JourneyPlan, Mix, PASSWORD, hot_key_plan, plan};
 use crate::stats::Stats;
 use crate::users::{UserLease, UserPool};
 
@@ -101,8 +101,23 @@ impl Engine {
     /// Starts journey `seq`, meant to start at `intended`, without waiting
     /// for it. Called from the scheduler, so it must stay cheap.
     pub fn launch(self: &Arc<Self>, seq: u64, intended: Instant) {
-        self.stats.scheduled();
         let plan = plan(self.config.seed, seq, &self.config.mix, self.config.users);
+        self.start(plan, intended);
+    }
+
+    /// Starts extra journey `seq` of a traffic spike: a planned journey as
+    /// usual, or, with a hot key, a view of that one product.
+    pub fn launch_surge(self: &Arc<Self>, seq: u64, intended: Instant, hot_key: Option<i64>) {
+        let plan = match hot_key {
+            Some(product_id) => hot_key_plan(seq, product_id),
+            None => plan(self.config.seed, seq, &self.config.mix, self.config.users),
+        };
+        self.start(plan, intended);
+    }
+
+    fn start(self: &Arc<Self>, plan: JourneyPlan, intended: Instant) {
+        let seq = plan.seq;
+        self.stats.scheduled();
         if self.stats.in_flight() >= self.config.max_in_flight {
             let reason = format!(
                 "--max-in-flight reached ({} journeys in flight)",

@@ -26,6 +26,9 @@
 //! - `http`: one traced, timed, counted request.
 //! - `metrics`, `stats`: the SLIs for Prometheus and the running summary.
 //! - `endpoint`: `/metrics`, `/health`, `/api/stats`.
+//! - faults: with `--controller`, a fault agent polls the controller as the
+//!   services' do; a traffic-spike fault adds extra arrivals on top of the
+//!   schedule ([`schedule::surge`]), optionally all on one hot product.
 //! - this file: the flags, and `main`/`run`, which wire the above together.
 
 use std::future::IntoFuture as _;
@@ -34,6 +37,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use firedrill_runtime::faults::Faults;
+use firedrill_runtime::faults::actuators::Actuators;
+use firedrill_runtime::faults::agent::{self, AgentConfig};
+use firedrill_runtime::faults::model::LOAD_GENERATOR as AGENT_NAME;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -169,6 +176,24 @@ pub struct LoadgenArgs {
         default_value = "127.0.0.1:9464"
     )]
     pub metrics_listen: SocketAddr,
+
+    /// The fault controller's URL; empty runs without a fault agent. Named
+    /// as for the services, which read the same variables.
+    #[arg(long, env = "FIREDRILL_CONTROLLER", default_value = "")]
+    pub controller: String,
+
+    /// Token the fault agent presents to the controller.
+    #[arg(
+        long,
+        env = "FIREDRILL_AGENT_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub agent_token: String,
+
+    /// How often the fault agent asks the controller for its faults.
+    #[arg(long, env = "FIREDRILL_FAULT_POLL", value_parser = humantime::parse_duration, default_value = "500ms")]
+    pub fault_poll: Duration,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -292,6 +317,33 @@ pub async fn run(
             .into_future(),
     );
 
+    // The load generator's own fault agent: a traffic-spike fault reshapes
+    // the load (see `schedule::surge`); process faults act here as in any
+    // service.
+    let faults = Faults::new(AGENT_NAME, &format!("{AGENT_NAME}-1"), args.seed);
+    if !args.controller.is_empty() {
+        // The load generator has no live config of its own; the agent keeps
+        // the defaults it is handed in a registry nobody scrapes.
+        let identity = firedrill_runtime::config::parse_service_args(&[])
+            .map_err(|e| anyhow::anyhow!("default service flags: {e}"))?
+            .identity(AGENT_NAME);
+        let live = firedrill_runtime::live::Live::with_defaults(
+            AGENT_NAME,
+            &firedrill_runtime::metrics::Meters::new(&identity),
+        );
+        agent::spawn(
+            faults.clone(),
+            live,
+            AgentConfig {
+                controller: args.controller.clone(),
+                token: args.agent_token.clone(),
+                poll_every: args.fault_poll,
+            },
+            Actuators::new(&faults, None),
+            shutdown.clone(),
+        );
+    }
+
     let engine = Engine::new(
         EngineConfig {
             seed: args.seed,
@@ -303,19 +355,36 @@ pub async fn run(
         Arc::clone(&stats),
         Arc::clone(&metrics),
     );
-    let scheduled = schedule::drive(
-        &args.schedule(),
-        args.seed,
-        start,
-        args.duration,
-        &shutdown,
-        |rate| metrics.set_target_rate(rate),
-        |seq, intended| engine.launch(seq, intended),
-    )
-    .await;
+    let rates = args.schedule();
+    let stop_surge = shutdown.child_token();
+    let (scheduled, surged) = tokio::join!(
+        async {
+            let n = schedule::drive(
+                &rates,
+                args.seed,
+                start,
+                args.duration,
+                &shutdown,
+                |rate| metrics.set_target_rate(rate),
+                |seq, intended| engine.launch(seq, intended),
+            )
+            .await;
+            stop_surge.cancel();
+            n
+        },
+        schedule::surge(
+            &rates,
+            args.seed,
+            start,
+            &stop_surge,
+            || faults.traffic_spike(),
+            |seq, intended, hot_key| engine.launch_surge(seq, intended, hot_key),
+        ),
+    );
     metrics.set_target_rate(0.0);
     tracing::info!(
         scheduled,
+        extra = surged,
         in_flight = stats.in_flight(),
         "loadgen stopped scheduling; draining"
     );

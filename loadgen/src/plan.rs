@@ -330,6 +330,17 @@ pub fn plan(seed: u64, seq: u64, mix: &Mix, users: u32) -> JourneyPlan {
     }
 }
 
+/// The journey of a hot-key surge: everyone views the same product (a
+/// flash sale, a product linked from the front page, a scraping bot).
+pub fn hot_key_plan(seq: u64, product_id: i64) -> JourneyPlan {
+    JourneyPlan {
+        seq,
+        kind: JourneyKind::ViewProduct,
+        user: 1,
+        action: Action::ViewProduct { product_id },
+    }
+}
+
 fn pick(rng: &mut impl Rng, words: &[&'static str]) -> &'static str {
     words.choose(rng).copied().unwrap_or("lamp")
 }
@@ -355,6 +366,8 @@ pub(crate) enum Stream {
     Arrivals = 1,
     /// One stream per journey, indexed by sequence number.
     Journey = 2,
+    /// Arrival times of the extra traffic of a traffic-spike fault.
+    Surge = 3,
 }
 
 /// Mixes the master seed, a stream tag and an index into one 64-bit seed.

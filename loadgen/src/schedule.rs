@@ -250,6 +250,69 @@ pub async fn drive(
     launched
 }
 
+/// The first sequence number of the extra journeys of a traffic spike, far
+/// above any scheduled journey's, so both plan independently.
+pub const SURGE_SEQ_BASE: u64 = 1 << 48;
+
+/// How often the surge looks at the fault state when there is no spike, and
+/// the longest it commits to one draw of the rate.
+const SURGE_TICK: Duration = Duration::from_millis(100);
+
+/// What a traffic spike asks for now: the rate multiplier and, if any, the
+/// one product every extra journey views.
+pub type SpikeShape = Option<(f64, Option<i64>)>;
+
+/// The extra traffic of a traffic-spike fault, until `shutdown`: while
+/// `spike()` answers `(multiplier, hot_key)`, journeys arrive on top of the
+/// schedule as a seeded Poisson process at `(multiplier − 1) ×` the
+/// scheduled rate, so the total is `multiplier` times the usual traffic.
+/// Each is launched with `launch(seq, intended, hot_key)`, `seq` counting
+/// from [`SURGE_SEQ_BASE`]; returns how many were launched.
+///
+/// The rate is re-read at each arrival and at least every
+/// [`SURGE_TICK`] (exponential gaps are memoryless, so redrawing a gap that
+/// would cross a tick changes nothing about the process).
+pub async fn surge(
+    schedule: &RateSchedule,
+    seed: u64,
+    start: Instant,
+    shutdown: &CancellationToken,
+    spike: impl Fn() -> SpikeShape,
+    mut launch: impl FnMut(u64, Instant, Option<i64>),
+) -> u64 {
+    let mut rng = SmallRng::seed_from_u64(derive_seed(seed, Stream::Surge, 0));
+    let mut launched = 0u64;
+    let mut now = Instant::now();
+    loop {
+        let shape = spike();
+        let extra = shape.map_or(0.0, |(multiplier, _)| {
+            (multiplier - 1.0).max(0.0) * schedule.rate_at(secs_since_at(start, now))
+        });
+        let (wake, arrival) = if extra > 0.0 {
+            let u: f64 = 1.0 - rng.random::<f64>();
+            let gap = Duration::from_secs_f64((-u.ln() / extra).min(SURGE_TICK.as_secs_f64()));
+            let arrives = gap < SURGE_TICK;
+            (now + gap, arrives)
+        } else {
+            (now + SURGE_TICK, false)
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return launched,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        now = wake;
+        if arrival && let Some((_, hot_key)) = spike() {
+            launch(SURGE_SEQ_BASE + launched, wake, hot_key);
+            launched += 1;
+        }
+    }
+}
+
+fn secs_since_at(start: Instant, at: Instant) -> f64 {
+    at.saturating_duration_since(start).as_secs_f64()
+}
+
 fn secs_since(start: Instant) -> f64 {
     Instant::now()
         .saturating_duration_since(start)
@@ -410,6 +473,70 @@ mod tests {
         // The run lasts its duration even though the last arrival is earlier.
         assert_eq!(Instant::now(), start + Duration::from_secs(3));
         assert!(rates.iter().all(|r| (0.0..=20.0).contains(r)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_traffic_spike_multiplies_the_rate_while_it_lasts() {
+        let s = RateSchedule::new(10.0, Duration::ZERO, None);
+        let start = Instant::now();
+        let shutdown = CancellationToken::new();
+        // The spike is on during [10 s, 20 s) of a 30 s run.
+        let spike = || {
+            let t = secs_since(start);
+            (10.0..20.0).contains(&t).then_some((4.0, Some(42)))
+        };
+        let mut extra: Vec<(u64, f64, Option<i64>)> = Vec::new();
+        let stopper = shutdown.clone();
+        let (scheduled, surged) = tokio::join!(
+            async {
+                let n = drive(
+                    &s,
+                    5,
+                    start,
+                    Some(Duration::from_secs(30)),
+                    &shutdown,
+                    |_| {},
+                    |_, _| {},
+                )
+                .await;
+                stopper.cancel();
+                n
+            },
+            surge(&s, 5, start, &shutdown, spike, |seq, at, hot| {
+                extra.push((seq, (at - start).as_secs_f64(), hot))
+            }),
+        );
+        // 4× of 10/s for 10 s is 300 extra journeys on top of the ~300
+        // scheduled; a fixed seed makes the count exact per build, the
+        // margin (4 sd) only absorbs a change of RNG algorithm.
+        assert!((230..=370).contains(&surged), "{surged} extra");
+        assert_eq!(surged as usize, extra.len());
+        assert!((230..=370).contains(&scheduled), "{scheduled} scheduled");
+        assert!(
+            extra
+                .iter()
+                .all(|(_, t, hot)| (10.0..20.01).contains(t) && *hot == Some(42)),
+            "extra traffic only during the spike, all on the hot key"
+        );
+        let seqs: Vec<u64> = extra.iter().map(|(seq, _, _)| *seq).collect();
+        assert_eq!(
+            seqs,
+            (SURGE_SEQ_BASE..SURGE_SEQ_BASE + surged).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_spike_means_no_extra_traffic() {
+        let s = RateSchedule::new(10.0, Duration::ZERO, None);
+        let start = Instant::now();
+        let shutdown = CancellationToken::new();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            stopper.cancel();
+        });
+        let n = surge(&s, 1, start, &shutdown, || None, |_, _, _| {}).await;
+        assert_eq!(n, 0);
     }
 
     #[tokio::test(start_paused = true)]

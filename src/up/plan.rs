@@ -405,14 +405,19 @@ impl Plan {
                     "--metrics-listen".into(),
                     format!("{host}:{port}"),
                 ],
-                env: vec![(
-                    "FIREDRILL_OTLP_ENDPOINT".into(),
-                    if args.telemetry_export {
-                        url(grpc)
-                    } else {
-                        String::new()
-                    },
-                )],
+                env: vec![
+                    (
+                        "FIREDRILL_OTLP_ENDPOINT".into(),
+                        if args.telemetry_export {
+                            url(grpc)
+                        } else {
+                            String::new()
+                        },
+                    ),
+                    // Its fault agent (traffic-spike and process faults).
+                    ("FIREDRILL_CONTROLLER".into(), url(controller_port)),
+                    ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
+                ],
                 health_url: format!("{}/health", url(port)),
                 metrics_url: format!("{}/metrics", url(port)),
             });

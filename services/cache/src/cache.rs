@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use firedrill_runtime::faults::Faults;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -20,6 +21,11 @@ pub struct Cache {
     store: Mutex<Store>,
     metrics: CacheMetrics,
     totals: Totals,
+    /// Consulted on every set: a cache-flush fault with a `ttl` overrides
+    /// the TTL callers ask for ("bad TTL").
+    faults: Faults,
+    /// The origin of aligned expiries (see [`aligned_ttl`]).
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -44,11 +50,13 @@ pub struct Stats {
 }
 
 impl Cache {
-    pub fn new(capacity: usize, metrics: CacheMetrics) -> Self {
+    pub fn new(capacity: usize, metrics: CacheMetrics, faults: Faults) -> Self {
         let cache = Cache {
             store: Mutex::new(Store::new(capacity)),
             metrics,
             totals: Totals::default(),
+            faults,
+            started: Instant::now(),
         };
         cache.metrics.entries.set(0.0, &[]);
         cache
@@ -74,9 +82,14 @@ impl Cache {
     }
 
     pub fn set(&self, key: &str, value: Value, ttl: Duration) {
+        let now = Instant::now();
+        let ttl = match self.faults.cache_ttl() {
+            Some(bad) => aligned_ttl(bad, now - self.started),
+            None => ttl,
+        };
         let (outcome, len) = {
             let mut store = self.store.lock();
-            let outcome = store.set(key, value, ttl, Instant::now());
+            let outcome = store.set(key, value, ttl, now);
             (outcome, store.len())
         };
         self.totals.sets.fetch_add(1, Ordering::Relaxed);
@@ -146,6 +159,15 @@ impl Cache {
     }
 }
 
+/// A "bad TTL": what is left of the current `period`, counted from the
+/// cache's start, so every entry stored within one period expires at the
+/// same instant, and the misses arrive together instead of spread out.
+pub fn aligned_ttl(period: Duration, since_start: Duration) -> Duration {
+    let period_ms = period.as_millis().max(1);
+    let into = since_start.as_millis() % period_ms;
+    Duration::from_millis((period_ms - into) as u64)
+}
+
 /// Sweeps expired entries every [`SWEEP_EVERY`] until `shutdown`. Without it
 /// an entry nobody reads again would hold memory (and count in
 /// `cache.entries`) until capacity pressure pushed it out.
@@ -160,4 +182,20 @@ pub fn spawn_sweeper(cache: Arc<Cache>, shutdown: CancellationToken) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_ttls_end_at_the_next_period_boundary() {
+        let period = Duration::from_secs(5);
+        let ms = Duration::from_millis;
+        assert_eq!(aligned_ttl(period, ms(0)), period);
+        assert_eq!(aligned_ttl(period, ms(1_200)), ms(3_800));
+        assert_eq!(aligned_ttl(period, ms(4_999)), ms(1));
+        assert_eq!(aligned_ttl(period, ms(5_000)), period);
+        assert_eq!(aligned_ttl(period, ms(12_000)), ms(3_000));
+    }
 }

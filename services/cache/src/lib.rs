@@ -13,6 +13,9 @@
 //! - Depends on: nothing.
 //! - Emits: `cache.requests` {`cache.operation`, `cache.result`},
 //!   `cache.entries`, `cache.evictions` {`cache.eviction.reason`}.
+//! - Faults: a `cache-flush` fault empties the cache when it starts (as
+//!   `DELETE /keys` would); with `ttl`, entries stored meanwhile all expire
+//!   at the end of the current `ttl` period (`cache::aligned_ttl`).
 
 mod cache;
 mod metrics;
@@ -23,6 +26,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use firedrill_runtime::ServiceContext;
+use firedrill_runtime::faults::Transition;
+use firedrill_runtime::faults::model::FaultKind;
 
 pub const NAME: &str = "cache";
 
@@ -34,8 +39,21 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
     let cache = Arc::new(cache::Cache::new(
         capacity,
         metrics::CacheMetrics::new(&ctx.meters),
+        ctx.faults.clone(),
     ));
     cache::spawn_sweeper(cache.clone(), ctx.shutdown.clone());
+    // A cache-flush fault empties the cache once, when it starts, through
+    // the same path as `DELETE /keys`. Weak: the fault handle must not keep
+    // the cache alive.
+    let flushable = Arc::downgrade(&cache);
+    ctx.faults.on_transition(move |kind, transition| {
+        if transition == Transition::Started
+            && matches!(kind, FaultKind::CacheFlush { .. })
+            && let Some(cache) = flushable.upgrade()
+        {
+            cache.flush();
+        }
+    });
     tracing::info!(capacity, "cache ready");
     Ok(routes::router(cache))
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use firedrill_cache::{NAME, build};
-use firedrill_runtime::testing::TestService;
+use firedrill_runtime::faults::model::{FaultKind, Millis};
+use firedrill_runtime::testing::{FaultInjector, TestService};
 use serde_json::{Value, json};
 
 struct TestApp {
@@ -172,4 +173,64 @@ async fn bad_puts_are_rejected_with_400() {
         app.put(&long_key, json!(1), 10).await,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn a_cache_flush_fault_empties_the_cache_once_when_it_starts() {
+    let app = TestApp::spawn().await;
+    for i in 0..3 {
+        app.put(&format!("k{i}"), json!(i), 30_000).await;
+    }
+    let mut faults = FaultInjector::new(app.service.context());
+    let id = faults.inject(FaultKind::CacheFlush { ttl: None }, "cache", 1.0);
+    let stats = app.call(Method::GET, "/stats", None).await.1;
+    assert_eq!(stats["entries"], 0, "{stats}");
+    assert_eq!(app.get("k0").await.0, StatusCode::NOT_FOUND);
+
+    // Once: what is stored after the flush stays while the fault lasts.
+    app.put("later", json!(true), 30_000).await;
+    faults.clear("unrelated");
+    assert_eq!(app.get("later").await.0, StatusCode::OK);
+    faults.clear(&id);
+    assert_eq!(app.get("later").await.0, StatusCode::OK);
+
+    let metrics = app.service.metrics().await;
+    assert!(
+        metrics.contains(r#"cache_requests_total{cache_operation="flush",cache_result="ok"} 1.0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"cache_requests_total{cache_operation="get",cache_result="miss"} 1.0"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_ttl_makes_entries_stored_during_the_fault_expire_together() {
+    let app = TestApp::spawn().await;
+    let mut faults = FaultInjector::new(app.service.context());
+    let id = faults.inject(
+        FaultKind::CacheFlush {
+            ttl: Some(Millis(1_000)),
+        },
+        "cache",
+        1.0,
+    );
+    tokio::time::advance(Duration::from_millis(200)).await;
+    app.put("early", json!(1), 60_000).await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    app.put("late", json!(2), 60_000).await;
+    // Both were asked to live a minute; both end at the 1 s boundary.
+    tokio::time::advance(Duration::from_millis(299)).await;
+    assert_eq!(app.get("early").await.0, StatusCode::OK);
+    assert_eq!(app.get("late").await.0, StatusCode::OK);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(app.get("early").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("late").await.0, StatusCode::NOT_FOUND);
+
+    // After the fault, callers' TTLs apply again.
+    faults.clear(&id);
+    app.put("after", json!(3), 60_000).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(app.get("after").await.0, StatusCode::OK);
 }

@@ -1,4 +1,10 @@
-//! The `products` table: schema, seed and queries.
+//! The `products` and `product_prices` tables: schema, seed and queries.
+//!
+//! Prices are effective-dated: `product_prices` keeps every price a product
+//! has had (its seeded history runs two years back), and a product's price
+//! is its newest entry there, found through [`HOT_INDEX`] on every read.
+//! Without that index each read scans the whole history (48 000 rows), which
+//! is what a drop-index fault on `catalog->db` shows.
 
 use firedrill_runtime::db::{Db, DbError, Query};
 use rusqlite::{Connection, OptionalExtension as _, Row, TransactionBehavior, params};
@@ -17,6 +23,25 @@ pub struct Product {
     pub description: String,
 }
 
+/// The index every product read relies on (the current-price lookup).
+pub const HOT_INDEX: &str = "product_prices_by_product";
+
+/// Prices each seeded product has had, the current one included.
+pub const PRICE_REVISIONS: i64 = 200;
+/// Time between two seeded price changes: three and a half days.
+const PRICE_REVISION_EVERY_MS: i64 = 302_400_000;
+
+/// The columns of a [`Product`], `p` being the `products` row: the price is
+/// the newest entry of its history (the list price if it has none).
+macro_rules! product_columns {
+    () => {
+        "p.id, p.sku, p.name, p.category, \
+         COALESCE((SELECT pp.price_cents FROM product_prices AS pp \
+                   WHERE pp.product_id = p.id ORDER BY pp.valid_from DESC LIMIT 1), p.price_cents), \
+         p.description"
+    };
+}
+
 fn product(row: &Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
         id: row.get(0)?,
@@ -28,8 +53,9 @@ fn product(row: &Row<'_>) -> rusqlite::Result<Product> {
     })
 }
 
-/// Creates the table and its category index and seeds the catalog,
-/// idempotently: several instances may run this at once on one file.
+/// Creates the tables and their indexes and seeds the catalog and its
+/// price history, idempotently: several instances may run this at once on
+/// one file.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     // IMMEDIATE takes the write lock up front, so concurrent migrators queue
     // on the busy timeout instead of failing a read-to-write upgrade.
@@ -44,7 +70,13 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
              description TEXT    NOT NULL,
              created_at  INTEGER NOT NULL
          );
-         CREATE INDEX IF NOT EXISTS products_category ON products (category, id);",
+         CREATE INDEX IF NOT EXISTS products_category ON products (category, id);
+         CREATE TABLE IF NOT EXISTS product_prices (
+             id          INTEGER PRIMARY KEY,
+             product_id  INTEGER NOT NULL,
+             valid_from  INTEGER NOT NULL,
+             price_cents INTEGER NOT NULL CHECK (price_cents > 0)
+         );",
     )?;
     {
         let mut insert = tx.prepare(
@@ -63,6 +95,29 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             ])?;
         }
     }
+    // The history, once (a second migrator finds it there): revision 0 is
+    // the current price, the list price; older ones wander within about
+    // ±15 % of it. One statement, and the index is built after it, in one
+    // sorted pass rather than row by row: seeding stays cheap.
+    let seeded: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM product_prices)", [], |r| {
+        r.get(0)
+    })?;
+    if !seeded {
+        tx.execute(
+            "WITH RECURSIVE revision(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM revision WHERE k < ?1 - 1)
+             INSERT INTO product_prices (product_id, valid_from, price_cents)
+             SELECT p.id,
+                    p.created_at + (?1 - 1 - revision.k) * ?2,
+                    CASE WHEN revision.k = 0 THEN p.price_cents
+                         ELSE MAX(99, p.price_cents * (85 + (p.id * 31 + revision.k * 17) % 31) / 100) END
+             FROM revision, products AS p",
+            params![PRICE_REVISIONS, PRICE_REVISION_EVERY_MS],
+        )?;
+    }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS product_prices_by_product
+             ON product_prices (product_id, valid_from);",
+    )?;
     tx.commit()
 }
 
@@ -79,7 +134,11 @@ pub async fn list(
             let query = Query {
                 operation: "SELECT",
                 collection: "products",
-                text: "SELECT id, sku, name, category, price_cents, description FROM products ORDER BY id LIMIT ?1 OFFSET ?2",
+                text: concat!(
+                    "SELECT ",
+                    product_columns!(),
+                    " FROM products AS p ORDER BY p.id LIMIT ?1 OFFSET ?2"
+                ),
             };
             db.run(query, move |conn| {
                 let products = conn
@@ -97,7 +156,11 @@ pub async fn list(
             let query = Query {
                 operation: "SELECT",
                 collection: "products",
-                text: "SELECT id, sku, name, category, price_cents, description FROM products WHERE category = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
+                text: concat!(
+                    "SELECT ",
+                    product_columns!(),
+                    " FROM products AS p WHERE p.category = ?1 ORDER BY p.id LIMIT ?2 OFFSET ?3"
+                ),
             };
             db.run(query, move |conn| {
                 let products = conn
@@ -118,7 +181,11 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Product>, DbError> {
     let query = Query {
         operation: "SELECT",
         collection: "products",
-        text: "SELECT id, sku, name, category, price_cents, description FROM products WHERE id = ?1",
+        text: concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM products AS p WHERE p.id = ?1"
+        ),
     };
     db.run(query, move |conn| {
         conn.prepare_cached(query.text)?
@@ -140,7 +207,11 @@ pub async fn lookup(db: &Db, ids: Vec<i64>) -> Result<Vec<Product>, DbError> {
     let query = Query {
         operation: "SELECT",
         collection: "products",
-        text: "SELECT p.id, p.sku, p.name, p.category, p.price_cents, p.description FROM json_each(?1) AS j JOIN products AS p ON p.id = j.value ORDER BY j.key",
+        text: concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM json_each(?1) AS j JOIN products AS p ON p.id = j.value ORDER BY j.key"
+        ),
     };
     let ids = serde_json::to_string(&ids).expect("a list of integers serialises");
     db.run(query, move |conn| {
@@ -183,5 +254,66 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(names, vec![9, 2]);
+    }
+
+    /// Reads one page of a category the way `list` does, and counts the
+    /// rows its statement stepped through in full-table scans.
+    fn page_scans(conn: &Connection) -> (Vec<i64>, i32) {
+        let text = concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM products AS p WHERE p.category = ?1 ORDER BY p.id LIMIT ?2 OFFSET ?3"
+        );
+        let mut stmt = conn.prepare_cached(text).unwrap();
+        stmt.reset_status(rusqlite::StatementStatus::FullscanStep);
+        let prices = stmt
+            .query_map(params!["toys", 20, 0], product)
+            .unwrap()
+            .map(|p| p.unwrap().price_cents)
+            .collect();
+        (
+            prices,
+            stmt.get_status(rusqlite::StatementStatus::FullscanStep),
+        )
+    }
+
+    #[test]
+    fn prices_come_from_the_newest_revision_through_the_hot_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let revisions: i64 = conn
+            .query_row("SELECT COUNT(*) FROM product_prices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(revisions, 240 * PRICE_REVISIONS, "seeded once");
+        let seeded = seed::products();
+        let (prices, scanned) = page_scans(&conn);
+        let toys: Vec<i64> = seeded
+            .iter()
+            .filter(|p| p.category == "toys")
+            .take(20)
+            .map(|p| p.price_cents)
+            .collect();
+        assert_eq!(prices, toys, "the price served is the list price");
+        assert_eq!(scanned, 0, "the price lookup uses {HOT_INDEX}");
+        let older: i64 = conn
+            .query_row(
+                "SELECT COUNT(DISTINCT price_cents) FROM product_prices WHERE product_id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(older > 10, "the history has real price changes: {older}");
+
+        // Without the index, every product on the page scans the whole
+        // history: a drop-index fault's cost, measured in rows.
+        conn.execute_batch(&format!("DROP INDEX {HOT_INDEX}"))
+            .unwrap();
+        let (prices, scanned) = page_scans(&conn);
+        assert_eq!(prices, toys, "same answer");
+        assert!(
+            scanned as i64 >= 20 * 240 * PRICE_REVISIONS - 20,
+            "{scanned} rows scanned"
+        );
     }
 }

@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use firedrill_catalog::{NAME, build};
-use firedrill_runtime::testing::{TestService, dead_url, spawn_peer};
+use firedrill_runtime::faults::model::FaultKind;
+use firedrill_runtime::testing::{FaultInjector, TestService, dead_url, spawn_peer};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -390,4 +391,63 @@ async fn a_missing_cache_peer_fails_start_up() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cache"), "{err}");
+}
+
+fn corruption() -> FaultKind {
+    FaultKind::DataCorruption {
+        field: "price".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_data_corruption_fault_zeroes_prices_in_answers_and_nowhere_else() {
+    let app = TestApp::spawn().await;
+    let (_, before) = app.get("/products/7").await;
+    let price = before["price_cents"].as_i64().unwrap();
+    assert!(price > 0);
+
+    let mut faults = FaultInjector::new(app.service.context());
+    let id = faults.inject(corruption(), "catalog", 1.0);
+    let (status, product) = app.get("/products/7").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(product["price_cents"], 0, "{product}");
+    assert_eq!(product["name"], before["name"], "only the price is wrong");
+    let (_, page) = app.get("/products?category=toys").await;
+    let products = page["products"].as_array().unwrap();
+    assert!(!products.is_empty());
+    assert!(products.iter().all(|p| p["price_cents"] == 0), "{page}");
+    assert_eq!(page["total"], 30, "counts are not prices");
+    let (_, found) = app.lookup(r#"{"ids":[1,2]}"#).await;
+    assert!(
+        found["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["price_cents"] == 0)
+    );
+    // The stored data is right: the cache was filled with the real price.
+    assert_eq!(
+        app.cache.entries.lock()["product:7"]["price_cents"],
+        json!(price)
+    );
+
+    faults.clear(&id);
+    assert_eq!(app.get("/products/7").await.1["price_cents"], json!(price));
+}
+
+#[tokio::test]
+async fn data_corruption_hits_its_toxicity_share_of_answers() {
+    let app = TestApp::spawn().await;
+    let mut faults = FaultInjector::new(app.service.context());
+    faults.inject(corruption(), "catalog", 0.25);
+    let mut zero = 0;
+    for i in 0..400 {
+        let (status, product) = app.get(&format!("/products/{}", i % 240 + 1)).await;
+        assert_eq!(status, StatusCode::OK, "corruption never fails a request");
+        if product["price_cents"] == 0 {
+            zero += 1;
+        }
+    }
+    // Seeded rolls: exact per build; the margin absorbs an RNG change.
+    assert!((70..=130).contains(&zero), "{zero} of 400 zeroed");
 }

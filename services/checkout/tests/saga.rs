@@ -20,6 +20,8 @@ struct Behaviour {
     payment: StatusCode,
     shipping: StatusCode,
     refund: StatusCode,
+    /// The price of the cart's one line (2 units).
+    price: i64,
 }
 
 const HAPPY: Behaviour = Behaviour {
@@ -27,6 +29,7 @@ const HAPPY: Behaviour = Behaviour {
     payment: StatusCode::CREATED,
     shipping: StatusCode::CREATED,
     refund: StatusCode::OK,
+    price: 1500,
 };
 
 fn recorder(
@@ -47,9 +50,10 @@ fn recorder(
 }
 
 async fn peers(b: Behaviour, log: &Log) -> String {
+    let price = b.price;
     let cart = Router::new().route(
         "/carts/{user}",
-        get(|| async { axum::Json(json!({"user_id": 1, "items": [{"product_id": 3, "quantity": 2, "price_cents": 1500, "name": "Lamp"}], "total_cents": 3000})) })
+        get(move || async move { axum::Json(json!({"user_id": 1, "items": [{"product_id": 3, "quantity": 2, "price_cents": price, "name": "Lamp"}], "total_cents": 2 * price})) })
             .merge(recorder(log, "cart.clear", StatusCode::OK, json!({}))),
     );
     let reserve = if b.stock {
@@ -171,6 +175,42 @@ async fn a_good_order_runs_every_step_in_order() {
     assert_eq!(
         order_status(&service, body["order_id"].as_i64().unwrap()),
         "confirmed"
+    );
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains(r#"checkout_order_value_cents_bucket{le="5000.0"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("checkout_order_value_cents_sum{} 3000.0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_order_skips_payment_and_shows_only_in_the_order_value() {
+    let (status, body, calls, service) = checkout(Behaviour { price: 0, ..HAPPY }).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["total_cents"], 0);
+    assert_eq!(
+        calls,
+        [
+            "inventory.reserve",
+            "shipping.create",
+            "inventory.commit",
+            "cart.clear",
+            "queue.publish"
+        ],
+        "nothing to capture"
+    );
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains(r#"checkout_order_value_cents_bucket{le="0.0"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"checkout_orders_total{outcome="confirmed"} 1.0"#),
+        "{metrics}"
     );
 }
 

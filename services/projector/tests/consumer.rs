@@ -4,7 +4,8 @@
 
 use axum::http::StatusCode;
 use firedrill_projector::{NAME, build};
-use firedrill_runtime::testing::{Settled, StandInBroker, TestService};
+use firedrill_runtime::faults::model::FaultKind;
+use firedrill_runtime::testing::{FaultInjector, Settled, StandInBroker, TestService};
 use serde_json::{Value, json};
 
 struct TestApp {
@@ -176,4 +177,43 @@ async fn a_missing_broker_is_a_start_up_error() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_poison_message_is_rejected_on_every_delivery_and_others_pass() {
+    let mut app = TestApp::spawn().await;
+    let mut faults = FaultInjector::new(app.service.context());
+    // Toxicity 1: every message id is poison while the fault lasts.
+    let fault = faults.inject(
+        FaultKind::PoisonMessage {},
+        "projector->queue-consumer",
+        1.0,
+    );
+    for attempt in 1..=3 {
+        app.broker.deliver(ORDERS, 41, attempt, confirmed(41, 7, 1));
+        match app.next_settled().await {
+            Settled::Nack(topic, 41, reason) => {
+                assert_eq!(topic, ORDERS);
+                assert!(
+                    reason.starts_with("unreadable order-events event: invalid type: string"),
+                    "{reason}"
+                );
+            }
+            other => panic!("delivery {attempt}: {other:?}"),
+        }
+    }
+    assert!(app.order_ids(7).await.is_empty(), "nothing was projected");
+    let metrics = app.service.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"projector_events_total{messaging_destination_name="order-events",outcome="rejected"} 3.0"#
+        ),
+        "{metrics}"
+    );
+
+    // Fault over: the same message (a replay from the dead letters) is fine.
+    faults.clear(&fault);
+    app.broker.deliver(ORDERS, 41, 1, confirmed(41, 7, 1));
+    assert_eq!(app.next_settled().await, acked(ORDERS, 41));
+    assert_eq!(app.order_ids(7).await, vec![41]);
 }

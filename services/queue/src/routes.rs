@@ -1,6 +1,6 @@
 //! HTTP handlers for the broker's API (see docs/internal-api.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use firedrill_runtime::extract::{Json, Path};
+use firedrill_runtime::extract::{Json, Path, Query};
 use firedrill_runtime::{AppError, AppResult, clock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +36,8 @@ pub fn router(broker: Shared) -> Router {
             "/topics/{topic}/dead-letters",
             axum::routing::delete(purge_dead),
         )
+        .route("/dlq/replay", post(replay_all_dead))
+        .route("/dlq/purge", post(purge_all_dead))
         .with_state(broker)
 }
 
@@ -241,6 +243,68 @@ async fn purge_dead(
     let topic = valid_topic(&topic)?;
     Ok(axum::Json(Count {
         count: broker.purge_dead(topic).await?,
+    }))
+}
+
+/// `?topic=`: one topic, or every topic with dead letters when absent.
+#[derive(Deserialize)]
+struct DeadLetterScope {
+    topic: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DeadLetterCounts {
+    /// Messages replayed or purged, over all topics.
+    count: usize,
+    /// The same, per topic.
+    topics: BTreeMap<String, usize>,
+}
+
+/// The topics a dead-letter op acts on.
+async fn dead_letter_topics(broker: &Broker, scope: DeadLetterScope) -> AppResult<Vec<String>> {
+    match scope.topic {
+        Some(topic) => Ok(vec![valid_topic(&topic)?.to_string()]),
+        None => Ok(broker
+            .topics()
+            .await?
+            .into_iter()
+            .filter(|(_, stats)| stats.dead > 0)
+            .map(|(topic, _)| topic)
+            .collect()),
+    }
+}
+
+/// `POST /dlq/replay[?topic=]`: the operator's "replay the DLQ", over every
+/// topic unless one is named.
+async fn replay_all_dead(
+    State(broker): State<Shared>,
+    Query(scope): Query<DeadLetterScope>,
+) -> AppResult<axum::Json<DeadLetterCounts>> {
+    let mut counts = BTreeMap::new();
+    for topic in dead_letter_topics(&broker, scope).await? {
+        let count = broker.replay_dead(&topic).await?;
+        counts.insert(topic, count);
+    }
+    Ok(axum::Json(DeadLetterCounts {
+        count: counts.values().sum(),
+        topics: counts,
+    }))
+}
+
+/// `POST /dlq/purge[?topic=]`: drops dead letters, over every topic unless
+/// one is named.
+async fn purge_all_dead(
+    State(broker): State<Shared>,
+    Query(scope): Query<DeadLetterScope>,
+) -> AppResult<axum::Json<DeadLetterCounts>> {
+    let mut counts = BTreeMap::new();
+    for topic in dead_letter_topics(&broker, scope).await? {
+        let count = broker.purge_dead(&topic).await?;
+        counts.insert(topic, count);
+    }
+    Ok(axum::Json(DeadLetterCounts {
+        count: counts.values().sum(),
+        topics: counts,
     }))
 }
 

@@ -275,6 +275,48 @@ async fn failing_messages_are_dead_lettered_then_replayed_or_purged() {
     assert_eq!(q.stats("orders").await["dead_letters"], 0);
 }
 
+/// Publishes one message to `topic` and fails it until it is dead.
+async fn dead_letter(q: &Broker, topic: &str) -> i64 {
+    let id = q.publish(topic, json!({"bad": true})).await;
+    for _ in 1..=5 {
+        let got = q.receive(topic, 1, 0, 30_000).await;
+        assert_eq!(got[0]["id"], id);
+        q.nack(topic, id).await;
+    }
+    assert_eq!(q.stats(topic).await["dead_letters"], 1);
+    id
+}
+
+#[tokio::test]
+async fn the_dlq_ops_replay_and_purge_every_topic_or_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Broker::start(&db_path(&dir)).await;
+    let order = dead_letter(&q, "order-events").await;
+    dead_letter(&q, "cart-events").await;
+
+    let (status, body) = q
+        .call(Method::POST, "/dlq/replay?topic=order-events", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"count": 1, "topics": {"order-events": 1}}));
+    assert_eq!(
+        q.receive("order-events", 1, 0, 30_000).await[0]["id"],
+        order
+    );
+    assert_eq!(q.stats("cart-events").await["dead_letters"], 1);
+
+    let (status, body) = q.call(Method::POST, "/dlq/purge", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"count": 1, "topics": {"cart-events": 1}}));
+    assert_eq!(q.stats("cart-events").await["dead_letters"], 0);
+
+    dead_letter(&q, "cart-events").await;
+    let (_, body) = q.call(Method::POST, "/dlq/replay", None).await;
+    assert_eq!(body["count"], 1);
+    let (status, _) = q.call(Method::POST, "/dlq/purge?topic=Bad", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn bad_requests_are_400_and_unknown_messages_404() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use firedrill_queue::{NAME, build};
+use firedrill_runtime::faults::model::FaultKind;
 use firedrill_runtime::queue::{self, ConsumerConfig};
-use firedrill_runtime::testing::{self, TestService, spawn_peer};
+use firedrill_runtime::testing::{self, FaultInjector, TestService, spawn_peer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -92,5 +93,99 @@ async fn the_runtime_consumer_gets_publishes_redeliveries_and_acks() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_fails_on_every_delivery_until_it_is_dead_lettered() {
+    let service = TestService::with_database(NAME, build, &[]).await;
+    let url = spawn_peer(service.app().clone()).await;
+    let peers = format!("queue={url}");
+    let consumer = testing::context("projector", &["--peers", &peers]);
+    let stop = consumer.shutdown.clone();
+    let broker = consumer.peer(queue::BROKER).unwrap();
+
+    // Every message is poison (toxicity 1): the first one published must
+    // go through all five deliveries and end in the dead-letter state.
+    let mut faults = FaultInjector::new(&consumer);
+    let fault = faults.inject(
+        FaultKind::PoisonMessage {},
+        "projector->queue-consumer",
+        1.0,
+    );
+    let id = queue::publish(&broker, "order-events", &json!({"order_id": 1}))
+        .await
+        .unwrap();
+
+    // A handler that reads the payload as an order event, as the real
+    // consumers do.
+    let (tx, mut rx) = mpsc::unbounded_channel::<(i64, u32, Result<(), String>)>();
+    let config = ConsumerConfig {
+        batch: 4,
+        visibility: Duration::from_secs(30),
+        wait: Duration::from_millis(200),
+    };
+    queue::spawn_consumer(
+        broker.clone(),
+        "order-events",
+        config,
+        stop.clone(),
+        move |message| {
+            let tx = tx.clone();
+            async move {
+                let outcome = match message.payload.get("order_id") {
+                    Some(_) => Ok(()),
+                    None => Err(format!("unreadable order event: {}", message.payload)),
+                };
+                let _ = tx.send((message.id, message.attempts, outcome.clone()));
+                outcome
+            }
+        },
+    );
+    for attempt in 1..=5 {
+        let (got, attempts, outcome) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("no delivery")
+            .unwrap();
+        assert_eq!((got, attempts), (id, attempt));
+        assert!(outcome.is_err(), "delivery {attempt} must fail");
+    }
+    let stats_path = "/topics/order-events/stats";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Value = broker
+            .get("/topics/{topic}/stats", stats_path)
+            .json()
+            .await
+            .unwrap();
+        if stats["dead_letters"] == 1 {
+            assert_eq!(stats["depth"], 0, "{stats}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = service.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"messaging_queue_dead_lettered_messages_total{messaging_destination_name="order-events"} 1.0"#
+        ),
+        "{metrics}"
+    );
+
+    // Fixed: with the fault over, a replay of the dead letter succeeds.
+    faults.clear(&fault);
+    let (status, _) = service
+        .call(axum::http::Method::POST, "/dlq/replay", None)
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    let (got, attempts, outcome) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no redelivery after replay")
+        .unwrap();
+    assert_eq!((got, attempts, outcome), (id, 1, Ok(())));
     stop.cancel();
 }

@@ -336,7 +336,9 @@ impl Peer {
             candidates.retain(|&i| Some(i) != avoid);
         }
         while !candidates.is_empty() {
-            let pick = self.power_of_two(&candidates);
+            let pick = self
+                .skewed(&candidates)
+                .unwrap_or_else(|| self.power_of_two(&candidates));
             let instance = &self.instances[candidates[pick]];
             let (permit, changed) = instance.breaker.acquire(Instant::now());
             if let Some(state) = changed {
@@ -350,6 +352,17 @@ impl Peer {
         Err(CallError::BreakerOpen {
             peer: self.name.clone(),
         })
+    }
+
+    /// A misconfigured balancer (an lb-skew fault): the position in
+    /// `candidates` of the instance it sends this call to regardless of
+    /// load, if any. One atomic load when no fault is assigned.
+    fn skewed(&self, candidates: &[usize]) -> Option<usize> {
+        if self.faults.idle() {
+            return None;
+        }
+        let favoured = self.faults.skewed_instance(&self.name)?;
+        candidates.iter().position(|&i| i == favoured)
     }
 
     /// Power of two choices: two random candidates, the less busy wins.
@@ -748,5 +761,85 @@ fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => e.error,
         Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::Identity;
+    use crate::faults::ActiveFault;
+    use crate::faults::model::{FaultKind, FaultSpec, Target};
+
+    fn payment_peer(faults: &Faults) -> Arc<Peer> {
+        let meters = Meters::new(&Identity {
+            service: "checkout".into(),
+            instance_id: "checkout-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        });
+        let policy = CallPolicy {
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            backoff: Backoff {
+                base: Duration::from_millis(10),
+                jitter: true,
+            },
+            breaker: BreakerConfig {
+                failure_threshold: 5,
+                cooldown: Duration::from_secs(5),
+            },
+        };
+        // Never contacted: only the balancer is under test.
+        let urls = (1..=3).map(|i| format!("http://127.0.0.1:{i}")).collect();
+        let map = BTreeMap::from([("payment".to_string(), urls)]);
+        let live = crate::live::Live::with_defaults("checkout", &meters);
+        Peers::new(&map, policy, &meters, 11, faults, &live)
+            .unwrap()
+            .get("payment")
+            .unwrap()
+    }
+
+    /// How many of 10 000 picks went to each instance.
+    fn picks(peer: &Peer) -> [usize; 3] {
+        let mut counts = [0; 3];
+        for _ in 0..10_000 {
+            counts[peer.choose(None).unwrap()] += 1;
+        }
+        counts
+    }
+
+    #[tokio::test]
+    async fn an_lb_skew_fault_sends_its_percent_of_calls_to_one_instance() {
+        let faults = Faults::new("checkout", "checkout-1", 5);
+        let peer = payment_peer(&faults);
+        let even = picks(&peer);
+        assert!(even.iter().all(|n| (3_000..3_700).contains(n)), "{even:?}");
+
+        let spec = FaultSpec {
+            kind: FaultKind::LbSkew {
+                instance: "payment-2".into(),
+                percent: 70,
+            },
+            target: Target::parse("checkout->payment").unwrap(),
+            toxicity: 1.0,
+        };
+        spec.validate().unwrap();
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec,
+            until: Instant::now() + Duration::from_secs(60),
+        }]);
+        let skewed = picks(&peer);
+        // 70 % by the skew, plus a third of the balanced 30 %.
+        assert!((7_700..8_300).contains(&skewed[1]), "{skewed:?}");
+        assert!(skewed[0] > 700 && skewed[2] > 700, "{skewed:?}");
+
+        // A drained favourite gets nothing; the others share the calls.
+        peer.set_drained("http://127.0.0.1:2", true);
+        let drained = picks(&peer);
+        assert_eq!(drained[1], 0, "{drained:?}");
     }
 }

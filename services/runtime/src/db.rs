@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::Semaphore;
 use tracing::{Instrument as _, field::Empty};
 
@@ -64,6 +64,9 @@ struct Inner {
     faults: Faults,
     /// Permits taken by a pool-leak fault and never released.
     leaked: AtomicUsize,
+    /// The index the service's hot query relies on (what a drop-index fault
+    /// drops when it names none).
+    hot_index: Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -156,6 +159,7 @@ impl Db {
                 metrics: DbMetrics::new(meters),
                 faults: faults.clone(),
                 leaked: AtomicUsize::new(0),
+                hot_index: Mutex::new(None),
             }),
         };
         db.inner
@@ -351,6 +355,65 @@ impl Db {
         tracing::info!(pool = %inner.pool, previous, size, "database pool resized");
         self.publish_pool_state();
     }
+
+    /// Names the index the service's hottest query relies on.
+    pub fn declare_hot_index(&self, index: &str) {
+        *self.inner.hot_index.lock() = Some(index.to_string());
+    }
+
+    pub fn hot_index(&self) -> Option<String> {
+        self.inner.hot_index.lock().clone()
+    }
+
+    /// Drops `index` and returns the statement that recreates it; `None`
+    /// when there is no such index (already dropped, by another instance
+    /// sharing the database). Runs on a connection of its own, outside the
+    /// pool and without a span: it stands for someone else's session (a
+    /// migration, a DBA), not for this service's queries.
+    pub async fn drop_index(&self, index: &str) -> Result<Option<String>, DbError> {
+        let path = self.inner.path.clone();
+        let index = index.to_string();
+        run_ddl(move || {
+            let mut conn = connect(&path)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let definition: Option<String> = tx
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1 AND sql IS NOT NULL",
+                    [&index],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if definition.is_some() {
+                tx.execute_batch(&format!("DROP INDEX \"{index}\""))?;
+            }
+            tx.commit()?;
+            Ok(definition)
+        })
+        .await
+    }
+
+    /// Runs a `CREATE INDEX` statement from [`Db::drop_index`], unless the
+    /// index is back already.
+    pub async fn create_index(&self, definition: &str) -> Result<(), DbError> {
+        let path = self.inner.path.clone();
+        let statement = match definition.strip_prefix("CREATE INDEX ") {
+            Some(rest) if !rest.starts_with("IF NOT EXISTS") => {
+                format!("CREATE INDEX IF NOT EXISTS {rest}")
+            }
+            _ => definition.to_string(),
+        };
+        run_ddl(move || connect(&path)?.execute_batch(&statement)).await
+    }
+}
+
+/// Runs schema work on a blocking thread.
+async fn run_ddl<T: Send + 'static>(
+    work: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DbError::Worker(e.to_string()))?
+        .map_err(DbError::from)
 }
 
 fn db_error_type(err: &DbError) -> &'static str {
@@ -374,4 +437,139 @@ fn db_error_type(err: &DbError) -> &'static str {
 /// Default database location inside a run directory.
 pub fn default_path(run_dir: &Path) -> PathBuf {
     run_dir.join("shop.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Identity;
+
+    async fn items_db(dir: &tempfile::TempDir) -> Db {
+        let meters = Meters::new(&Identity {
+            service: "catalog".into(),
+            instance_id: "catalog-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        });
+        let db = Db::open(
+            &dir.path().join("shop.db"),
+            "catalog",
+            2,
+            Duration::from_secs(1),
+            &meters,
+            &Faults::none(),
+        )
+        .unwrap();
+        db.migrate("items", |conn| {
+            conn.execute_batch(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, category TEXT NOT NULL);
+                 CREATE INDEX IF NOT EXISTS items_by_category ON items (category, id);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+                 INSERT INTO items SELECT i, CASE i % 4 WHEN 0 THEN 'toys' ELSE 'books' END FROM n;",
+            )
+        })
+        .await
+        .unwrap();
+        db
+    }
+
+    /// Runs the hot query on a pooled connection, as the service would (a
+    /// cached statement), and returns its plan and how many rows it stepped
+    /// through in full-table scans.
+    async fn plan(db: &Db) -> (String, i32) {
+        let query = Query {
+            operation: "SELECT",
+            collection: "items",
+            text: "SELECT id FROM items WHERE category = ?1 ORDER BY id",
+        };
+        db.run(query, move |conn| {
+            let mut hot = conn.prepare_cached(query.text)?;
+            hot.reset_status(rusqlite::StatementStatus::FullscanStep);
+            let found = hot.query_map(["toys"], |row| row.get::<_, i64>(0))?.count();
+            assert_eq!(found, 25);
+            let scanned = hot.get_status(rusqlite::StatementStatus::FullscanStep);
+            let plan = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", query.text))?
+                .query_map(["toys"], |row| row.get::<_, String>(3))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .join("; ");
+            Ok((plan, scanned))
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_index_turns_the_hot_query_into_a_scan_until_it_is_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = items_db(&dir).await;
+        let (indexed, scanned) = plan(&db).await;
+        assert!(
+            indexed.contains("USING COVERING INDEX items_by_category"),
+            "{indexed}"
+        );
+        assert_eq!(scanned, 0);
+
+        let definition = db.drop_index("items_by_category").await.unwrap().unwrap();
+        // The pooled connections, with their cached statements, see it too:
+        // the same statement now steps through every row.
+        let (plan_now, scanned) = plan(&db).await;
+        assert_eq!(plan_now, "SCAN items");
+        assert_eq!(scanned, 99, "the scan visits all 100 rows");
+        assert_eq!(
+            db.drop_index("items_by_category").await.unwrap(),
+            None,
+            "a second dropper finds nothing to drop, and will recreate nothing"
+        );
+
+        db.create_index(&definition).await.unwrap();
+        db.create_index(&definition).await.unwrap();
+        assert_eq!(plan(&db).await.1, 0);
+    }
+
+    #[tokio::test]
+    async fn the_drop_index_actuator_drops_the_hot_index_for_the_fault_only() {
+        use crate::faults::actuators::Actuators;
+        use crate::faults::model::{FaultKind, FaultSpec, Target};
+        use crate::faults::{ActiveFault, Faults};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = items_db(&dir).await;
+        db.declare_hot_index("items_by_category");
+        let faults = Faults::new("catalog", "catalog-1", 1);
+        let mut actuators = Actuators::new(&faults, Some(db.clone()));
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec: FaultSpec {
+                kind: FaultKind::DropIndex { index: None },
+                target: Target::parse("catalog->db").unwrap(),
+                toxicity: 1.0,
+            },
+            until: Instant::now() + Duration::from_secs(60),
+        }]);
+        actuators.reconcile(&faults.active());
+        eventually_plan(&db, |(plan, _)| plan == "SCAN items").await;
+        faults.assign(vec![]);
+        actuators.reconcile(&faults.active());
+        eventually_plan(&db, |(plan, scanned)| {
+            plan.contains("items_by_category") && scanned == 0
+        })
+        .await;
+    }
+
+    /// Waits (up to 10 s) for the actuator's task to have changed the plan.
+    async fn eventually_plan(db: &Db, done: impl Fn((&str, i32)) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (plan, scanned) = plan(db).await;
+            if done((&plan, scanned)) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "plan stayed {plan} ({scanned} rows scanned)"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

@@ -10,8 +10,14 @@
 //! - the peer client, around each HTTP exchange ([`Faults::outbound`]);
 //! - the database pool, holding a connection ([`Faults::slow_query`]) or
 //!   leaking one (the `pool-leak` actuator);
-//! - the queue consumer, before each message ([`Faults::consumer_delay`]);
-//! - the process itself (`actuators`): clock, CPU, memory, executor, crash.
+//! - the queue consumer, before each message ([`Faults::consumer_delay`],
+//!   [`Faults::poisoned`]);
+//! - the peer client's balancer ([`Faults::skewed_instance`]);
+//! - the process itself (`actuators`): clock, CPU, memory, executor, crash,
+//!   OTLP export, the database's indexes;
+//! - a service's own mechanisms, which it reads here ([`Faults::cache_ttl`],
+//!   [`Faults::traffic_spike`]) or is told about when a fault starts and
+//!   ends ([`Faults::on_transition`], e.g. the cache emptying itself).
 //!
 //! # Invariants
 //!
@@ -26,6 +32,7 @@ pub mod actuators;
 pub mod agent;
 pub mod model;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -63,6 +70,30 @@ struct Inner {
     rng: Mutex<SmallRng>,
     /// The "hot mutex" of lock-contention faults.
     hot_lock: tokio::sync::Mutex<()>,
+    /// The shrunken handler pools of worker-pool faults, by fault id; one
+    /// semaphore for the fault's whole life (pruned when it ends).
+    worker_pools: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Told when a fault assigned to this process starts and ends.
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+/// Whether a fault has just started or just ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Started,
+    Ended,
+}
+
+/// A service's reaction to a fault starting or ending (see
+/// [`Faults::on_transition`]).
+pub type Watcher = Arc<dyn Fn(&FaultKind, Transition) + Send + Sync>;
+
+/// A worker pool a request must get a slot in (a worker-pool fault).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerPool {
+    /// The fault's id: requests under one fault share one pool.
+    pub fault: String,
+    pub size: u32,
 }
 
 /// How a faulty link fails a call.
@@ -103,6 +134,10 @@ pub struct RequestEffect {
     pub failure: Option<LinkFailure>,
     /// Bytes per second the response may arrive at.
     pub bandwidth: Option<u64>,
+    /// Wait for a slot in this pool before the handler runs.
+    pub worker_pool: Option<WorkerPool>,
+    /// Zero this numeric field of the JSON response (data corruption).
+    pub corrupt: Option<String>,
 }
 
 impl Faults {
@@ -125,6 +160,8 @@ impl Faults {
                 active: RwLock::new(Arc::new(Vec::new())),
                 rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0x5eed_fa17)),
                 hot_lock: tokio::sync::Mutex::new(()),
+                worker_pools: Mutex::new(HashMap::new()),
+                watchers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -159,8 +196,28 @@ impl Faults {
                 )
             })
             .collect();
+        self.inner
+            .worker_pools
+            .lock()
+            .retain(|id, _| mine.iter().any(|f| &f.id == id));
         self.inner.any.store(!mine.is_empty(), Ordering::Release);
         *self.inner.active.write() = Arc::new(mine);
+    }
+
+    /// Registers `watcher`, called (from the fault agent's task, so it must
+    /// not block) when a fault assigned to this process starts and when it
+    /// ends. For effects a service applies with its own mechanisms, such as
+    /// the cache emptying itself when a cache-flush fault starts.
+    pub fn on_transition(&self, watcher: impl Fn(&FaultKind, Transition) + Send + Sync + 'static) {
+        self.inner.watchers.lock().push(Arc::new(watcher));
+    }
+
+    /// Tells every watcher that a fault of `kind` started or ended.
+    pub(crate) fn notify(&self, kind: &FaultKind, transition: Transition) {
+        let watchers = self.inner.watchers.lock().clone();
+        for watcher in watchers {
+            watcher(kind, transition);
+        }
     }
 
     /// Whether any fault is assigned: the hot path's one check.
@@ -253,6 +310,13 @@ impl Faults {
                 FaultKind::Partition {} => effect.failure = Some(LinkFailure::Refused),
                 FaultKind::DnsFailure {} => effect.failure = Some(LinkFailure::Dns),
                 FaultKind::CertExpiry {} => effect.failure = Some(LinkFailure::CertExpired),
+                FaultKind::WorkerPool { size } => {
+                    effect.worker_pool = Some(WorkerPool {
+                        fault: fault.id.clone(),
+                        size: *size,
+                    });
+                }
+                FaultKind::DataCorruption { field } => effect.corrupt = Some(field.clone()),
                 _ => {}
             }
         }
@@ -290,6 +354,95 @@ impl Faults {
         let _guard = self.inner.hot_lock.lock().await;
         tokio::time::sleep(hold).await;
     }
+
+    /// Waits for a slot in `pool` (at most `size` requests hold one at a
+    /// time, the rest queue in arrival order); the slot is held until the
+    /// permit is dropped.
+    pub async fn worker_slot(&self, pool: &WorkerPool) -> tokio::sync::OwnedSemaphorePermit {
+        let semaphore = self
+            .inner
+            .worker_pools
+            .lock()
+            .entry(pool.fault.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(pool.size as usize)))
+            .clone();
+        semaphore
+            .acquire_owned()
+            .await
+            .expect("worker pools are never closed")
+    }
+
+    /// For one call to `peer`: the index (0-based, in `--peers` order) of the
+    /// instance a skewed balancer sends it to, or `None` to balance normally.
+    pub fn skewed_instance(&self, peer: &str) -> Option<usize> {
+        let snapshot = self.snapshot()?;
+        let now = Instant::now();
+        let (instance, percent) = snapshot.iter().find_map(|f| match &f.spec.kind {
+            FaultKind::LbSkew { instance, percent }
+                if f.until > now && f.spec.target.peer.as_deref() == Some(peer) =>
+            {
+                Some((instance.as_str(), *percent))
+            }
+            _ => None,
+        })?;
+        let n: usize = instance.rsplit_once('-')?.1.parse().ok()?;
+        let roll = self.inner.rng.lock().random_range(0..100u32);
+        (roll < percent && n >= 1).then(|| n - 1)
+    }
+
+    /// Whether the message `id` arrives unreadable (a poison-message fault).
+    /// Decided by the id alone, so the same message fails on every delivery.
+    pub fn poisoned(&self, id: i64) -> bool {
+        let Some(snapshot) = self.snapshot() else {
+            return false;
+        };
+        let now = Instant::now();
+        snapshot.iter().any(|f| {
+            matches!(f.spec.kind, FaultKind::PoisonMessage {})
+                && f.until > now
+                && unit_hash(id as u64) < f.spec.toxicity
+        })
+    }
+
+    /// The TTL every cache entry gets while a cache-flush fault with `ttl`
+    /// lasts ("bad TTL"); see the cache service for how it aligns them.
+    pub fn cache_ttl(&self) -> Option<Duration> {
+        self.process_effect(|kind| match kind {
+            FaultKind::CacheFlush { ttl } => ttl.map(|t| t.duration()),
+            _ => None,
+        })
+    }
+
+    /// The shape of a traffic spike in force: the rate multiplier and the
+    /// product every extra journey asks for, if one.
+    pub fn traffic_spike(&self) -> Option<(f64, Option<i64>)> {
+        self.process_effect(|kind| match kind {
+            FaultKind::TrafficSpike {
+                multiplier,
+                hot_key,
+            } => Some((*multiplier, *hot_key)),
+            _ => None,
+        })
+    }
+
+    /// The first fault in force that `pick` maps to a value.
+    fn process_effect<T>(&self, pick: impl Fn(&FaultKind) -> Option<T>) -> Option<T> {
+        let now = Instant::now();
+        self.snapshot()?
+            .iter()
+            .filter(|f| f.until > now)
+            .find_map(|f| pick(&f.spec.kind))
+    }
+}
+
+/// Maps `x` to `[0, 1)`, evenly and deterministically (SplitMix64's
+/// finaliser), so neighbouring message ids get unrelated rolls.
+fn unit_hash(x: u64) -> f64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -395,6 +548,70 @@ mod tests {
         f.until = Instant::now();
         faults.assign(vec![f]);
         assert_eq!(faults.inbound("/products").error, None);
+    }
+
+    #[test]
+    fn poison_picks_the_same_messages_every_time_at_its_toxicity() {
+        let faults = Faults::new("projector", "projector-1", 1);
+        assert!(!(1..1_000).any(|id| faults.poisoned(id)), "idle: none");
+        faults.assign(vec![fault(
+            FaultKind::PoisonMessage {},
+            "projector->queue-consumer",
+            0.1,
+        )]);
+        let first: Vec<i64> = (1..=10_000).filter(|&id| faults.poisoned(id)).collect();
+        let again: Vec<i64> = (1..=10_000).filter(|&id| faults.poisoned(id)).collect();
+        assert_eq!(first, again, "a poison message is poison on every delivery");
+        assert!((900..1_100).contains(&first.len()), "{}", first.len());
+    }
+
+    #[test]
+    fn process_kinds_are_read_where_their_mechanism_lives() {
+        let faults = Faults::new("cache", "cache-1", 1);
+        assert_eq!(faults.cache_ttl(), None);
+        faults.assign(vec![fault(
+            FaultKind::CacheFlush {
+                ttl: Some(Millis(2_000)),
+            },
+            "cache",
+            1.0,
+        )]);
+        assert_eq!(faults.cache_ttl(), Some(Duration::from_secs(2)));
+        let loadgen = Faults::new("loadgen", "loadgen-1", 1);
+        loadgen.assign(vec![fault(
+            FaultKind::TrafficSpike {
+                multiplier: 3.0,
+                hot_key: Some(17),
+            },
+            "loadgen",
+            1.0,
+        )]);
+        assert_eq!(loadgen.traffic_spike(), Some((3.0, Some(17))));
+    }
+
+    #[test]
+    fn watchers_hear_each_start_and_end_once() {
+        use super::actuators::Actuators;
+        let faults = Faults::new("cache", "cache-1", 1);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        faults.on_transition(move |kind, transition| {
+            log.lock().push((kind.name(), transition));
+        });
+        let mut actuators = Actuators::new(&faults, None);
+        let flush = fault(FaultKind::CacheFlush { ttl: None }, "cache", 1.0);
+        faults.assign(vec![flush]);
+        actuators.reconcile(&faults.active());
+        actuators.reconcile(&faults.active());
+        faults.assign(vec![]);
+        actuators.reconcile(&faults.active());
+        assert_eq!(
+            *heard.lock(),
+            vec![
+                ("cache-flush", Transition::Started),
+                ("cache-flush", Transition::Ended)
+            ]
+        );
     }
 
     #[test]

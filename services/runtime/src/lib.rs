@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: the flags every service process accepts (identity, peers,
 //!   telemetry, database, resilience knobs), with `FIREDRILL_*` fallbacks.
-//! - [`telemetry`]: tracing subscriber + OTLP traces, metrics and logs.
+//! - [`telemetry`]: tracing subscriber + OTLP traces, metrics and logs,
+//!   every exporter behind one gate (export counts, telemetry-drop faults).
 //! - [`metrics`]: one place that defines instruments recorded both to OTLP and
 //!   to the process's Prometheus `/metrics` endpoint (with trace exemplars).
 //! - [`server`]: the HTTP server stack (timeout, body limit, server spans,
@@ -16,7 +17,8 @@
 //! - [`db`]: the SQLite connection pool with database-convention spans.
 //! - [`queue`]: producer/consumer helpers for the queue broker.
 //! - [`faults`]: the fault agent: polls the controller and applies faults at
-//!   the hooks above (server, client, pool, consumer) and to the process.
+//!   the hooks above (server, client, pool, consumer), to the process, and
+//!   through watchers a service registers for its own mechanisms.
 //! - [`live`]: the live config (timeouts, retries, pool size, rate limits,
 //!   feature flags, drained instances) the controller hands out in versions.
 //! - [`clock`]: the process's notion of "now" (a fault can skew it).

@@ -481,6 +481,15 @@ struct Inner {
 // === impl Live ===
 
 impl Live {
+    /// The live config of a process started with default flags (a process
+    /// without service flags of its own, such as the load generator, and
+    /// tests).
+    pub fn with_defaults(service: &str, meters: &Meters) -> Live {
+        let flags =
+            crate::config::parse_service_args(&[]).expect("the default service flags parse");
+        Live::new(service, LiveConfig::from_args(&flags), meters)
+    }
+
     /// The live config of `service`, starting at version 0 = `base`.
     pub fn new(service: &str, base: LiveConfig, meters: &Meters) -> Live {
         let info = meters.gauge(

@@ -111,6 +111,13 @@ impl Default for ConsumerConfig {
     }
 }
 
+/// A payload as a producer with a serialisation bug sends it: the JSON
+/// document encoded a second time, as one string. No consumer can read it,
+/// on any delivery, so the broker ends up dead-lettering it.
+fn poison(payload: Value) -> Value {
+    Value::String(payload.to_string())
+}
+
 /// Consumes `topic` until `shutdown`, calling `handle` for each message inside
 /// a CONSUMER span. `Ok` acks; `Err(reason)` nacks.
 pub fn spawn_consumer<H, Fut>(
@@ -188,6 +195,10 @@ where
     }
     let id = message.id;
     let delay = broker.faults().consumer_delay();
+    let mut message = message;
+    if broker.faults().poisoned(id) {
+        message.payload = poison(message.payload);
+    }
     let outcome = async {
         if let Some(delay) = delay {
             // A stalled consumer: each message waits before it is handled.

@@ -4,6 +4,8 @@
 //! operational endpoints; `serve` runs it on a bound listener until the
 //! shutdown token fires, so tests can start any service on port 0.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -25,7 +27,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::error::AppError;
 use crate::faults::{Faults, RequestEffect};
 use crate::live::Live;
-use crate::metrics::{Counter, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit};
+use crate::metrics::{
+    Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, OPENMETRICS_CONTENT_TYPE, Unit,
+};
 use crate::resilience::shed::LoadShedder;
 
 /// Limits applied to every request.
@@ -111,7 +115,10 @@ pub fn app(
             limits.request_timeout,
         ))
         // Injected faults act inside the deadline, as a slow handler would.
-        .layer(middleware::from_fn_with_state(faults, apply_faults))
+        .layer(middleware::from_fn_with_state(
+            FaultHooks::new(faults, meters),
+            apply_faults,
+        ))
         // A declared length over the limit is refused up front; bodies
         // without one are cut off at the limit by the body extractors.
         .layer(middleware::from_fn_with_state(
@@ -247,9 +254,42 @@ async fn rate_limit(State(limit): State<Limit>, request: Request, next: Next) ->
     response
 }
 
-/// Applies the faults assigned to this process to one request: waits, holds
-/// the hot lock, hangs, or answers an error instead of the handler.
-async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+/// What the fault middleware needs: the faults, and the gauge of requests
+/// queued for a worker (which only a worker-pool fault makes non-zero).
+#[derive(Clone)]
+struct FaultHooks {
+    faults: Faults,
+    queued: Gauge,
+    waiting: Arc<AtomicI64>,
+}
+
+impl FaultHooks {
+    fn new(faults: Faults, meters: &Meters) -> Self {
+        let queued = meters.gauge(
+            "http.server.queued_requests",
+            "Requests waiting for a free request handler",
+            Unit::Count,
+        );
+        queued.set(0.0, &[]);
+        FaultHooks {
+            faults,
+            queued,
+            waiting: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Moves the queued-requests gauge by `delta`.
+    fn queue(&self, delta: i64) {
+        let now = self.waiting.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.queued.set(now as f64, &[]);
+    }
+}
+
+/// Applies the faults assigned to this process to one request: waits for a
+/// worker, waits, holds the hot lock, hangs, answers an error instead of
+/// the handler, or corrupts the handler's answer.
+async fn apply_faults(State(hooks): State<FaultHooks>, request: Request, next: Next) -> Response {
+    let faults = &hooks.faults;
     if faults.idle() {
         return next.run(request).await;
     }
@@ -262,6 +302,17 @@ async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next
     if effect == RequestEffect::default() {
         return next.run(request).await;
     }
+    // A pool too small: the request waits in line for a worker, and holds
+    // it (through everything below) until its answer is ready.
+    let _worker = match &effect.worker_pool {
+        Some(pool) => {
+            hooks.queue(1);
+            let slot = faults.worker_slot(pool).await;
+            hooks.queue(-1);
+            Some(slot)
+        }
+        None => None,
+    };
     if let Some(hold) = effect.lock_hold {
         faults.contend(hold).await;
     }
@@ -280,7 +331,61 @@ async fn apply_faults(State(faults): State<Faults>, request: Request, next: Next
         );
         return AppError::new(status, status.canonical_reason().unwrap_or("error")).into_response();
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    match &effect.corrupt {
+        Some(field) => corrupt(response, field).await,
+        None => response,
+    }
+}
+
+/// Largest answer [`corrupt`] rewrites; bigger ones pass unchanged.
+const CORRUPT_MAX_BYTES: usize = 4 << 20;
+
+/// Silent data corruption: a successful JSON answer comes back with every
+/// numeric `field` (or `field_*`, such as `price_cents`) set to 0, at any
+/// depth. Status and headers stay as they were (but the length), so
+/// nothing in the span or the logs tells.
+async fn corrupt(response: Response, field: &str) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, CORRUPT_MAX_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return AppError::internal("response body could not be read").into_response();
+        }
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    zero_field(&mut value, field);
+    let Ok(rewritten) = serde_json::to_vec(&value) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(rewritten))
+}
+
+/// Sets every number under a key `field` or `field_*` to 0.
+fn zero_field(value: &mut serde_json::Value, field: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let named = key == field
+                    || key
+                        .strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with('_'));
+                if named && v.is_number() {
+                    *v = serde_json::Value::from(0);
+                } else {
+                    zero_field(v, field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| zero_field(v, field)),
+        _ => {}
+    }
 }
 
 /// Answers 413 to a request whose `Content-Length` exceeds `limit`.
@@ -341,4 +446,179 @@ pub async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpL
     TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use serde_json::{Value, json};
+    use tokio::sync::{Semaphore, mpsc};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::config::Identity;
+    use crate::faults::ActiveFault;
+    use crate::faults::model::{FaultKind, FaultSpec, Target};
+
+    fn meters() -> Meters {
+        Meters::new(&Identity {
+            service: "catalog".into(),
+            instance_id: "catalog-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        })
+    }
+
+    fn serve_routes(routes: Router, meters: &Meters, faults: &Faults) -> Router {
+        let health = Health {
+            status: "ok",
+            service: "catalog".into(),
+            instance: "catalog-1".into(),
+            version: "test".into(),
+        };
+        let limits = Limits {
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 1 << 20,
+            max_in_flight: 100,
+        };
+        let live = crate::live::Live::with_defaults("payment", meters);
+        app(routes, meters, health, limits, faults.clone(), live)
+    }
+
+    fn assign(faults: &Faults, kind: FaultKind, target: &str, toxicity: f64) {
+        let spec = FaultSpec {
+            kind,
+            target: Target::parse(target).unwrap(),
+            toxicity,
+        };
+        spec.validate().unwrap();
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec,
+            until: Instant::now() + Duration::from_secs(60),
+        }]);
+    }
+
+    async fn fetch(app: &Router, uri: &str) -> (StatusCode, String) {
+        let request = HttpRequest::get(uri).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_pool_fault_serves_size_requests_at_once_and_queues_the_rest() {
+        // Each handler reports that it started, then waits for the test to
+        // let it finish.
+        let release = Arc::new(Semaphore::new(0));
+        let (entered_tx, mut entered) = mpsc::unbounded_channel::<()>();
+        let gate = release.clone();
+        let routes = Router::new().route(
+            "/work",
+            get(move || {
+                let gate = gate.clone();
+                let entered = entered_tx.clone();
+                async move {
+                    let _ = entered.send(());
+                    gate.acquire().await.unwrap().forget();
+                    "done"
+                }
+            }),
+        );
+        let meters = meters();
+        let faults = Faults::new("catalog", "catalog-1", 1);
+        assign(&faults, FaultKind::WorkerPool { size: 2 }, "catalog", 1.0);
+        let app = serve_routes(routes, &meters, &faults);
+
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let app = app.clone();
+            requests.spawn(async move { fetch(&app, "/work").await });
+        }
+        entered.recv().await.unwrap();
+        entered.recv().await.unwrap();
+        // Paused time moves on only once every task is idle: if a third
+        // handler could start, it would have by then.
+        let third = tokio::time::timeout(Duration::from_secs(1), entered.recv()).await;
+        assert!(third.is_err(), "a third request got a worker");
+        let metrics = meters.encode();
+        assert!(
+            metrics.contains("http_server_queued_requests{} 3.0"),
+            "{metrics}"
+        );
+
+        // One finishes: exactly one more gets its worker.
+        release.add_permits(1);
+        entered.recv().await.unwrap();
+        let fourth = tokio::time::timeout(Duration::from_secs(1), entered.recv()).await;
+        assert!(fourth.is_err(), "more than two handlers at once");
+
+        release.add_permits(4);
+        while let Some(done) = requests.join_next().await {
+            assert_eq!(done.unwrap(), (StatusCode::OK, "done".to_string()));
+        }
+        assert!(
+            meters
+                .encode()
+                .contains("http_server_queued_requests{} 0.0")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_data_corruption_fault_zeroes_the_field_in_successful_answers() {
+        let routes = Router::new()
+            .route(
+                "/products/{id}",
+                get(|| async {
+                    axum::Json(json!({
+                        "id": 7, "price_cents": 1999, "name": "price list",
+                        "variants": [{"price": 5, "priceless": 3}]
+                    }))
+                }),
+            )
+            .route(
+                "/broken",
+                get(|| async {
+                    AppError::new(StatusCode::CONFLICT, "price_cents 12").into_response()
+                }),
+            );
+        let meters = meters();
+        let faults = Faults::new("catalog", "catalog-1", 1);
+        assign(
+            &faults,
+            FaultKind::DataCorruption {
+                field: "price".into(),
+            },
+            "catalog",
+            1.0,
+        );
+        let app = serve_routes(routes, &meters, &faults);
+        let (status, body) = fetch(&app, "/products/7").await;
+        assert_eq!(status, StatusCode::OK);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "id": 7, "price_cents": 0, "name": "price list",
+                "variants": [{"price": 0, "priceless": 3}]
+            })
+        );
+        let (status, text) = fetch(&app, "/broken").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(text.contains("price_cents 12"), "errors pass untouched");
+    }
+
+    #[test]
+    fn zero_field_leaves_non_numbers_and_other_names_alone() {
+        let mut v = json!({"price": "free", "price_cents": 5, "pricey": 9, "x": [{"price": 1.5}]});
+        zero_field(&mut v, "price");
+        assert_eq!(
+            v,
+            json!({"price": "free", "price_cents": 0, "pricey": 9, "x": [{"price": 0}]})
+        );
+    }
 }

@@ -188,6 +188,7 @@ where
     let listener = server::bind(args.listen, "--listen").await?;
     let meters = Meters::new(&args.identity(service));
     crate::process::spawn_sampler(&meters, shutdown.clone());
+    telemetry::gate::count_exports(&meters);
     let ctx = ServiceContext::new(service, args, meters, shutdown.clone())?;
     if !ctx.args.controller.is_empty() {
         let config = AgentConfig {
@@ -199,7 +200,7 @@ where
             ctx.faults.clone(),
             ctx.live.clone(),
             config,
-            Actuators::new(ctx.db.clone()),
+            Actuators::new(&ctx.faults, ctx.db.clone()),
             shutdown.clone(),
         );
     }

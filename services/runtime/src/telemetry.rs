@@ -6,6 +6,9 @@
 //! go through [`crate::metrics::Meters`], which records each instrument both to
 //! the OTel SDK (pushed over OTLP) and to the Prometheus registry.
 //!
+//! Every exporter sits behind [`gate`], which counts what it exported and
+//! can make every export fail (a telemetry-drop fault).
+//!
 //! With no OTLP endpoint the SDK providers still exist, without exporters:
 //! spans still get ids (exemplars, log correlation) and the local log still
 //! flows, so the cost of exporting can be measured by toggling one flag.
@@ -27,6 +30,10 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{Identity, OtlpProtocol};
+
+pub mod gate;
+
+use self::gate::Gated;
 
 /// Where and how telemetry is exported.
 #[derive(Clone, Debug)]
@@ -165,7 +172,7 @@ fn tracer_provider(resource: Resource, export: &ExportConfig) -> anyhow::Result<
             }
         }
         .context("building the OTLP span exporter")?;
-        builder = builder.with_batch_exporter(exporter);
+        builder = builder.with_batch_exporter(Gated::new(exporter));
     }
     Ok(builder.build())
 }
@@ -191,7 +198,7 @@ fn meter_provider(resource: Resource, export: &ExportConfig) -> anyhow::Result<S
         .context("building the OTLP metric exporter")?;
         // The SDK default is 60 s, far too slow for a lab where a learner
         // watches an incident unfold.
-        let reader = PeriodicReader::builder(exporter)
+        let reader = PeriodicReader::builder(Gated::new(exporter))
             .with_interval(export.metrics_interval)
             .build();
         builder = builder.with_reader(reader);
@@ -218,7 +225,7 @@ fn logger_provider(resource: Resource, export: &ExportConfig) -> anyhow::Result<
             }
         }
         .context("building the OTLP log exporter")?;
-        builder = builder.with_batch_exporter(exporter);
+        builder = builder.with_batch_exporter(Gated::new(exporter));
     }
     Ok(builder.build())
 }

@@ -13,6 +13,8 @@
 //!   [`dead_url`] is a local URL nothing listens on.
 //! - [`StandInBroker`]: the queue broker's consumer side, handing out
 //!   scripted messages and reporting every ack and nack.
+//! - [`FaultInjector`]: faults assigned and ended as the fault agent would,
+//!   without a controller.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -35,6 +37,9 @@ use tower::ServiceExt as _;
 
 use crate::ServiceContext;
 use crate::config::parse_service_args;
+use crate::faults::actuators::Actuators;
+use crate::faults::model::{FaultKind, FaultSpec, Target};
+use crate::faults::{ActiveFault, Faults};
 use crate::metrics::Meters;
 use crate::queue::Message;
 
@@ -370,4 +375,60 @@ async fn nack(
     let reason = body["reason"].as_str().unwrap_or_default().to_string();
     let _ = broker.settled.send(Settled::Nack(topic, id, reason));
     axum::Json(json!({"dead_lettered": false}))
+}
+
+/// Faults applied to one process as its agent would apply them: assigned to
+/// its [`Faults`] handle, with the process actuators and the service's
+/// watchers run for each start and end. Dropping it ends nothing: call
+/// [`FaultInjector::clear`].
+pub struct FaultInjector {
+    faults: Faults,
+    actuators: Actuators,
+    active: Vec<ActiveFault>,
+    next_id: u32,
+}
+
+impl FaultInjector {
+    /// For the process of `context` (its database, if it has one, is where
+    /// pool and index faults act).
+    pub fn new(context: &ServiceContext) -> FaultInjector {
+        FaultInjector {
+            faults: context.faults.clone(),
+            actuators: Actuators::new(&context.faults, context.db().ok()),
+            active: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Starts a fault of `kind` on `target` (CLI shorthand) with
+    /// `toxicity`, lasting a minute; returns its id. Panics on a spec the
+    /// controller would refuse.
+    pub fn inject(&mut self, kind: FaultKind, target: &str, toxicity: f64) -> String {
+        let spec = FaultSpec {
+            kind,
+            target: Target::parse(target).expect("the test's target parses"),
+            toxicity,
+        };
+        spec.validate().expect("the test's fault is valid");
+        let id = format!("test-{}", self.next_id);
+        self.next_id += 1;
+        self.active.push(ActiveFault {
+            id: id.clone(),
+            spec,
+            until: std::time::Instant::now() + Duration::from_secs(60),
+        });
+        self.apply();
+        id
+    }
+
+    /// Ends the fault `id`.
+    pub fn clear(&mut self, id: &str) {
+        self.active.retain(|f| f.id != id);
+        self.apply();
+    }
+
+    fn apply(&mut self) {
+        self.faults.assign(self.active.clone());
+        self.actuators.reconcile(&self.faults.active());
+    }
 }

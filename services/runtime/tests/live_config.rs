@@ -378,7 +378,7 @@ async fn the_agent_applies_the_controllers_config_and_drains_under_a_lease() {
             token: "agent-token".into(),
             poll_every: Duration::from_millis(20),
         },
-        Actuators::new(None),
+        Actuators::new(&ctx.faults, None),
         stop.clone(),
     );
     until("the agent to apply v4", || ctx.live.version() == 4).await;

@@ -5,8 +5,12 @@
 //! metrics: burning threads raise `process.cpu.time`, retained allocations
 //! raise resident memory until the "OOM killer" (SIGKILL, exit 137 to the
 //! supervisor) ends the process, a blocked executor thread stalls every
-//! request scheduled on it, and leaked pool permits show as connections in
-//! use that never come back.
+//! request scheduled on it, leaked pool permits show as connections in
+//! use that never come back, a dropped index turns the hot query into a
+//! table scan, and failing OTLP exports leave gaps in traces and logs.
+//!
+//! They also tell the service's own watchers (`Faults::on_transition`)
+//! when any fault starts or ends, for effects only the service can apply.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,15 +19,19 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::ActiveFault;
 use super::model::FaultKind;
+use super::{ActiveFault, Faults, Transition};
 use crate::db::Db;
 
 /// The running actuators, keyed by fault id.
-#[derive(Default)]
 pub struct Actuators {
+    faults: Faults,
     db: Option<Db>,
     running: HashMap<String, Running>,
+    /// Every fault started and not yet ended, to tell watchers of both.
+    started: HashMap<String, FaultKind>,
+    /// Whether this process's OTLP exports are made to fail.
+    dropping_telemetry: bool,
 }
 
 struct Running {
@@ -40,11 +48,16 @@ impl Drop for Running {
 }
 
 impl Actuators {
-    /// `db` is the pool a `pool-leak` fault leaks from, if the service has one.
-    pub fn new(db: Option<Db>) -> Actuators {
+    /// `faults` is the process's handle (whose watchers hear of every fault
+    /// starting and ending); `db` is the pool a `pool-leak` fault leaks from
+    /// and a `drop-index` fault drops from, if the service has one.
+    pub fn new(faults: &Faults, db: Option<Db>) -> Actuators {
         Actuators {
+            faults: faults.clone(),
             db,
             running: HashMap::new(),
+            started: HashMap::new(),
+            dropping_telemetry: false,
         }
     }
 
@@ -53,13 +66,34 @@ impl Actuators {
     pub fn reconcile(&mut self, active: &[ActiveFault]) {
         self.running
             .retain(|id, _| active.iter().any(|f| &f.id == id));
+        let ended: Vec<String> = self
+            .started
+            .keys()
+            .filter(|id| !active.iter().any(|f| &f.id == *id))
+            .cloned()
+            .collect();
+        for id in ended {
+            if let Some(kind) = self.started.remove(&id) {
+                self.faults.notify(&kind, Transition::Ended);
+            }
+        }
         for fault in active {
-            if self.running.contains_key(&fault.id) {
+            if self.started.contains_key(&fault.id) {
                 continue;
             }
+            self.started
+                .insert(fault.id.clone(), fault.spec.kind.clone());
             if let Some(running) = self.start(&fault.spec.kind) {
                 self.running.insert(fault.id.clone(), running);
             }
+            self.faults.notify(&fault.spec.kind, Transition::Started);
+        }
+        let dropping = active
+            .iter()
+            .any(|f| matches!(f.spec.kind, FaultKind::TelemetryDrop {}));
+        if dropping != self.dropping_telemetry {
+            self.dropping_telemetry = dropping;
+            crate::telemetry::gate::set_failing(dropping);
         }
         let skew = active.iter().find_map(|f| match f.spec.kind {
             FaultKind::ClockSkew { time_offset } => Some(time_offset.0),
@@ -103,6 +137,11 @@ impl Actuators {
             FaultKind::PoolLeak { every } => {
                 let db = self.db.clone()?;
                 tokio::spawn(leak_connections(db, every.duration(), running.stop.clone()));
+            }
+            FaultKind::DropIndex { index } => {
+                let db = self.db.clone()?;
+                let index = index.clone().or_else(|| db.hot_index())?;
+                tokio::spawn(drop_index(db, index, running.stop.clone()));
             }
             FaultKind::Crash {} => {
                 tokio::spawn(async {
@@ -175,5 +214,25 @@ async fn leak_connections(db: Db, every: Duration, stop: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
         }
         db.leak_one().await;
+    }
+}
+
+/// Drops `index` until `stop`, then puts it back. Only the instance that
+/// dropped it recreates it: with several instances sharing one database,
+/// the others find it gone and leave it alone. An instance that dies
+/// meanwhile leaves it dropped until the service's migration runs again
+/// (its `CREATE INDEX IF NOT EXISTS`), as after a real botched migration.
+async fn drop_index(db: Db, index: String, stop: CancellationToken) {
+    let definition = match db.drop_index(&index).await {
+        Ok(Some(definition)) => definition,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot drop the index");
+            return;
+        }
+    };
+    stop.cancelled().await;
+    if let Err(err) = db.create_index(&definition).await {
+        tracing::debug!(error = %err, "cannot recreate the index");
     }
 }

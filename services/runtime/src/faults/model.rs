@@ -34,6 +34,14 @@ pub const SERVICES: &[&str] = &[
 /// Dependencies a service reaches other than through a peer service call.
 pub const DEPENDENCIES: &[&str] = &["db", "queue-consumer"];
 
+/// The services that consume the queue (the only ones a `queue-consumer`
+/// fault can act in).
+pub const QUEUE_CONSUMERS: &[&str] = &["notification", "projector"];
+
+/// The load generator: not a service (nothing calls it, it serves no shop
+/// routes), but it runs a fault agent, so process faults can target it.
+pub const LOAD_GENERATOR: &str = "loadgen";
+
 /// A duration in whole milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Millis(pub u64);
@@ -204,6 +212,59 @@ pub enum FaultKind {
     /// new config version; when it ends, the values before it come back at
     /// another version. See [`ConfigPatch`] for the keys.
     ConfigPush(ConfigPatch),
+    /// A cache flushed at the worst moment (a stray `FLUSHALL`, a cache node
+    /// replaced): the cache service empties itself once when the fault
+    /// starts, so every read misses and falls through to the database. With
+    /// `ttl` ("bad TTL"), every entry stored while the fault lasts expires at
+    /// the next multiple of `ttl`, all together, so the misses come back in
+    /// waves instead of being spread out.
+    CacheFlush {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<Millis>,
+    },
+    /// A poison message: a share (`toxicity`) of messages, picked by message
+    /// id, reach the consumer in a shape it cannot read (ids as strings, as
+    /// from a producer with a serialisation bug). The consumer fails the same
+    /// message on every delivery until the broker dead-letters it.
+    PoisonMessage {},
+    /// Silent data corruption: a share (`toxicity`) of responses carry the
+    /// numeric `field` (and `field_*`, e.g. `price_cents`) as 0. Status,
+    /// spans and logs stay clean; only business metrics show it.
+    DataCorruption {
+        #[serde(default = "default_corrupted_field")]
+        field: String,
+    },
+    /// A telemetry pipeline failure at the source: the process's OTLP
+    /// exporters fail every export (spans, logs and metrics are dropped, not
+    /// buffered), while the service keeps serving and `/metrics` keeps
+    /// answering: gaps in telemetry, not in the service.
+    TelemetryDrop {},
+    /// A worker pool too small: at most `size` requests are handled at once
+    /// and the rest wait in line (head-of-line blocking).
+    WorkerPool { size: u32 },
+    /// A load balancer misconfigured (bad weights): `percent` of the caller's
+    /// calls to the peer go to `instance` instead of the least-loaded one.
+    LbSkew {
+        instance: String,
+        #[serde(default = "default_skew_percent")]
+        percent: u32,
+    },
+    /// A traffic spike (a sale, a bot, a retry storm upstream): the load
+    /// generator sends `multiplier` times its traffic; with `hotKey`, every
+    /// extra journey views that one product (a hot key).
+    TrafficSpike {
+        multiplier: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hot_key: Option<i64>,
+    },
+    /// A dropped index (a bad migration, a DBA's cleanup): the index the
+    /// service's hot query uses (or `index`) is really dropped from the
+    /// database, so that query scans the table; it is recreated when the
+    /// fault ends.
+    DropIndex {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<String>,
+    },
 }
 
 fn default_stall_min() -> Millis {
@@ -223,6 +284,12 @@ fn default_leak_rate() -> u32 {
 }
 fn default_leak_limit() -> u32 {
     256
+}
+fn default_corrupted_field() -> String {
+    "price".into()
+}
+fn default_skew_percent() -> u32 {
+    90
 }
 
 /// Where a fault acts.
@@ -261,6 +328,14 @@ impl FaultKind {
             FaultKind::ConsumerStall { .. } => "consumer-stall",
             FaultKind::Crash {} => "crash",
             FaultKind::ConfigPush(_) => "config-push",
+            FaultKind::CacheFlush { .. } => "cache-flush",
+            FaultKind::PoisonMessage {} => "poison-message",
+            FaultKind::DataCorruption { .. } => "data-corruption",
+            FaultKind::TelemetryDrop {} => "telemetry-drop",
+            FaultKind::WorkerPool { .. } => "worker-pool",
+            FaultKind::LbSkew { .. } => "lb-skew",
+            FaultKind::TrafficSpike { .. } => "traffic-spike",
+            FaultKind::DropIndex { .. } => "drop-index",
         }
     }
 
@@ -272,28 +347,48 @@ impl FaultKind {
                 &[Inbound, Link]
             }
             FaultKind::Hang {} => &[Inbound, Link],
-            FaultKind::LockContention { .. } => &[Inbound],
+            FaultKind::LockContention { .. }
+            | FaultKind::DataCorruption { .. }
+            | FaultKind::WorkerPool { .. } => &[Inbound],
             FaultKind::Bandwidth { .. }
             | FaultKind::Reset {}
             | FaultKind::Partition {}
             | FaultKind::DnsFailure {}
-            | FaultKind::CertExpiry {} => &[Link],
-            FaultKind::PoolLeak { .. } | FaultKind::SlowQuery { .. } => &[Dependency],
-            FaultKind::ConsumerStall { .. } => &[Dependency],
+            | FaultKind::CertExpiry {}
+            | FaultKind::LbSkew { .. } => &[Link],
+            FaultKind::PoolLeak { .. }
+            | FaultKind::SlowQuery { .. }
+            | FaultKind::DropIndex { .. } => &[Dependency],
+            FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => &[Dependency],
             FaultKind::ClockSkew { .. }
             | FaultKind::CpuBurn { .. }
             | FaultKind::MemoryLeak { .. }
             | FaultKind::RuntimeStall { .. }
             | FaultKind::Crash {}
-            | FaultKind::ConfigPush(_) => &[Process],
+            | FaultKind::ConfigPush(_)
+            | FaultKind::CacheFlush { .. }
+            | FaultKind::TelemetryDrop {}
+            | FaultKind::TrafficSpike { .. } => &[Process],
         }
     }
 
     /// Which dependency a dependency-scoped kind acts on.
     fn dependency(&self) -> Option<&'static str> {
         match self {
-            FaultKind::PoolLeak { .. } | FaultKind::SlowQuery { .. } => Some("db"),
-            FaultKind::ConsumerStall { .. } => Some("queue-consumer"),
+            FaultKind::PoolLeak { .. }
+            | FaultKind::SlowQuery { .. }
+            | FaultKind::DropIndex { .. } => Some("db"),
+            FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => Some("queue-consumer"),
+            _ => None,
+        }
+    }
+
+    /// The one process a kind that acts on a particular component's own
+    /// mechanism can target.
+    fn only_service(&self) -> Option<&'static str> {
+        match self {
+            FaultKind::CacheFlush { .. } => Some("cache"),
+            FaultKind::TrafficSpike { .. } => Some(LOAD_GENERATOR),
             _ => None,
         }
     }
@@ -356,9 +451,50 @@ impl FaultKind {
                     .into(),
             ),
             FaultKind::ConfigPush(values) => values.validate(),
+            FaultKind::CacheFlush { ttl: Some(ttl) } => {
+                if ttl.0 < 100 {
+                    return Err(format!("ttl must be at least 100ms, got {}ms", ttl.0));
+                }
+                check("ttl", *ttl)
+            }
+            FaultKind::DataCorruption { field } if !is_identifier(field) => Err(format!(
+                "field must be a JSON field name such as price (letters, digits, _), got {field:?}"
+            )),
+            FaultKind::WorkerPool { size } if !(1..=1024).contains(size) => {
+                Err(format!("size must be 1..1024, got {size}"))
+            }
+            FaultKind::LbSkew { percent, .. } if *percent > 100 => {
+                Err(format!("percent must be 0..100, got {percent}"))
+            }
+            FaultKind::TrafficSpike {
+                multiplier,
+                hot_key,
+            } => {
+                if !(multiplier.is_finite() && *multiplier > 1.0 && *multiplier <= 50.0) {
+                    return Err(format!(
+                        "multiplier must be more than 1 and at most 50, got {multiplier}"
+                    ));
+                }
+                match hot_key {
+                    Some(id) if *id < 1 => {
+                        Err(format!("hotKey must be a product id (1 or more), got {id}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            FaultKind::DropIndex { index: Some(index) } if !is_identifier(index) => Err(format!(
+                "index must be an index name (letters, digits, _), got {index:?}"
+            )),
             _ => Ok(()),
         }
     }
+}
+
+/// A plain SQL/JSON name: 1..64 of `[A-Za-z0-9_]`, not starting with a digit.
+fn is_identifier(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// What a fault is aimed at: a service, optionally narrowed to an instance,
@@ -406,20 +542,18 @@ impl Target {
             target.check()?;
             return Ok(target);
         }
-        let target = if SERVICES.contains(&text) {
+        let target = if is_process(text) {
             Target {
                 service: text.to_string(),
                 ..Target::default()
             }
         } else {
             match text.rsplit_once('-') {
-                Some((service, n)) if SERVICES.contains(&service) && n.parse::<u32>().is_ok() => {
-                    Target {
-                        service: service.to_string(),
-                        instance: Some(text.to_string()),
-                        ..Target::default()
-                    }
-                }
+                Some((service, n)) if is_process(service) && n.parse::<u32>().is_ok() => Target {
+                    service: service.to_string(),
+                    instance: Some(text.to_string()),
+                    ..Target::default()
+                },
                 _ => return Err(unknown_service(text)),
             }
         };
@@ -429,7 +563,7 @@ impl Target {
 
     /// Checks names against the lab's services and dependencies.
     pub fn check(&self) -> Result<(), String> {
-        if !SERVICES.contains(&self.service.as_str()) {
+        if !is_process(&self.service) {
             return Err(unknown_service(&self.service));
         }
         if let Some(instance) = &self.instance {
@@ -533,9 +667,15 @@ impl fmt::Display for Target {
     }
 }
 
+/// Whether `name` is a process kind that runs a fault agent: a service or
+/// the load generator.
+fn is_process(name: &str) -> bool {
+    SERVICES.contains(&name) || name == LOAD_GENERATOR
+}
+
 fn unknown_service(name: &str) -> String {
     format!(
-        "unknown service {name:?}; services are: {}",
+        "unknown service {name:?}; services are: {} (and {LOAD_GENERATOR}, for process faults)",
         SERVICES.join(", ")
     )
 }
@@ -612,6 +752,48 @@ impl FaultSpec {
             if self.toxicity != 1.0 {
                 return Err(
                     "a config-push changes the config of every request; drop toxicity".into(),
+                );
+            }
+        }
+        if self.target.service == LOAD_GENERATOR && scope != Scope::Process {
+            return Err(format!(
+                "{LOAD_GENERATOR} serves no shop routes and calls no peers through the runtime; a {} fault cannot target it",
+                self.kind.name()
+            ));
+        }
+        if let Some(only) = self.kind.only_service()
+            && only != self.target.service
+        {
+            return Err(format!(
+                "a {} fault acts on {only}, not {}",
+                self.kind.name(),
+                self.target.service
+            ));
+        }
+        if self.kind.dependency() == Some("queue-consumer")
+            && !QUEUE_CONSUMERS.contains(&self.target.service.as_str())
+        {
+            return Err(format!(
+                "{} consumes no queue; queue consumers are {}",
+                self.target.service,
+                QUEUE_CONSUMERS.join(", ")
+            ));
+        }
+        if let FaultKind::LbSkew { instance, .. } = &self.kind {
+            let peer = self.target.peer.as_deref().unwrap_or_default();
+            let of_peer = instance
+                .strip_prefix(peer)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n >= 1));
+            if !of_peer {
+                return Err(format!(
+                    "instance {instance:?} is not an instance of {peer} (expected {peer}-<n>)"
+                ));
+            }
+            if self.target.route.is_some() {
+                return Err(
+                    "an lb-skew fault acts on the balancer of the whole link; drop the route"
+                        .into(),
                 );
             }
         }
@@ -734,6 +916,150 @@ mod tests {
             let err = spec(json).unwrap_err();
             assert!(err.contains(needle), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn new_kinds_parse_with_their_defaults() {
+        let s = spec(r#"{"kind":"cache-flush","target":{"service":"cache"}}"#).unwrap();
+        assert_eq!(s.kind, FaultKind::CacheFlush { ttl: None });
+        let s = spec(r#"{"kind":"cache-flush","ttl":"5s","target":{"service":"cache"}}"#).unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::CacheFlush {
+                ttl: Some(Millis(5000))
+            }
+        );
+        let s = spec(r#"{"kind":"data-corruption","toxicity":0.2,"target":{"service":"catalog"}}"#)
+            .unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::DataCorruption {
+                field: "price".into()
+            }
+        );
+        let s = spec(r#"{"kind":"lb-skew","instance":"payment-1","target":{"service":"checkout","peer":"payment"}}"#).unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::LbSkew {
+                instance: "payment-1".into(),
+                percent: 90
+            }
+        );
+        let s = spec(
+            r#"{"kind":"traffic-spike","multiplier":4,"hotKey":42,"target":{"service":"loadgen"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::TrafficSpike {
+                multiplier: 4.0,
+                hot_key: Some(42)
+            }
+        );
+        let back: FaultSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        for json in [
+            r#"{"kind":"poison-message","toxicity":0.1,"target":{"service":"projector","peer":"queue-consumer"}}"#,
+            r#"{"kind":"telemetry-drop","target":{"service":"payment","instance":"payment-2"}}"#,
+            r#"{"kind":"telemetry-drop","target":{"service":"loadgen"}}"#,
+            r#"{"kind":"worker-pool","size":2,"target":{"service":"catalog","route":"/products"}}"#,
+            r#"{"kind":"drop-index","target":{"service":"catalog","peer":"db"}}"#,
+            r#"{"kind":"drop-index","index":"products_category","target":{"service":"catalog","peer":"db"}}"#,
+        ] {
+            let s = spec(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            let back: FaultSpec =
+                serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn new_kinds_refuse_the_wrong_target_or_range() {
+        for (json, needle) in [
+            (
+                r#"{"kind":"cache-flush","target":{"service":"catalog"}}"#,
+                "acts on cache",
+            ),
+            (
+                r#"{"kind":"cache-flush","ttl":5,"target":{"service":"cache"}}"#,
+                "ttl",
+            ),
+            (
+                r#"{"kind":"poison-message","target":{"service":"cart","peer":"queue-consumer"}}"#,
+                "consumes no queue",
+            ),
+            (
+                r#"{"kind":"poison-message","target":{"service":"projector","peer":"db"}}"#,
+                "acts on queue-consumer",
+            ),
+            (
+                r#"{"kind":"data-corruption","field":"price cents","target":{"service":"catalog"}}"#,
+                "field",
+            ),
+            (
+                r#"{"kind":"worker-pool","size":0,"target":{"service":"catalog"}}"#,
+                "size",
+            ),
+            (
+                r#"{"kind":"worker-pool","size":2,"target":{"service":"gateway","peer":"catalog"}}"#,
+                "needs a service",
+            ),
+            (
+                r#"{"kind":"lb-skew","instance":"payment-1","percent":101,"target":{"service":"checkout","peer":"payment"}}"#,
+                "percent",
+            ),
+            (
+                r#"{"kind":"lb-skew","instance":"catalog-1","target":{"service":"checkout","peer":"payment"}}"#,
+                "not an instance of payment",
+            ),
+            (
+                r#"{"kind":"lb-skew","instance":"payment-1","target":{"service":"checkout","peer":"payment","route":"/payments"}}"#,
+                "drop the route",
+            ),
+            (
+                r#"{"kind":"traffic-spike","multiplier":4,"target":{"service":"gateway"}}"#,
+                "acts on loadgen",
+            ),
+            (
+                r#"{"kind":"traffic-spike","multiplier":0.5,"target":{"service":"loadgen"}}"#,
+                "multiplier",
+            ),
+            (
+                r#"{"kind":"traffic-spike","multiplier":2,"hotKey":0,"target":{"service":"loadgen"}}"#,
+                "hotKey",
+            ),
+            (
+                r#"{"kind":"latency","latency":5,"target":{"service":"loadgen"}}"#,
+                "cannot target it",
+            ),
+            (
+                r#"{"kind":"drop-index","index":"x; DROP TABLE products","target":{"service":"catalog","peer":"db"}}"#,
+                "index",
+            ),
+            (
+                r#"{"kind":"telemetry-drop","target":{"service":"catalog","route":"/products"}}"#,
+                "drop the route",
+            ),
+        ] {
+            let err = spec(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_load_generator_is_a_target_but_not_a_peer() {
+        let t = Target::parse("loadgen").unwrap();
+        assert_eq!((t.service.as_str(), t.scope()), ("loadgen", Scope::Inbound));
+        assert_eq!(
+            Target::parse("loadgen-1").unwrap().instance.as_deref(),
+            Some("loadgen-1")
+        );
+        assert!(
+            Target::parse("gateway->loadgen")
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(Target::parse("loadgenerator").is_err());
     }
 
     #[test]
