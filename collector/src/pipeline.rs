@@ -273,8 +273,7 @@ impl Worker {
         match batch {
             Batch::Traces(request) => {
                 derived.observe_traces(&request, now_unix_nano());
-                let spans = otlp::spans(&request);
-                let inserted = store.insert_spans(spans);
+                let inserted = store.insert_otlp_spans(&request);
                 metrics.count(Signal::Spans, Outcome::Evicted, inserted.evicted);
                 exporters.traces(request);
             }
