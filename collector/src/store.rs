@@ -9,6 +9,7 @@
 //! it for one export batch (a few hundred items, microseconds); readers hold
 //! it while they search and clone out `Arc`s, never while rendering JSON.
 
+mod hashing;
 mod interner;
 mod logs;
 mod metrics;

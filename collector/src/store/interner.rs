@@ -18,6 +18,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use super::hashing::FastHash;
+
 /// What one distinct string costs besides its text: the `Arc` header, the
 /// map entry (key, symbol, control byte, padding) and the slot.
 const SYMBOL_OVERHEAD: usize =
@@ -25,7 +27,7 @@ const SYMBOL_OVERHEAD: usize =
 
 #[derive(Debug, Default)]
 pub struct Interner {
-    symbols: HashMap<Arc<str>, u32>,
+    symbols: HashMap<Arc<str>, u32, FastHash>,
     /// Indexed by symbol; `text` is `None` for a freed symbol.
     slots: Vec<Slot>,
     /// Freed symbols, reused before new ones are minted.

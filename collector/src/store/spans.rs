@@ -31,6 +31,7 @@ use self::{
     shared::SharedTable,
 };
 use super::{
+    hashing::FastHash,
     interner::Interner,
     ring::{Ring, SeqIndex},
 };
@@ -89,7 +90,7 @@ pub struct DependencyLink {
 
 /// Stored span count per operation name (a symbol) and kind (indexed by
 /// `kind as usize`).
-type OperationCounts = HashMap<u32, [usize; 6]>;
+type OperationCounts = HashMap<u32, [usize; 6], FastHash>;
 
 #[derive(Debug)]
 pub struct SpanStore {
@@ -100,7 +101,7 @@ pub struct SpanStore {
     spans: Ring<CompactSpan>,
     by_trace: SeqIndex<TraceId>,
     by_service: SeqIndex<Arc<str>>,
-    operations: HashMap<Arc<str>, OperationCounts>,
+    operations: HashMap<Arc<str>, OperationCounts, FastHash>,
     /// Span names, attribute keys and short string values.
     interner: Interner,
     resources: SharedTable<Arc<Resource>>,
@@ -119,7 +120,7 @@ impl SpanStore {
             spans: Ring::default(),
             by_trace: SeqIndex::default(),
             by_service: SeqIndex::default(),
-            operations: HashMap::new(),
+            operations: HashMap::default(),
             interner: Interner::default(),
             resources: SharedTable::default(),
             scopes: SharedTable::default(),
@@ -297,7 +298,7 @@ impl SpanStore {
             None => Box::new(self.spans.newest_first()),
         };
         let mut found = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_hasher(FastHash::default());
         for span in candidates {
             if found.len() >= query.limit {
                 break;
