@@ -6,10 +6,11 @@
 //! for a persistent one by changing this type alone.
 //!
 //! Locking: spans and logs each sit behind a reader/writer lock. Writers hold
-//! it for one export batch (a few hundred items, microseconds); readers hold
-//! it while they search and clone out `Arc`s, never while rendering JSON.
+//! it for one export batch (a few hundred items; spans are encoded under it,
+//! since encoding interns strings: well under a millisecond); readers hold
+//! it while they search and decode or clone out what they return, never
+//! while rendering JSON.
 
-mod hashing;
 mod interner;
 mod logs;
 mod metrics;

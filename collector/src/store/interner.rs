@@ -18,7 +18,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::hashing::FastHash;
+use crate::hashing::FastHash;
 
 /// What one distinct string costs besides its text: the `Arc` header, the
 /// map entry (key, symbol, control byte, padding) and the slot.

@@ -14,7 +14,7 @@ use std::{
     hash::Hash,
 };
 
-use super::hashing::FastHash;
+use crate::hashing::FastHash;
 
 /// A FIFO of items addressed by sequence number.
 #[derive(Debug)]

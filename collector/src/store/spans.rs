@@ -31,11 +31,11 @@ use self::{
     shared::SharedTable,
 };
 use super::{
-    hashing::FastHash,
     interner::Interner,
     ring::{Ring, SeqIndex},
 };
 use crate::{
+    hashing::FastHash,
     model::{Resource, Scope, SpanId, SpanKind, SpanRecord, TraceId, attributes_bytes},
     otlp,
 };

@@ -1,5 +1,6 @@
-//! The hash function of the store's hot maps (interner, trace and service
-//! indexes, operation counts).
+//! The hash function of the hot maps: the span store's interner, trace and
+//! service indexes and operation counts, and the derived metrics' series
+//! and pending service-graph edges.
 //!
 //! std's SipHash was the largest single cost of storing a span after the
 //! compact encoding removed the allocations: every span hashes its name,
