@@ -138,9 +138,9 @@ impl SpanStore {
             .acquire(&model_key(&span.resource.attributes), || {
                 resource_entry(Arc::clone(&span.resource))
             });
-        let scope = self
-            .scopes
-            .acquire(&model_key(&*span.scope), || scope_entry(Arc::clone(&span.scope)));
+        let scope = self.scopes.acquire(&model_key(&*span.scope), || {
+            scope_entry(Arc::clone(&span.scope))
+        });
         let compact = CompactSpan::from_record(
             &span,
             resource,

@@ -95,7 +95,10 @@ impl UnaryService<Bytes> for Export {
 }
 
 impl GrpcReceiver {
-    fn export_traces(&self, encoded: Bytes) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    fn export_traces(
+        &self,
+        encoded: Bytes,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let ingest = &self.ingest;
         if let Err(refused) = ingest.precheck_traces(&encoded) {
             return self.answer(crate::self_metrics::Signal::Spans, Err(refused));
