@@ -22,7 +22,7 @@ use crate::{
     memory::MemoryGuard,
     otlp::{self, Rejection},
     pipeline::{Batch, PipelineSender, Throttled},
-    self_metrics::{Outcome, SelfMetrics},
+    self_metrics::{Outcome, SelfMetrics, Signal},
 };
 
 #[derive(Debug, Clone)]
@@ -49,9 +49,54 @@ impl Ingest {
         &self.metrics
     }
 
+    /// Refuses an encoded trace export that could not be queued anyway,
+    /// before it is decoded: the pipeline is shutting down, memory is short,
+    /// or the queue has no room for `encoded.len()` bytes. The refused
+    /// spans are counted from the wire (see `otlp::wire`). `Ok` means
+    /// "decode it and call [`Self::traces_sized`]", which decides for real.
+    pub fn precheck_traces(&self, encoded: &[u8]) -> Result<(), Throttled> {
+        let refusal = if self.memory.under_pressure() {
+            Throttled::MemoryPressure
+        } else {
+            match self.pipeline.check_room(encoded.len()) {
+                Ok(()) => return Ok(()),
+                Err(refusal) => refusal,
+            }
+        };
+        // An empty export is accepted whatever the queue's state, and bytes
+        // the skim cannot read get their proper error from the decoder.
+        match otlp::wire::count_spans(encoded) {
+            Some(0) | None => Ok(()),
+            Some(spans) => {
+                self.metrics.received(Signal::Spans, spans);
+                self.metrics.count(Signal::Spans, Outcome::Refused, spans);
+                Err(refusal)
+            }
+        }
+    }
+
     pub fn traces(
         &self,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, Throttled> {
+        self.traces_with_size(request, None)
+    }
+
+    /// Like [`Self::traces`] for a request decoded from `encoded_bytes` of
+    /// protobuf: that size is charged to the queue instead of computing
+    /// the request's encoded length again.
+    pub fn traces_sized(
+        &self,
+        request: ExportTraceServiceRequest,
+        encoded_bytes: usize,
+    ) -> Result<ExportTraceServiceResponse, Throttled> {
+        self.traces_with_size(request, Some(encoded_bytes))
+    }
+
+    fn traces_with_size(
+        &self,
         mut request: ExportTraceServiceRequest,
+        encoded_bytes: Option<usize>,
     ) -> Result<ExportTraceServiceResponse, Throttled> {
         let mut refused = Refusals::default();
         let mut valid = 0;
@@ -64,7 +109,7 @@ impl Ingest {
                 .spans
                 .retain(|span| refused.keep(otlp::check_span(span), &mut valid));
         }
-        self.admit(Batch::Traces(request), valid, &refused)?;
+        self.admit(Batch::Traces(request), encoded_bytes, valid, &refused)?;
         Ok(ExportTraceServiceResponse {
             partial_success: refused.message("spans").map(|error_message| {
                 ExportTracePartialSuccess {
@@ -90,7 +135,7 @@ impl Ingest {
                 .log_records
                 .retain(|record| refused.keep(otlp::check_log_record(record), &mut valid));
         }
-        self.admit(Batch::Logs(request), valid, &refused)?;
+        self.admit(Batch::Logs(request), None, valid, &refused)?;
         Ok(ExportLogsServiceResponse {
             partial_success: refused.message("log records").map(|error_message| {
                 ExportLogsPartialSuccess {
@@ -115,7 +160,7 @@ impl Ingest {
         {
             valid += otlp::retain_valid_points(metric, |r| refused.note(r));
         }
-        self.admit(Batch::Metrics(request), valid, &refused)?;
+        self.admit(Batch::Metrics(request), None, valid, &refused)?;
         Ok(ExportMetricsServiceResponse {
             partial_success: refused.message("data points").map(|error_message| {
                 ExportMetricsPartialSuccess {
@@ -127,7 +172,15 @@ impl Ingest {
     }
 
     /// Queues the valid part of an export and counts every item of it.
-    fn admit(&self, batch: Batch, valid: u64, refused: &Refusals) -> Result<(), Throttled> {
+    /// `encoded_bytes` is the export's size when the receiver knows it
+    /// (charged to the queue); otherwise it is computed.
+    fn admit(
+        &self,
+        batch: Batch,
+        encoded_bytes: Option<usize>,
+        valid: u64,
+        refused: &Refusals,
+    ) -> Result<(), Throttled> {
         let signal = batch.signal();
         self.metrics.received(signal, valid + refused.count);
         self.metrics.count(signal, Outcome::Refused, refused.count);
@@ -137,11 +190,11 @@ impl Ingest {
         let admitted = if self.memory.under_pressure() {
             Err(Throttled::MemoryPressure)
         } else {
-            let bytes = match &batch {
+            let bytes = encoded_bytes.unwrap_or_else(|| match &batch {
                 Batch::Traces(r) => r.encoded_len(),
                 Batch::Logs(r) => r.encoded_len(),
                 Batch::Metrics(r) => r.encoded_len(),
-            };
+            });
             self.pipeline.try_send(batch, bytes, valid)
         };
         let outcome = if admitted.is_ok() {

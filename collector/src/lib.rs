@@ -9,17 +9,24 @@
 //!
 //! - `config`: flags (`CollectorArgs`) and the resulting `CollectorConfig`.
 //! - `topology`: `main` and `run`; wiring, readiness and staged shutdown.
-//! - `receivers`: OTLP/gRPC (`receivers/grpc.rs`) and OTLP/HTTP
-//!   (`receivers/http.rs`); both only decode and hand over to `ingest`.
+//! - `receivers`: OTLP/gRPC (`receivers/grpc.rs`; the trace service in
+//!   `grpc/traces.rs` gets raw bytes) and OTLP/HTTP (`receivers/http.rs`);
+//!   both only decode and hand over to `ingest`, and refuse a trace export
+//!   the queue has no room for before decoding it.
 //! - `ingest`: validates an export (partial success for invalid items),
 //!   admits it to the pipeline or refuses it retryably, counts every item.
 //! - `pipeline`: the bounded ingest queue and the thread behind it, which
-//!   converts (`otlp.rs`) into the store, feeds `derived`, and hands the
-//!   export on to `exporters`.
+//!   stores the export (spans encoded straight from protobuf, logs
+//!   converted by `otlp.rs`), feeds `derived`, and hands the export on to
+//!   `exporters`.
 //! - `memory`: resident-memory sampling; refuses ingest near the limit.
 //! - `model`: the collector's own span / log types.
 //! - `store`: the bounded in-memory stores behind one `Store` type, with
-//!   the indexes the queries need, and the re-exposed OTLP metrics.
+//!   the indexes the queries need, and the re-exposed OTLP metrics. Spans
+//!   are kept compact (`store/spans/compact.rs`): strings interned as
+//!   reference-counted symbols (`store/interner.rs`), attributes, events
+//!   and links in one byte buffer per span; queries decode only the spans
+//!   they return.
 //! - `derived`: span metrics and service-graph metrics.
 //! - `exporters`: OTLP forwarding with bounded queues and retries.
 //! - `openmetrics`: the text writer for the run-time-named series.
@@ -46,6 +53,7 @@
 mod config;
 mod derived;
 mod exporters;
+mod hashing;
 mod ingest;
 mod memory;
 mod model;

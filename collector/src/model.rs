@@ -59,6 +59,10 @@ macro_rules! hex_id {
                 (bytes != [0; $len]).then_some(Self(bytes))
             }
 
+            pub fn to_bytes(self) -> [u8; $len] {
+                self.0
+            }
+
             pub fn to_hex(self) -> String {
                 hex::encode(self.0)
             }
@@ -336,30 +340,9 @@ impl SpanRecord {
         self.end_unix_nano.saturating_sub(self.start_unix_nano)
     }
 
+    #[cfg(test)]
     pub fn service(&self) -> &str {
         &self.resource.service_name
-    }
-
-    /// Bytes this span costs in the store (its `Arc` allocation and what it
-    /// owns; the resource and scope are shared and not counted).
-    pub fn approx_bytes(&self) -> usize {
-        let events: usize = self
-            .events
-            .iter()
-            .map(|e| size_of::<SpanEvent>() + e.name.capacity() + attributes_bytes(&e.attributes))
-            .sum();
-        let links: usize = self
-            .links
-            .iter()
-            .map(|l| size_of::<SpanLink>() + attributes_bytes(&l.attributes))
-            .sum();
-        2 * size_of::<usize>()
-            + size_of::<Self>()
-            + self.name.capacity()
-            + attributes_bytes(&self.attributes)
-            + events
-            + links
-            + self.status_message.capacity()
     }
 
     /// Tags that are not OTLP attributes but that Jaeger users search and
@@ -429,7 +412,8 @@ impl LogEntry {
         &self.resource.service_name
     }
 
-    /// Bytes this record costs in the store, like [`SpanRecord::approx_bytes`].
+    /// Bytes this record costs in the store (its `Arc` allocation and what it
+    /// owns; the resource is shared and not counted).
     pub fn approx_bytes(&self) -> usize {
         2 * size_of::<usize>()
             + size_of::<Self>()

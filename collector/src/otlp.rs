@@ -10,21 +10,21 @@
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::{
-    collector::{logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest},
+    collector::logs::v1::ExportLogsServiceRequest,
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value::Value as AnyKind},
     logs::v1::LogRecord,
     metrics::v1::{Metric, NumberDataPoint, metric::Data as MetricData},
     resource::v1::Resource as OtlpResource,
-    trace::v1::{
-        Span,
-        span::{Event, Link},
-    },
+    trace::v1::Span,
 };
 
 use crate::model::{
-    AttrValue, Attribute, LogEntry, Resource, Scope, SpanEvent, SpanId, SpanKind, SpanLink,
-    SpanRecord, StatusCode, TraceId, severity_from_name,
+    AttrValue, Attribute, LogEntry, Resource, Scope, SpanId, TraceId, severity_from_name,
 };
+#[cfg(test)]
+use crate::model::{SpanEvent, SpanKind, SpanLink, SpanRecord, StatusCode};
+#[cfg(test)]
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 
 /// Why one item was refused; the message is sent back to the exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +83,7 @@ pub fn scope(scope: Option<&InstrumentationScope>) -> Arc<Scope> {
 
 /// An optional id: empty or all-zero bytes mean "absent", any other length
 /// is malformed.
-fn optional_id<T>(
+pub fn optional_id<T>(
     bytes: &[u8],
     len: usize,
     parse: impl Fn(&[u8]) -> Option<T>,
@@ -164,25 +164,10 @@ pub fn point_count(data: &MetricData) -> u64 {
 
 // === spans ===
 
-/// Every valid span of an export; invalid ones were already refused by
-/// the receiver (see [`check_span`]) and are skipped here.
-pub fn spans(request: &ExportTraceServiceRequest) -> Vec<SpanRecord> {
-    let mut spans = Vec::new();
-    for resource_spans in &request.resource_spans {
-        let resource = resource(resource_spans.resource.as_ref());
-        for scope_spans in &resource_spans.scope_spans {
-            let scope = scope(scope_spans.scope.as_ref());
-            spans.extend(
-                scope_spans
-                    .spans
-                    .iter()
-                    .filter_map(|s| span(s, &resource, &scope).ok()),
-            );
-        }
-    }
-    spans
-}
-
+/// The model form of one span. The store encodes spans straight from
+/// protobuf (`store/spans/compact.rs`); this is the reference its tests
+/// check that encoding against.
+#[cfg(test)]
 pub fn span(
     span: &Span,
     resource: &Arc<Resource>,
@@ -216,6 +201,7 @@ pub fn span(
     })
 }
 
+#[cfg(test)]
 fn event(event: &Event) -> SpanEvent {
     SpanEvent {
         time_unix_nano: event.time_unix_nano,
@@ -226,6 +212,7 @@ fn event(event: &Event) -> SpanEvent {
 
 /// A link with malformed ids points nowhere; the span is still good, so only
 /// the link is dropped.
+#[cfg(test)]
 fn link(link: &Link) -> Option<SpanLink> {
     Some(SpanLink {
         trace_id: TraceId::from_slice(&link.trace_id)?,
@@ -293,6 +280,8 @@ fn severity_number(number: i32, text: &str) -> i32 {
 /// Bit 0 of a data point's flags marks "no recorded value" (a staleness
 /// marker); such a point is valid without a value.
 pub const NO_RECORDED_VALUE: u32 = 1;
+
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -132,6 +132,24 @@ impl PipelineSender {
         })
     }
 
+    /// Whether an export of `bytes` would be queued now, or the reason it
+    /// would not: the cheap check receivers make before decoding. Reserves
+    /// nothing, so [`Self::try_send`] still decides.
+    pub fn check_room(&self, bytes: usize) -> Result<(), Throttled> {
+        if self.budget.closed.load(Ordering::Acquire) {
+            return Err(Throttled::ShuttingDown);
+        }
+        let used = self.budget.used.load(Ordering::Acquire);
+        let fits = used
+            .checked_add(bytes)
+            .is_some_and(|after| after <= self.budget.capacity);
+        if fits || used == 0 {
+            Ok(())
+        } else {
+            Err(Throttled::QueueFull)
+        }
+    }
+
     pub fn gauge(&self) -> QueueGauge {
         QueueGauge(Arc::clone(&self.budget))
     }
@@ -273,8 +291,7 @@ impl Worker {
         match batch {
             Batch::Traces(request) => {
                 derived.observe_traces(&request, now_unix_nano());
-                let spans = otlp::spans(&request);
-                let inserted = store.insert_spans(spans);
+                let inserted = store.insert_otlp_spans(&request);
                 metrics.count(Signal::Spans, Outcome::Evicted, inserted.evicted);
                 exporters.traces(request);
             }

@@ -6,9 +6,12 @@
 //! for a persistent one by changing this type alone.
 //!
 //! Locking: spans and logs each sit behind a reader/writer lock. Writers hold
-//! it for one export batch (a few hundred items, microseconds); readers hold
-//! it while they search and clone out `Arc`s, never while rendering JSON.
+//! it for one export batch (a few hundred items; spans are encoded under it,
+//! since encoding interns strings: well under a millisecond); readers hold
+//! it while they search and decode or clone out what they return, never
+//! while rendering JSON.
 
+mod interner;
 mod logs;
 mod metrics;
 mod ring;
@@ -18,7 +21,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::{
+    metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
+};
 
 use self::{logs::LogStore, metrics::MetricStore, spans::SpanStore};
 pub use self::{
@@ -94,6 +99,14 @@ impl Store {
 
     // === writes ===
 
+    /// Stores the valid spans of an export, encoded straight from protobuf.
+    pub fn insert_otlp_spans(&self, request: &ExportTraceServiceRequest) -> Inserted {
+        let (accepted, evicted) = self.spans.write().insert_otlp(request);
+        Inserted { accepted, evicted }
+    }
+
+    /// Stores spans of the collector's model (tests build these).
+    #[cfg(test)]
     pub fn insert_spans(&self, batch: Vec<SpanRecord>) -> Inserted {
         let accepted = batch.len() as u64;
         let mut spans = self.spans.write();

@@ -14,12 +14,16 @@
 //! becomes an edge to a virtual node; anything else is given up and
 //! counted. A root server span is an edge from the virtual client `user`.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::{DerivedLimits, SpanFacts, string_attribute};
 use crate::{
+    hashing::FastHash,
     model::{SpanId, TraceId},
     openmetrics::{Exemplar, Histogram, Writer},
 };
@@ -53,7 +57,7 @@ struct Edge {
 #[derive(Debug)]
 struct Half {
     client_side: bool,
-    service: String,
+    service: Arc<str>,
     seconds: f64,
     failed: bool,
     messaging: bool,
@@ -68,11 +72,11 @@ type PendingKey = (TraceId, SpanId);
 #[derive(Debug)]
 pub struct ServiceGraph {
     limits: DerivedLimits,
-    pending: HashMap<PendingKey, Half>,
+    pending: HashMap<PendingKey, Half, FastHash>,
     /// Pending keys in arrival order, for expiry; stale keys (already
     /// paired) are skipped when popped.
     arrivals: VecDeque<(u64, PendingKey)>,
-    edges: HashMap<EdgeKey, Edge>,
+    edges: HashMap<EdgeKey, Edge, FastHash>,
     dropped: u64,
 }
 
@@ -80,9 +84,9 @@ impl ServiceGraph {
     pub fn new(limits: DerivedLimits) -> Self {
         Self {
             limits,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             arrivals: VecDeque::new(),
-            edges: HashMap::new(),
+            edges: HashMap::default(),
             dropped: 0,
         }
     }
@@ -139,7 +143,7 @@ impl ServiceGraph {
         let peer = client_side.then(|| peer_of(span)).flatten();
         Half {
             client_side,
-            service: facts.service.to_string(),
+            service: Arc::clone(facts.service),
             seconds: facts.seconds,
             failed: facts.failed(),
             messaging: MESSAGING_KINDS.contains(&facts.kind),

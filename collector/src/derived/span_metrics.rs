@@ -6,7 +6,10 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{SpanFacts, span_kind_label, status_code_label};
-use crate::openmetrics::{Exemplar, Histogram, Writer};
+use crate::{
+    hashing::FastHash,
+    openmetrics::{Exemplar, Histogram, Writer},
+};
 
 /// The connector's default explicit buckets, in seconds.
 const BOUNDS: [f64; 16] = [
@@ -33,7 +36,7 @@ pub struct SpanMetrics {
     max_series: usize,
     series: usize,
     dropped: u64,
-    by_service: HashMap<Arc<str>, HashMap<String, Slots>>,
+    by_service: HashMap<Arc<str>, HashMap<String, Slots, FastHash>, FastHash>,
 }
 
 impl SpanMetrics {
@@ -42,7 +45,7 @@ impl SpanMetrics {
             max_series,
             series: 0,
             dropped: 0,
-            by_service: HashMap::new(),
+            by_service: HashMap::default(),
         }
     }
 

@@ -1,5 +1,7 @@
-//! OTLP/gRPC receiver: the generated `TraceService`, `MetricsService` and
-//! `LogsService` servers from opentelemetry-proto, backed by [`Ingest`].
+//! OTLP/gRPC receiver: the generated `MetricsService` and `LogsService`
+//! servers from opentelemetry-proto and a hand-served `TraceService`
+//! (`grpc/traces.rs`, which refuses floods before decoding), all backed by
+//! [`Ingest`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,10 +14,6 @@ use opentelemetry_proto::tonic::collector::{
         ExportMetricsServiceRequest, ExportMetricsServiceResponse,
         metrics_service_server::{MetricsService, MetricsServiceServer},
     },
-    trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +25,8 @@ use tonic::{
 use tower_http::trace::TraceLayer;
 
 use prost::Message as _;
+
+mod traces;
 
 use super::rpc_status::RpcStatus;
 use crate::{
@@ -51,9 +51,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let receiver = Arc::new(GrpcReceiver { ingest });
-    let traces = TraceServiceServer::from_arc(Arc::clone(&receiver))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
+    let traces = traces::TraceServer::new(Arc::clone(&receiver), max_message_bytes);
     let metrics = MetricsServiceServer::from_arc(Arc::clone(&receiver))
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
@@ -107,16 +105,6 @@ fn unavailable(throttled: Throttled) -> Status {
         throttled.to_string(),
         details.encode_to_vec().into(),
     )
-}
-
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.answer(Signal::Spans, self.ingest.traces(request.into_inner()))
-    }
 }
 
 #[tonic::async_trait]

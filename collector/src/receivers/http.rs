@@ -92,6 +92,21 @@ trait OtlpSignal: Send + Sync + 'static {
     type Response: prost::Message + Serialize;
     const SIGNAL: Signal;
     fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled>;
+
+    /// Refuses a protobuf body that could not be queued anyway, before
+    /// decoding it (see [`Ingest::precheck_traces`]).
+    fn precheck(_ingest: &Ingest, _protobuf: &[u8]) -> Result<(), Throttled> {
+        Ok(())
+    }
+
+    /// Exports a request decoded from `encoded_bytes` of protobuf.
+    fn export_sized(
+        ingest: &Ingest,
+        request: Self::Request,
+        _encoded_bytes: usize,
+    ) -> Result<Self::Response, Throttled> {
+        Self::export(ingest, request)
+    }
 }
 
 struct Traces;
@@ -104,6 +119,18 @@ impl OtlpSignal for Traces {
     const SIGNAL: Signal = Signal::Spans;
     fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
         ingest.traces(request)
+    }
+
+    fn precheck(ingest: &Ingest, protobuf: &[u8]) -> Result<(), Throttled> {
+        ingest.precheck_traces(protobuf)
+    }
+
+    fn export_sized(
+        ingest: &Ingest,
+        request: Self::Request,
+        encoded_bytes: usize,
+    ) -> Result<Self::Response, Throttled> {
+        ingest.traces_sized(request, encoded_bytes)
     }
 }
 
@@ -169,8 +196,14 @@ fn receive<S: OtlpSignal>(
     let body =
         body.map_err(|rejection| ReceiveError::from_rejection(&rejection, state.max_body_bytes))?;
     let body = decompress(headers, body, state.max_body_bytes)?;
+    if format.json {
+        let request = format.decode::<S::Request>(&body)?;
+        return S::export(&state.ingest, request).map_err(ReceiveError::Throttled);
+    }
+    // A flood is refused here, before the body is decoded.
+    S::precheck(&state.ingest, &body).map_err(ReceiveError::Throttled)?;
     let request = format.decode::<S::Request>(&body)?;
-    S::export(&state.ingest, request).map_err(ReceiveError::Throttled)
+    S::export_sized(&state.ingest, request, body.len()).map_err(ReceiveError::Throttled)
 }
 
 fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ReceiveError> {

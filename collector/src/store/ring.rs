@@ -14,6 +14,8 @@ use std::{
     hash::Hash,
 };
 
+use crate::hashing::FastHash;
+
 /// A FIFO of items addressed by sequence number.
 #[derive(Debug)]
 pub struct Ring<T> {
@@ -68,13 +70,13 @@ impl<T> Ring<T> {
 /// Key → sequence numbers of that key's items, oldest first.
 #[derive(Debug)]
 pub struct SeqIndex<K> {
-    map: HashMap<K, VecDeque<u64>>,
+    map: HashMap<K, VecDeque<u64>, FastHash>,
 }
 
 impl<K> Default for SeqIndex<K> {
     fn default() -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
         }
     }
 }

@@ -211,3 +211,45 @@ fn zero_capacity_accepts_then_evicts() {
     assert_eq!(store.len(), 0);
     assert!(store.services().is_empty());
 }
+
+#[test]
+fn eviction_gives_back_every_byte_insertion_took() {
+    let with_attributes = |t: u8, route: &str| {
+        let mut s = span(t, t, "cart", "GET /cart");
+        s.attributes = vec![
+            Attribute::new("http.route", AttrValue::Str(route.into())),
+            Attribute::new("http.response.status_code", AttrValue::Int(200)),
+        ];
+        Arc::new(s)
+    };
+    let mut store = SpanStore::new(2, usize::MAX);
+    store.insert(with_attributes(1, "/a"));
+    let one = store.bytes();
+    store.insert(with_attributes(2, "/a"));
+    // The second span shares its strings and resource with the first.
+    assert!(store.bytes() - one < one, "{} then {}", one, store.bytes());
+    store.insert(with_attributes(3, "/b"));
+    store.insert(with_attributes(4, "/c"));
+    assert_eq!(store.len(), 2);
+    let mut empty = SpanStore::new(0, usize::MAX);
+    empty.insert(with_attributes(1, "/a"));
+    assert_eq!(empty.bytes(), 0, "nothing stored, nothing charged");
+}
+
+#[test]
+fn byte_budget_evicts_oldest_first() {
+    let mut probe = SpanStore::new(10, usize::MAX);
+    probe.insert(Arc::new(span(1, 1, "cart", "a")));
+    probe.insert(Arc::new(span(2, 2, "cart", "a")));
+    let two_spans = probe.bytes();
+    let mut store = SpanStore::new(10, two_spans);
+    for t in 1..=5 {
+        store.insert(Arc::new(span(t, t, "cart", "a")));
+    }
+    assert_eq!(store.len(), 2);
+    assert!(store.bytes() <= two_spans);
+    assert_eq!(
+        store.find_traces(&query("cart")),
+        [trace_id(5), trace_id(4)]
+    );
+}
