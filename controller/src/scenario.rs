@@ -6,7 +6,7 @@
 //! must produce. Adding a scenario needs no code change; [`load`] checks a
 //! file completely and reports every problem as `file:line:column: message`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -246,6 +246,10 @@ pub struct Op {
     /// What the op acts on (target shorthand); empty for `no-action`.
     #[serde(default)]
     pub target: String,
+    /// The op's settings, as `firedrill ops` takes them: config keys for
+    /// `config-set`, flags for `flag-set`, `route = rps` for `rate-limit`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -740,7 +740,7 @@ impl Lab {
             .call(
                 reqwest::Method::POST,
                 "/v1/ops",
-                Some(json!({ "op": op.op, "target": op.target, "actor": "verifier" })),
+                Some(json!({ "op": op.op, "target": op.target, "actor": "verifier", "set": op.set })),
             )
             .await
             .with_context(|| format!("performing `{} {}`", op.op, op.target))?;
