@@ -597,7 +597,7 @@ impl Lab {
                     .values()
                     .sum();
                 let seconds = window.to.at.duration_since(window.from.at).as_secs_f64();
-                let rate = increase / seconds.max(0.001);
+                let rate = increase / seconds.max(0.001) + 0.0; // no "-0.00"
                 let above = matches!(symptom.check, Check::RateAbove { .. });
                 Outcome {
                     holds: if above { rate > *value } else { rate <= *value },
