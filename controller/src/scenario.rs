@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use firedrill_runtime::faults::model::{FaultKind, FaultSpec, Millis, Target, parse_millis};
+use firedrill_runtime::faults::model::{
+    DEPENDENCIES, FaultKind, FaultSpec, Millis, Target, parse_millis,
+};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -204,7 +206,9 @@ pub enum Category {
 #[serde(deny_unknown_fields)]
 pub struct Truth {
     /// The root-cause entity, in target shorthand (`catalog`, `payment-2`,
-    /// `gateway->catalog`, `catalog->db`), or `none` for a control.
+    /// `gateway->catalog`, `catalog->db`), a shared dependency itself (`db`:
+    /// the one database every stateful service uses), or `none` for a
+    /// control.
     pub root: String,
     pub category: Category,
     /// How the failure propagates, root first.
@@ -323,6 +327,9 @@ pub enum Check {
     LogContains { text: String },
     /// A span with error status whose name contains `operation`.
     SpanError { operation: String },
+    /// A span named exactly `operation` that lasted longer than `ms` (the
+    /// trace search `operation=…&minDuration=…` a learner would run).
+    SpanDurationAbove { operation: String, ms: u64 },
     /// The current value of `metric` (samples with all `labels`, summed over
     /// the selected processes) above `value`.
     MetricAbove {
@@ -391,7 +398,9 @@ impl Check {
             Check::LogContains { text } if text.is_empty() => {
                 Err("`text` must not be empty".into())
             }
-            Check::SpanError { operation } if operation.is_empty() => {
+            Check::SpanError { operation } | Check::SpanDurationAbove { operation, .. }
+                if operation.is_empty() =>
+            {
                 Err("`operation` must not be empty".into())
             }
             Check::MetricAbove { metric, .. }
@@ -561,6 +570,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, Vec<Problem>> {
             (truth.root == "none")
                 .then_some(())
                 .ok_or_else(|| "a control's truth.root is \"none\"".to_string())
+        } else if DEPENDENCIES.contains(&truth.root.as_str()) {
+            // A dependency shared by many services (the database) can be the
+            // root itself, not only one service's use of it.
+            Ok(())
         } else {
             Target::parse(&truth.root)
                 .map(|_| ())
@@ -1222,6 +1235,35 @@ kind = "drop-index"
                 "{to}: expected line {line}: {p:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_shared_dependency_may_be_the_root() {
+        let shared = GOOD.replace("root = \"catalog\"", "root = \"db\"");
+        assert!(problems(&shared).is_empty(), "{:?}", problems(&shared));
+        let nowhere = GOOD.replace("root = \"catalog\"", "root = \"moon\"");
+        let p = problems(&nowhere);
+        assert!(
+            p[0].contains("truth.root") && p[0].contains("unknown service"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn span_duration_checks_parse_and_need_an_operation() {
+        let slow_span = format!(
+            "{GOOD}\n[[symptoms]]\nsignal = \"trace\"\nservice = \"catalog\"\ncheck = \"span-duration-above\"\noperation = \"SELECT products\"\nms = 60\n"
+        );
+        let s = parse(Path::new("scenarios/slow-catalog.toml"), &slow_span).unwrap();
+        assert_eq!(
+            s.symptoms.get_ref()[1].get_ref().check,
+            Check::SpanDurationAbove {
+                operation: "SELECT products".into(),
+                ms: 60
+            }
+        );
+        let broken = slow_span.replace("operation = \"SELECT products\"", "operation = \"\"");
+        assert!(problems(&broken)[0].contains("`operation` must not be empty"));
     }
 
     #[test]

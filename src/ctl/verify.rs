@@ -15,7 +15,7 @@
 //!    `--speed`); every symptom must be seen within the deadline, and every
 //!    `healthy` signal must stay normal in most windows meanwhile.
 //! 3. **Wrong ops**: each op the file calls wrong is performed; the recovery
-//!    condition must still fail afterwards.
+//!    condition must still fail afterwards (judged over two windows).
 //! 4. **Mitigation**: the first accepted op is performed; the recovery
 //!    condition must hold within the deadline.
 //!
@@ -110,6 +110,10 @@ struct Outcome {
 }
 
 const SERVER_HISTOGRAM: &str = "http_server_request_duration_seconds";
+
+/// How many `--window`s of traffic the recovery condition is judged on after
+/// a wrong op.
+const WRONG_OP_WINDOWS: u32 = 2;
 
 pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
     if !(1.0..=1000.0).contains(&args.speed) {
@@ -271,7 +275,10 @@ async fn play(lab: &Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Resu
         for op in &mitigation.wrong {
             let result = lab.perform(op).await?;
             lab.settle(op).await;
-            let window = lab.window(args.window).await;
+            // Two windows' worth of traffic: a partial failure on a low-rate
+            // route (a quarter of ~2 checkouts/s) can miss one short window
+            // by chance, and would then pass for a recovery.
+            let window = lab.window(args.window * WRONG_OP_WINDOWS).await;
             let (holds, seen) = lab.recovered(recovery, &window).await;
             if holds {
                 failures.push(format!(
@@ -606,6 +613,10 @@ impl Lab {
             }
             Check::LogContains { text } => self.log_contains(who, text, since_us).await,
             Check::SpanError { operation } => self.span_error(who, operation, since_us).await,
+            Check::SpanDurationAbove { operation, ms } => {
+                self.span_duration_above(who, operation, *ms, since_us)
+                    .await
+            }
         }
     }
 
@@ -689,6 +700,44 @@ impl Lab {
         }
     }
 
+    /// Spans of `who` named `operation` that lasted longer than `ms`: the
+    /// trace search (`operation`, `minDuration`) a learner would run.
+    async fn span_duration_above(
+        &self,
+        who: &str,
+        operation: &str,
+        ms: u64,
+        since_us: i64,
+    ) -> Outcome {
+        let service = self.service_of(who);
+        let answer = self
+            .get_json(
+                &format!("{}/api/traces", self.query),
+                &[
+                    ("service", service.as_str()),
+                    ("operation", operation),
+                    ("minDuration", &format!("{ms}ms")),
+                    ("start", &since_us.to_string()),
+                    ("limit", "50"),
+                ],
+            )
+            .await;
+        let Ok(answer) = answer else {
+            return Outcome {
+                holds: false,
+                seen: format!(
+                    "trace query failed: {}",
+                    answer.err().map(|e| e.to_string()).unwrap_or_default()
+                ),
+            };
+        };
+        let matching = slow_spans(&answer, &service, operation, ms);
+        Outcome {
+            holds: matching > 0,
+            seen: format!("{matching} span(s) {operation:?} longer than {ms} ms"),
+        }
+    }
+
     /// The service name of a component or instance id.
     fn service_of(&self, who: &str) -> String {
         self.components
@@ -740,7 +789,9 @@ impl Lab {
             .call(
                 reqwest::Method::POST,
                 "/v1/ops",
-                Some(json!({ "op": op.op, "target": op.target, "actor": "verifier", "set": op.set })),
+                Some(
+                    json!({ "op": op.op, "target": op.target, "actor": "verifier", "set": op.set }),
+                ),
             )
             .await
             .with_context(|| format!("performing `{} {}`", op.op, op.target))?;
@@ -782,6 +833,28 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Counts the spans in a Jaeger `/api/traces` answer that belong to
+/// `service`, are named `operation` and lasted longer than `ms` (Jaeger
+/// durations are in microseconds).
+fn slow_spans(answer: &Value, service: &str, operation: &str, ms: u64) -> usize {
+    let mut matching = 0;
+    for trace in answer["data"].as_array().into_iter().flatten() {
+        let processes = &trace["processes"];
+        for span in trace["spans"].as_array().into_iter().flatten() {
+            let pid = span["processID"].as_str().unwrap_or("");
+            if processes[pid]["serviceName"].as_str() == Some(service)
+                && span["operationName"].as_str() == Some(operation)
+                && span["duration"]
+                    .as_f64()
+                    .is_some_and(|us| us > ms as f64 * 1000.0)
+            {
+                matching += 1;
+            }
+        }
+    }
+    matching
 }
 
 /// Linear interpolation within the bucket holding the rank, as PromQL's
@@ -891,6 +964,23 @@ mod tests {
             samples[4].label("le").unwrap().parse::<f64>().unwrap(),
             f64::INFINITY
         );
+    }
+
+    #[test]
+    fn slow_spans_count_only_the_named_operation_of_the_service() {
+        let answer = json!({ "data": [{
+            "processes": { "p1": { "serviceName": "catalog" }, "p2": { "serviceName": "gateway" } },
+            "spans": [
+                { "processID": "p1", "operationName": "SELECT products", "duration": 85_000 },
+                { "processID": "p1", "operationName": "SELECT products", "duration": 2_000 },
+                { "processID": "p1", "operationName": "GET /products", "duration": 90_000 },
+                { "processID": "p2", "operationName": "SELECT products", "duration": 95_000 },
+            ],
+        }]});
+        assert_eq!(slow_spans(&answer, "catalog", "SELECT products", 60), 1);
+        assert_eq!(slow_spans(&answer, "catalog", "SELECT products", 1), 2);
+        assert_eq!(slow_spans(&answer, "catalog", "SELECT products", 90), 0);
+        assert_eq!(slow_spans(&json!({}), "catalog", "SELECT products", 1), 0);
     }
 
     #[test]
