@@ -659,6 +659,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, Vec<Problem>> {
 }
 
 fn check_op(op: &Op) -> Result<(), String> {
+    let takes_settings = matches!(op.op, Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit);
+    if takes_settings && op.set.is_empty() {
+        return Err(format!(
+            "{} {} needs its settings, as `firedrill ops` takes them: set = {{ \"retries.budget\" = \"0.1\" }}",
+            op.op, op.target
+        ));
+    }
+    if !takes_settings && !op.set.is_empty() {
+        return Err(format!("{} takes no settings; drop `set`", op.op));
+    }
     match op.op {
         Verb::NoAction => Ok(()),
         _ => Target::parse(&op.target)
@@ -1264,6 +1274,25 @@ kind = "drop-index"
         );
         let broken = slow_span.replace("operation = \"SELECT products\"", "operation = \"\"");
         assert!(problems(&broken)[0].contains("`operation` must not be empty"));
+    }
+
+    #[test]
+    fn ops_that_change_config_carry_their_settings() {
+        let bare = GOOD.replace(
+            "accepted = [{ op = \"restart\", target = \"catalog\" }]",
+            "accepted = [{ op = \"config-set\", target = \"catalog\" }]",
+        );
+        assert!(problems(&bare)[0].contains("needs its settings"), "{:?}", problems(&bare));
+        let with = bare.replace(
+            "target = \"catalog\" }]",
+            "target = \"catalog\", set = { \"retries.count\" = \"0\" } }]",
+        );
+        assert!(problems(&with).is_empty(), "{:?}", problems(&with));
+        let stray = GOOD.replace(
+            "accepted = [{ op = \"restart\", target = \"catalog\" }]",
+            "accepted = [{ op = \"restart\", target = \"catalog\", set = { a = \"1\" } }]",
+        );
+        assert!(problems(&stray)[0].contains("takes no settings"));
     }
 
     #[test]
