@@ -1282,7 +1282,11 @@ kind = "drop-index"
             "accepted = [{ op = \"restart\", target = \"catalog\" }]",
             "accepted = [{ op = \"config-set\", target = \"catalog\" }]",
         );
-        assert!(problems(&bare)[0].contains("needs its settings"), "{:?}", problems(&bare));
+        assert!(
+            problems(&bare)[0].contains("needs its settings"),
+            "{:?}",
+            problems(&bare)
+        );
         let with = bare.replace(
             "target = \"catalog\" }]",
             "target = \"catalog\", set = { \"retries.count\" = \"0\" } }]",

@@ -622,9 +622,9 @@ impl Lab {
 
     async fn log_contains(&self, who: &str, text: &str, since_us: i64) -> Outcome {
         let service = self.service_of(who);
-        let answer = self
-            .get_json(
-                &format!("{}/api/logs", self.query),
+        let answer = match self
+            .collector(
+                "/api/logs",
                 &[
                     ("service", service.as_str()),
                     ("q", text),
@@ -632,15 +632,10 @@ impl Lab {
                     ("limit", "200"),
                 ],
             )
-            .await;
-        let Ok(answer) = answer else {
-            return Outcome {
-                holds: false,
-                seen: format!(
-                    "log query failed: {}",
-                    answer.err().map(|e| e.to_string()).unwrap_or_default()
-                ),
-            };
+            .await
+        {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
         let matching = answer["data"]
             .as_array()
@@ -656,9 +651,9 @@ impl Lab {
 
     async fn span_error(&self, who: &str, operation: &str, since_us: i64) -> Outcome {
         let service = self.service_of(who);
-        let answer = self
-            .get_json(
-                &format!("{}/api/traces", self.query),
+        let answer = match self
+            .collector(
+                "/api/traces",
                 &[
                     ("service", service.as_str()),
                     ("tags", r#"{"error":"true"}"#),
@@ -666,15 +661,10 @@ impl Lab {
                     ("limit", "50"),
                 ],
             )
-            .await;
-        let Ok(answer) = answer else {
-            return Outcome {
-                holds: false,
-                seen: format!(
-                    "trace query failed: {}",
-                    answer.err().map(|e| e.to_string()).unwrap_or_default()
-                ),
-            };
+            .await
+        {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
         let mut matching = 0;
         for trace in answer["data"].as_array().into_iter().flatten() {
@@ -710,9 +700,9 @@ impl Lab {
         since_us: i64,
     ) -> Outcome {
         let service = self.service_of(who);
-        let answer = self
-            .get_json(
-                &format!("{}/api/traces", self.query),
+        let answer = match self
+            .collector(
+                "/api/traces",
                 &[
                     ("service", service.as_str()),
                     ("operation", operation),
@@ -721,15 +711,10 @@ impl Lab {
                     ("limit", "50"),
                 ],
             )
-            .await;
-        let Ok(answer) = answer else {
-            return Outcome {
-                holds: false,
-                seen: format!(
-                    "trace query failed: {}",
-                    answer.err().map(|e| e.to_string()).unwrap_or_default()
-                ),
-            };
+            .await
+        {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
         let matching = slow_spans(&answer, &service, operation, ms);
         Outcome {
@@ -744,6 +729,17 @@ impl Lab {
             .iter()
             .find(|c| c.id == who || c.name == who)
             .map_or_else(|| who.to_string(), |c| c.name.clone())
+    }
+
+    /// Asks the collector's query API; a failed query is an outcome that
+    /// does not hold, and says why.
+    async fn collector(&self, api: &str, query: &[(&str, &str)]) -> Result<Value, Outcome> {
+        self.get_json(&format!("{}{api}", self.query), query)
+            .await
+            .map_err(|e| Outcome {
+                holds: false,
+                seen: format!("{api} query failed: {e}"),
+            })
     }
 
     async fn get_json(&self, url: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
