@@ -568,11 +568,13 @@ impl<'a> Call<'a> {
             let sc = cx.span().span_context().clone();
             (sc.is_valid() && sc.is_sampled()).then(|| sc.trace_id().to_string())
         };
-        instance.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Counted down on drop: a call whose caller is cancelled mid-flight
+        // must not stay "in flight" to the balancer forever.
+        let in_flight = InFlight::enter(&instance.in_flight);
         let started = Instant::now();
         let outcome = self.exchange(&url, &span).instrument(span.clone()).await;
         let elapsed = started.elapsed().as_secs_f64();
-        instance.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(in_flight);
 
         let success = match &outcome {
             Ok(_) => true,
@@ -761,6 +763,22 @@ fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => e.error,
         Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+/// One call in flight to an instance, for the least-loaded balancer.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

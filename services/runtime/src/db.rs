@@ -240,6 +240,11 @@ impl Db {
         );
         let started = Instant::now();
         let extra = inner.faults.slow_query();
+        // The worker gives the connection and the permit back itself: if
+        // the caller is cancelled (an upstream timeout drops its handler)
+        // while the query runs, the pool must not keep a permit without a
+        // connection.
+        let pool = Arc::clone(inner);
         let result = tokio::task::spawn_blocking(move || {
             if let Some(extra) = extra {
                 // The query does more work than it should (a missing index,
@@ -247,20 +252,21 @@ impl Db {
                 std::thread::sleep(extra);
             }
             let result = work(&mut conn);
-            (conn, result)
+            {
+                // Past the pool's size (it shrank), the connection is closed.
+                let mut idle = pool.connections.lock();
+                if idle.len() < pool.size.load(Ordering::Relaxed) {
+                    idle.push(conn);
+                }
+            }
+            drop(permit);
+            result
         })
         .instrument(span.clone())
         .await;
         let elapsed = started.elapsed().as_secs_f64();
         let result = match result {
-            Ok((conn, result)) => {
-                // Past the pool's size (it shrank), the connection is closed.
-                let mut pool = inner.connections.lock();
-                if pool.len() < inner.size.load(Ordering::Relaxed) {
-                    pool.push(conn);
-                }
-                result.map_err(DbError::from)
-            }
+            Ok(result) => result.map_err(DbError::from),
             Err(join) => {
                 // The connection was lost with the panicking worker: replace it
                 // so the pool keeps its size.
@@ -271,7 +277,6 @@ impl Db {
                 Err(DbError::Worker(join.to_string()))
             }
         };
-        drop(permit);
         self.publish_pool_state();
         let mut attrs = vec![
             ("db.system.name", "sqlite"),
@@ -497,6 +502,49 @@ mod tests {
         })
         .await
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_query_whose_caller_gives_up_still_returns_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = items_db(&dir).await;
+        let idle = || db.inner.connections.lock().len();
+        assert_eq!(idle(), 2);
+        let (running_tx, running_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let query = Query {
+            operation: "SELECT",
+            collection: "items",
+            text: "SELECT count(*) FROM items",
+        };
+        let caller = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.run(query, move |conn| {
+                    let _ = running_tx.send(());
+                    // Holds the connection until the test lets it go.
+                    let _ = finish_rx.recv();
+                    conn.query_row(query.text, [], |row| row.get::<_, i64>(0))
+                })
+                .await
+            }
+        });
+        running_rx.await.unwrap();
+        // An upstream timeout drops the handler mid-query.
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        finish_tx.send(()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let free = || db.inner.permits.read().available_permits();
+        while idle() < 2 || free() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the connection or its permit was lost: {} idle, {} free",
+                idle(),
+                free()
+            );
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test]
