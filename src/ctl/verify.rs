@@ -28,7 +28,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use firedrill_controller::scenario::{Category, Check, Op, Recovery, Scenario, Signal, Symptom};
+use firedrill_controller::scenario::{
+    Category, Check, Op, Recovery, Scenario, Signal, Symptom, Verb,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -114,6 +116,10 @@ const SERVER_HISTOGRAM: &str = "http_server_request_duration_seconds";
 /// How many `--window`s of traffic the recovery condition is judged on after
 /// a wrong op.
 const WRONG_OP_WINDOWS: u32 = 2;
+
+/// How long a restarted process needs to pick its faults up again: two of
+/// its agent's polls (`--fault-poll`, 500 ms by default).
+const FAULT_REAPPLY: Duration = Duration::from_millis(1000);
 
 pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
     if !(1.0..=1000.0).contains(&args.speed) {
@@ -824,6 +830,12 @@ impl Lab {
                 all &= ok;
             }
             if all {
+                if op.op == Verb::Restart {
+                    // A restarted process applies its faults only after its
+                    // agent's first poll; judging before that would credit
+                    // the restart with a recovery it does not bring.
+                    tokio::time::sleep(FAULT_REAPPLY).await;
+                }
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
