@@ -396,40 +396,36 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
     body.insert("kind".into(), json!(args.kind));
     body.insert("target".into(), serde_json::to_value(target)?);
     body.insert("duration".into(), json!(args.duration));
-    let text = [
-        ("latency", &args.latency),
-        ("jitter", &args.jitter),
-        ("min", &args.min),
-        ("max", &args.max),
-        ("timeOffset", &args.time_offset),
-        ("every", &args.every),
-        ("block", &args.block),
-        ("hold", &args.hold),
-        ("delay", &args.delay),
-        ("ttl", &args.ttl),
-        ("field", &args.field),
-        ("instance", &args.instance),
-        ("index", &args.index),
+    // Every optional parameter, under the name the API gives it.
+    let text = |v: &Option<String>| v.as_ref().map(|v| json!(v));
+    let params = [
+        ("latency", text(&args.latency)),
+        ("jitter", text(&args.jitter)),
+        ("min", text(&args.min)),
+        ("max", text(&args.max)),
+        ("timeOffset", text(&args.time_offset)),
+        ("every", text(&args.every)),
+        ("block", text(&args.block)),
+        ("hold", text(&args.hold)),
+        ("delay", text(&args.delay)),
+        ("ttl", text(&args.ttl)),
+        ("field", text(&args.field)),
+        ("instance", text(&args.instance)),
+        ("index", text(&args.index)),
+        ("toxicity", args.toxicity.map(|v| json!(v))),
+        ("rate", args.rate.map(|v| json!(v))),
+        ("limit", args.limit.map(|v| json!(v))),
+        ("code", args.code.map(|v| json!(v))),
+        ("threads", args.threads.map(|v| json!(v))),
+        ("size", args.size.map(|v| json!(v))),
+        ("percent", args.percent.map(|v| json!(v))),
+        ("multiplier", args.multiplier.map(|v| json!(v))),
+        ("hotKey", args.hot_key.map(|v| json!(v))),
     ];
-    for (key, value) in text {
-        if let Some(v) = value {
-            body.insert(key.into(), json!(v));
+    for (key, value) in params {
+        if let Some(value) = value {
+            body.insert(key.into(), value);
         }
-    }
-    if let Some(v) = args.toxicity {
-        body.insert("toxicity".into(), json!(v));
-    }
-    if let Some(v) = args.rate {
-        body.insert("rate".into(), json!(v));
-    }
-    if let Some(v) = args.limit {
-        body.insert("limit".into(), json!(v));
-    }
-    if let Some(v) = args.code {
-        body.insert("code".into(), json!(v));
-    }
-    if let Some(v) = args.threads {
-        body.insert("threads".into(), json!(v));
     }
     // Config keys are dotted (`timeouts.payment`); the fault takes them as
     // tables (`"timeouts": {"payment": "1ms"}`).
@@ -460,18 +456,6 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
             }
             None => bail!("--set {setting:?}: {section} is already a flag of its own"),
         }
-    }
-    if let Some(v) = args.size {
-        body.insert("size".into(), json!(v));
-    }
-    if let Some(v) = args.percent {
-        body.insert("percent".into(), json!(v));
-    }
-    if let Some(v) = args.multiplier {
-        body.insert("multiplier".into(), json!(v));
-    }
-    if let Some(v) = args.hot_key {
-        body.insert("hotKey".into(), json!(v));
     }
     Ok(Value::Object(body))
 }

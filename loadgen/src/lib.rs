@@ -39,7 +39,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use firedrill_runtime::faults::Faults;
 use firedrill_runtime::faults::actuators::Actuators;
-use firedrill_runtime::faults::agent::{self, AgentConfig};
+use firedrill_runtime::faults::agent;
 use firedrill_runtime::faults::model::LOAD_GENERATOR as AGENT_NAME;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -177,23 +177,10 @@ pub struct LoadgenArgs {
     )]
     pub metrics_listen: SocketAddr,
 
-    /// The fault controller's URL; empty runs without a fault agent. Named
-    /// as for the services, which read the same variables.
-    #[arg(long, env = "FIREDRILL_CONTROLLER", default_value = "")]
-    pub controller: String,
-
-    /// Token the fault agent presents to the controller.
-    #[arg(
-        long,
-        env = "FIREDRILL_AGENT_TOKEN",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub agent_token: String,
-
-    /// How often the fault agent asks the controller for its faults.
-    #[arg(long, env = "FIREDRILL_FAULT_POLL", value_parser = humantime::parse_duration, default_value = "500ms")]
-    pub fault_poll: Duration,
+    /// The fault agent's controller, token and poll interval, named as for
+    /// the services, which read the same variables.
+    #[command(flatten)]
+    pub agent: firedrill_runtime::faults::agent::AgentConfig,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -321,24 +308,12 @@ pub async fn run(
     // the load (see `schedule::surge`); process faults act here as in any
     // service.
     let faults = Faults::new(AGENT_NAME, &format!("{AGENT_NAME}-1"), args.seed);
-    if !args.controller.is_empty() {
-        // The load generator has no live config of its own; the agent keeps
-        // the defaults it is handed in a registry nobody scrapes.
-        let identity = firedrill_runtime::config::parse_service_args(&[])
-            .map_err(|e| anyhow::anyhow!("default service flags: {e}"))?
-            .identity(AGENT_NAME);
-        let live = firedrill_runtime::live::Live::with_defaults(
-            AGENT_NAME,
-            &firedrill_runtime::metrics::Meters::new(&identity),
-        );
+    if args.agent.enabled() {
+        // No live config here: the load generator calls no peers.
         agent::spawn(
             faults.clone(),
-            live,
-            AgentConfig {
-                controller: args.controller.clone(),
-                token: args.agent_token.clone(),
-                poll_every: args.fault_poll,
-            },
+            None,
+            args.agent.clone(),
             Actuators::new(&faults, None),
             shutdown.clone(),
         );

@@ -123,22 +123,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "FIREDRILL_SEED", default_value_t = 1)]
     pub seed: u64,
 
-    /// The fault controller's URL; empty runs without a fault agent.
-    #[arg(long, env = "FIREDRILL_CONTROLLER", default_value = "")]
-    pub controller: String,
-
-    /// Token the fault agent presents to the controller.
-    #[arg(
-        long,
-        env = "FIREDRILL_AGENT_TOKEN",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub agent_token: String,
-
-    /// How often the fault agent asks the controller for its faults.
-    #[arg(long, env = "FIREDRILL_FAULT_POLL", value_parser = humantime::parse_duration, default_value = "500ms")]
-    pub fault_poll: Duration,
+    /// The fault agent's controller, token and poll interval.
+    #[command(flatten)]
+    pub agent: crate::faults::agent::AgentConfig,
 }
 
 /// Who this process is: the OTel resource identity.

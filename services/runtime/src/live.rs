@@ -481,10 +481,9 @@ struct Inner {
 // === impl Live ===
 
 impl Live {
-    /// The live config of a process started with default flags (a process
-    /// without service flags of its own, such as the load generator, and
-    /// tests).
-    pub fn with_defaults(service: &str, meters: &Meters) -> Live {
+    /// The live config of a process started with default flags (for tests).
+    #[cfg(test)]
+    pub(crate) fn with_defaults(service: &str, meters: &Meters) -> Live {
         let flags =
             crate::config::parse_service_args(&[]).expect("the default service flags parse");
         Live::new(service, LiveConfig::from_args(&flags), meters)

@@ -13,7 +13,7 @@ use crate::config::{Identity, ServiceArgs};
 use crate::db::Db;
 use crate::faults::Faults;
 use crate::faults::actuators::Actuators;
-use crate::faults::agent::{self, AgentConfig};
+use crate::faults::agent;
 use crate::live::{Live, LiveConfig};
 use crate::metrics::Meters;
 use crate::resilience::backoff::Backoff;
@@ -190,16 +190,11 @@ where
     crate::process::spawn_sampler(&meters, shutdown.clone());
     telemetry::gate::count_exports(&meters);
     let ctx = ServiceContext::new(service, args, meters, shutdown.clone())?;
-    if !ctx.args.controller.is_empty() {
-        let config = AgentConfig {
-            controller: ctx.args.controller.clone(),
-            token: ctx.args.agent_token.clone(),
-            poll_every: ctx.args.fault_poll,
-        };
+    if ctx.args.agent.enabled() {
         agent::spawn(
             ctx.faults.clone(),
-            ctx.live.clone(),
-            config,
+            Some(ctx.live.clone()),
+            ctx.args.agent.clone(),
             Actuators::new(&ctx.faults, ctx.db.clone()),
             shutdown.clone(),
         );

@@ -372,7 +372,7 @@ async fn the_agent_applies_the_controllers_config_and_drains_under_a_lease() {
     let stop = CancellationToken::new();
     agent::spawn(
         ctx.faults.clone(),
-        ctx.live.clone(),
+        Some(ctx.live.clone()),
         AgentConfig {
             controller: controller.clone(),
             token: "agent-token".into(),

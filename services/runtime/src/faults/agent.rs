@@ -15,14 +15,35 @@ use super::model::Assignment;
 use super::{ActiveFault, Faults};
 use crate::live::Live;
 
-/// Where the controller is and how to authenticate to it.
-#[derive(Clone, Debug)]
+/// Where the controller is and how to authenticate to it: the same flags
+/// and variables in every process that runs an agent.
+#[derive(clap::Args, Clone, Debug)]
 pub struct AgentConfig {
-    /// Base URL of the controller, e.g. `http://127.0.0.1:7070`.
+    /// The fault controller's URL, e.g. `http://127.0.0.1:7070`; empty runs
+    /// without a fault agent.
+    #[arg(long = "controller", env = "FIREDRILL_CONTROLLER", default_value = "")]
     pub controller: String,
-    /// The agent token the controller expects (not the instructor token).
+
+    /// Token the fault agent presents to the controller (not the
+    /// instructor's).
+    #[arg(
+        long = "agent-token",
+        env = "FIREDRILL_AGENT_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub token: String,
+
+    /// How often the fault agent asks the controller for its faults.
+    #[arg(long = "fault-poll", env = "FIREDRILL_FAULT_POLL", value_parser = humantime::parse_duration, default_value = "500ms")]
     pub poll_every: Duration,
+}
+
+impl AgentConfig {
+    /// Whether a controller was named (otherwise no agent runs).
+    pub fn enabled(&self) -> bool {
+        !self.controller.is_empty()
+    }
 }
 
 /// Runs the agent until `shutdown`. Actuators (CPU burn, leaks, clock skew)
@@ -30,7 +51,7 @@ pub struct AgentConfig {
 /// goes back to the flags when its lease lapses.
 pub fn spawn(
     faults: Faults,
-    live: Live,
+    live: Option<Live>,
     config: AgentConfig,
     actuators: Actuators,
     shutdown: CancellationToken,
@@ -67,7 +88,9 @@ pub fn spawn(
                     warned = false;
                     let now = Instant::now();
                     let until = now + Duration::from_millis(assignment.lease_ms);
-                    live.assign(&assignment.config, &assignment.drained, until);
+                    if let Some(live) = &live {
+                        live.assign(&assignment.config, &assignment.drained, until);
+                    }
                     faults.assign(lease(assignment, now));
                 }
                 Err(e) if !warned => {
@@ -78,7 +101,9 @@ pub fn spawn(
                 }
                 Err(_) => {}
             }
-            live.expire(Instant::now());
+            if let Some(live) = &live {
+                live.expire(Instant::now());
+            }
             actuators.reconcile(&faults.active());
         }
         actuators.reconcile(&[]);
