@@ -310,19 +310,17 @@ async fn start_scenario(
 #[serde(deny_unknown_fields)]
 struct StartOptions {
     /// Plays the timeline this many times faster (1..=1000).
-    #[serde(default = "normal_speed")]
+    #[serde(default = "crate::state::normal_speed")]
     speed: f64,
-}
-
-fn normal_speed() -> f64 {
-    1.0
 }
 
 impl StartOptions {
     /// An empty body starts at normal speed.
     fn parse(body: &[u8]) -> ApiResult<StartOptions> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(StartOptions { speed: 1.0 });
+            return Ok(StartOptions {
+                speed: crate::state::normal_speed(),
+            });
         }
         let options: StartOptions = serde_json::from_slice(body)
             .map_err(|e| AppError::bad_request(format!("invalid start options: {e}")))?;

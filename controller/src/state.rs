@@ -52,7 +52,8 @@ pub struct RunningScenario {
     pub ended_steps: BTreeSet<usize>,
 }
 
-fn normal_speed() -> f64 {
+/// The speed a scenario plays at unless told otherwise: as written.
+pub(crate) fn normal_speed() -> f64 {
     1.0
 }
 

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -165,7 +165,6 @@ struct Instance {
     id: String,
     breaker: Breaker,
     in_flight: AtomicUsize,
-    drained: AtomicBool,
 }
 
 /// All peers of this process, by service name.
@@ -255,7 +254,6 @@ impl Peer {
                 id: format!("{name}-{}", i + 1),
                 breaker: Breaker::new(policy.breaker),
                 in_flight: AtomicUsize::new(0),
-                drained: AtomicBool::new(false),
             })
             .collect();
         Peer {
@@ -322,9 +320,9 @@ impl Peer {
         let drained = self.live.drained();
         let mut candidates: Vec<usize> = (0..self.instances.len())
             .filter(|&i| {
-                let instance = &self.instances[i];
-                !instance.drained.load(Ordering::Relaxed)
-                    && !drained.as_ref().is_some_and(|d| d.contains(&instance.id))
+                !drained
+                    .as_ref()
+                    .is_some_and(|d| d.contains(&self.instances[i].id))
             })
             .collect();
         if candidates.is_empty() {
@@ -405,16 +403,6 @@ impl Peer {
                 tracing::info!(peer = %self.name, instance = %instance.url, "circuit breaker closed")
             }
         }
-    }
-
-    /// Takes `url` out of (or back into) rotation, as a drain op does.
-    pub fn set_drained(&self, url: &str, drained: bool) -> bool {
-        let mut found = false;
-        for instance in self.instances.iter().filter(|i| i.url == url) {
-            instance.drained.store(drained, Ordering::Relaxed);
-            found = true;
-        }
-        found
     }
 }
 
@@ -791,7 +779,7 @@ mod tests {
     use crate::faults::ActiveFault;
     use crate::faults::model::{FaultKind, FaultSpec, Target};
 
-    fn payment_peer(faults: &Faults) -> Arc<Peer> {
+    fn payment_peer(faults: &Faults) -> (Arc<Peer>, crate::live::Live) {
         let meters = Meters::new(&Identity {
             service: "checkout".into(),
             instance_id: "checkout-1".into(),
@@ -814,10 +802,11 @@ mod tests {
         let urls = (1..=3).map(|i| format!("http://127.0.0.1:{i}")).collect();
         let map = BTreeMap::from([("payment".to_string(), urls)]);
         let live = crate::live::Live::with_defaults("checkout", &meters);
-        Peers::new(&map, policy, &meters, 11, faults, &live)
+        let peer = Peers::new(&map, policy, &meters, 11, faults, &live)
             .unwrap()
             .get("payment")
-            .unwrap()
+            .unwrap();
+        (peer, live)
     }
 
     /// How many of 10 000 picks went to each instance.
@@ -832,7 +821,7 @@ mod tests {
     #[tokio::test]
     async fn an_lb_skew_fault_sends_its_percent_of_calls_to_one_instance() {
         let faults = Faults::new("checkout", "checkout-1", 5);
-        let peer = payment_peer(&faults);
+        let (peer, live) = payment_peer(&faults);
         let even = picks(&peer);
         assert!(even.iter().all(|n| (3_000..3_700).contains(n)), "{even:?}");
 
@@ -856,7 +845,7 @@ mod tests {
         assert!(skewed[0] > 700 && skewed[2] > 700, "{skewed:?}");
 
         // A drained favourite gets nothing; the others share the calls.
-        peer.set_drained("http://127.0.0.1:2", true);
+        live.set_drained(std::collections::BTreeSet::from(["payment-2".to_string()]));
         let drained = picks(&peer);
         assert_eq!(drained[1], 0, "{drained:?}");
     }

@@ -233,12 +233,20 @@ async fn shed_load(State(observe): State<Observe>, request: Request, next: Next)
 /// Refuses a request whose route is over its rate limit with 429, a
 /// `Retry-After` and a body that says which limit.
 async fn rate_limit(State(limit): State<Limit>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let Err(rate) = limit.live.admit(&route, Instant::now()) else {
+    // The route is copied only for a refusal: an admitted request (every
+    // request while no limit is set) costs one atomic load.
+    let refused = {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("", |p| p.as_str());
+        limit
+            .live
+            .admit(route, Instant::now())
+            .err()
+            .map(|rate| (route.to_owned(), rate))
+    };
+    let Some((route, rate)) = refused else {
         return next.run(request).await;
     };
     limit.limited.inc(&[("http.route", route.as_str())]);
