@@ -66,6 +66,7 @@ pub const DOCUMENT: &str = r##"{
           "index": { "type": "string", "description": "drop-index: index name (default: the service's hot index)" },
           "timeouts": { "$ref": "#/components/schemas/ConfigValues/properties/timeouts" },
           "retries": { "$ref": "#/components/schemas/ConfigValues/properties/retries" },
+          "breaker": { "$ref": "#/components/schemas/ConfigValues/properties/breaker" },
           "db": { "$ref": "#/components/schemas/ConfigValues/properties/db" },
           "rateLimits": { "$ref": "#/components/schemas/ConfigValues/properties/rateLimits" },
           "flags": { "$ref": "#/components/schemas/ConfigValues/properties/flags" }
@@ -82,6 +83,13 @@ pub const DOCUMENT: &str = r##"{
               "count": { "type": "integer", "minimum": 0, "maximum": 10, "description": "Retries after a failed idempotent call." },
               "budget": { "type": "number", "minimum": 0, "maximum": 1, "description": "Retries allowed per call made (none: no budget)." },
               "jitter": { "type": "boolean", "description": "Randomised backoff." }
+            }
+          },
+          "breaker": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+              "failureThreshold": { "type": "integer", "minimum": 0, "maximum": 1000, "description": "Consecutive failures that open a caller's breaker towards an instance; 0: never opens." },
+              "cooldown": { "allOf": [{ "$ref": "#/components/schemas/Duration" }], "description": "How long an open breaker refuses calls before one probe: 1ms..1h." }
             }
           },
           "db": {
@@ -136,7 +144,7 @@ pub const DOCUMENT: &str = r##"{
           "actor": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S" },
           "set": {
             "type": "object",
-            "description": "Only for config-set (config keys: timeouts.<peer>, retries.count, retries.budget, retries.jitter, db.poolSize, rateLimits.<route>, flags.<name>), flag-set (flag name -> share of users 0..1) and rate-limit (route template -> requests per second, 0 lifts it). Values are JSON or text (\"0.1\", \"500ms\", \"false\").",
+            "description": "Only for config-set (config keys: timeouts.<peer>, retries.count, retries.budget, retries.jitter, breaker.failureThreshold, breaker.cooldown, db.poolSize, rateLimits.<route>, flags.<name>), flag-set (flag name -> share of users 0..1) and rate-limit (route template -> requests per second, 0 lifts it). Values are JSON or text (\"0.1\", \"500ms\", \"false\").",
             "additionalProperties": { "oneOf": [ { "type": "number" }, { "type": "string" }, { "type": "boolean" } ] }
           },
           "topic": { "type": "string", "pattern": "^[a-z0-9-]{1,64}$", "description": "Only for dlq-replay and dlq-purge; without it, every topic with dead letters." }

@@ -53,9 +53,12 @@ pub struct Step {
     /// Offset from the scenario's start.
     #[serde(default)]
     pub at: Millis,
-    /// How long a fault lasts; `until-mitigated` keeps it until an
-    /// accepted mitigation is performed. Required for faults; a deploy has
-    /// none (it lasts until it is rolled back).
+    /// How long a fault lasts: a duration; `until-mitigated`, until an
+    /// accepted mitigation is performed (the op removes the cause: a
+    /// restart clears a leak); or `scenario`, until the scenario stops (the
+    /// cause stays, and the op must work around it: a drain, a flag, a
+    /// rate limit). Required for faults; a deploy has none (it lasts until
+    /// it is rolled back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lasts: Option<Lasts>,
     /// Why the step is there: the root cause, a trigger that starts a
@@ -154,17 +157,20 @@ pub struct Deploy {
 pub enum Lasts {
     For(Millis),
     UntilMitigated,
+    Scenario,
 }
 
 impl<'de> Deserialize<'de> for Lasts {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        if text == "until-mitigated" {
-            return Ok(Lasts::UntilMitigated);
+        match text.as_str() {
+            "until-mitigated" => return Ok(Lasts::UntilMitigated),
+            "scenario" => return Ok(Lasts::Scenario),
+            _ => {}
         }
-        parse_millis(&text)
-            .map(Lasts::For)
-            .map_err(|e| serde::de::Error::custom(format!("{e}, or \"until-mitigated\"")))
+        parse_millis(&text).map(Lasts::For).map_err(|e| {
+            serde::de::Error::custom(format!("{e}, or \"until-mitigated\", or \"scenario\""))
+        })
     }
 }
 
@@ -173,6 +179,7 @@ impl Serialize for Lasts {
         match self {
             Lasts::For(ms) => s.serialize_str(&format!("{}ms", ms.0)),
             Lasts::UntilMitigated => s.serialize_str("until-mitigated"),
+            Lasts::Scenario => s.serialize_str("scenario"),
         }
     }
 }
@@ -693,7 +700,7 @@ impl Step {
         };
         if self.lasts.is_none() {
             return Err(
-                "a fault step needs `lasts`: a duration such as \"5m\", or \"until-mitigated\""
+                "a fault step needs `lasts`: a duration such as \"5m\", \"until-mitigated\" or \"scenario\""
                     .into(),
             );
         }

@@ -207,6 +207,7 @@ impl State {
             let end = match lasts {
                 Lasts::For(d) => Some(start + running.scaled(d.0)),
                 Lasts::UntilMitigated => running.mitigated_ms,
+                Lasts::Scenario => None,
             };
             if now >= start && end.is_none_or(|end| now < end) {
                 active.push(ActiveFault {
@@ -620,5 +621,35 @@ mod tests {
                 .iter()
                 .all(|f| f.ends_ms.is_some())
         );
+    }
+
+    #[test]
+    fn a_fault_that_lasts_the_scenario_outlives_its_mitigation() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/slow-catalog.toml"),
+        )
+        .unwrap()
+        .replacen("lasts = \"until-mitigated\"", "lasts = \"scenario\"", 1);
+        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &text).unwrap();
+        let scenarios = [scenario];
+        let mut state = State {
+            scenario: Some(RunningScenario {
+                id: "slow-catalog".into(),
+                started_ms: 1_000,
+                mitigated_ms: Some(5_000),
+                speed: 1.0,
+                ended_steps: BTreeSet::new(),
+            }),
+            ..State::default()
+        };
+        let later = state.active(&scenarios, 86_400_000);
+        assert!(
+            later
+                .iter()
+                .any(|f| f.spec.target.service == "catalog" && f.ends_ms.is_none()),
+            "{later:?}"
+        );
+        state.scenario = None;
+        assert!(state.active(&scenarios, 86_400_000).is_empty());
     }
 }

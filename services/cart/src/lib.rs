@@ -37,6 +37,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
             broker: ctx.peer(BROKER)?,
             metrics: metrics::CartMetrics::new(&ctx.meters),
         },
+        live: ctx.live.clone(),
     });
     Ok(routes::router(carts))
 }

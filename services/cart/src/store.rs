@@ -21,6 +21,10 @@ pub struct Item {
     pub name: String,
     pub quantity: i64,
     pub price_cents: i64,
+    /// The lowest price of the last 30 days, shown next to the price for
+    /// users with the `lowest-price-badge` feature (not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_price_cents: Option<i64>,
 }
 
 impl Cart {
@@ -68,6 +72,7 @@ fn read_cart(conn: &Connection, user_id: i64) -> rusqlite::Result<Cart> {
                 name: row.get(1)?,
                 quantity: row.get(2)?,
                 price_cents: row.get(3)?,
+                lowest_price_cents: None,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -175,6 +180,7 @@ mod tests {
             name: "x".into(),
             quantity,
             price_cents,
+            lowest_price_cents: None,
         };
         let cart = Cart::new(1, vec![item(1, 2, 250), item(2, 3, 1_000)]);
         assert_eq!(cart.total_cents, 3_500);

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use firedrill_runtime::extract::{Json as Body, Path, Query};
-use firedrill_runtime::{AppError, AppResult};
+use firedrill_runtime::{AppError, AppResult, clock};
 use serde::{Deserialize, Serialize};
 
 use crate::products::Products;
@@ -17,11 +17,14 @@ pub const DEFAULT_LIMIT: i64 = 20;
 /// Largest page, and most ids in one lookup.
 pub const MAX_LIMIT: i64 = 500;
 pub const MAX_LOOKUP_IDS: usize = 500;
+/// Longest window of a lowest-price question.
+pub const MAX_DAYS: i64 = 365;
 
 pub fn router(products: Arc<Products>) -> Router {
     Router::new()
         .route("/products", get(list))
         .route("/products/{id}", get(get_one))
+        .route("/products/{id}/lowest-price", get(lowest_price))
         .route("/products/lookup", post(lookup))
         .with_state(products)
 }
@@ -86,6 +89,42 @@ async fn get_one(
         .await?
         .map(Json)
         .ok_or_else(|| AppError::not_found(format!("product {id} not found")))
+}
+
+#[derive(Deserialize)]
+struct LowestQuery {
+    days: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Lowest {
+    product_id: i64,
+    days: i64,
+    lowest_price_cents: i64,
+}
+
+/// The lowest price a product had in the last `days` (default 30), as shops
+/// must show next to a discount.
+async fn lowest_price(
+    State(products): State<Arc<Products>>,
+    Path(id): Path<i64>,
+    Query(q): Query<LowestQuery>,
+) -> AppResult<Json<Lowest>> {
+    let days = q.days.unwrap_or(30);
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(AppError::bad_request(format!(
+            "days must be between 1 and {MAX_DAYS}, got {days}"
+        )));
+    }
+    let since = clock::now_unix_ms() - days * 86_400_000;
+    let lowest = store::lowest_price(&products.db, id, since)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("product {id} not found")))?;
+    Ok(Json(Lowest {
+        product_id: id,
+        days,
+        lowest_price_cents: lowest,
+    }))
 }
 
 async fn lookup(

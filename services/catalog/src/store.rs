@@ -195,6 +195,40 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Product>, DbError> {
     .await
 }
 
+/// The lowest price `id` had since `since_ms`, the current price included
+/// (`None` for an unknown product).
+///
+/// This is the query the feature shipped with: it ranks the price history
+/// of every product in the window and keeps one. Correct, and a scan of the
+/// whole history per call, which nobody noticed while the flag was off.
+pub async fn lowest_price(db: &Db, id: i64, since_ms: i64) -> Result<Option<i64>, DbError> {
+    const ALL_LOWEST: Query = Query {
+        operation: "SELECT",
+        collection: "product_prices",
+        text: "SELECT product_id, MIN(price_cents) FROM product_prices WHERE valid_from >= ?1 GROUP BY product_id",
+    };
+    let current = get(db, id).await?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let lowest = db
+        .run(ALL_LOWEST, move |conn| {
+            let mut lowest = None;
+            let mut rows = conn.prepare_cached(ALL_LOWEST.text)?;
+            let mut rows = rows.query([since_ms])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, i64>(0)? == id {
+                    lowest = Some(row.get::<_, i64>(1)?);
+                }
+            }
+            Ok(lowest)
+        })
+        .await?;
+    Ok(Some(lowest.map_or(current.price_cents, |l| {
+        l.min(current.price_cents)
+    })))
+}
+
 /// The products among `ids` that exist, in the order asked (each once).
 pub async fn lookup(db: &Db, ids: Vec<i64>) -> Result<Vec<Product>, DbError> {
     let mut seen = std::collections::HashSet::new();

@@ -1,4 +1,7 @@
-//! The processor's public API: `POST /v1/charges`, `POST /v1/refunds`.
+//! The processor's public API: `POST /v1/charges`, `POST /v1/refunds`, and
+//! the same contract as v2 (`/v2/charges`, `/v2/refunds`), served by its
+//! newer stack: separate endpoints, so a fault on one version's route
+//! leaves the other answering.
 //!
 //! Each call decides its answer under the ledger lock, then waits out its
 //! simulated latency without holding the lock, so concurrent calls overlap as
@@ -29,6 +32,8 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/charges", post(charge))
         .route("/v1/refunds", post(refund))
+        .route("/v2/charges", post(charge))
+        .route("/v2/refunds", post(refund))
         .with_state(state)
 }
 

@@ -8,8 +8,10 @@
 //! database; the key makes their races harmless too.
 //!
 //! - Data: owns `payments` (one row per order: captured, refunded or failed).
-//! - Dependencies: `payment-provider` (`POST /v1/charges`, `POST /v1/refunds`).
-//!   Its declines pass through as 402; its timeouts and 5xx become 504/502.
+//! - Dependencies: `payment-provider` (`POST /v1/charges`, `POST /v1/refunds`;
+//!   the `/v2/` ones for users with the `charges-v2-api` / `refunds-v2-api`
+//!   feature flags on). Its declines pass through as 402; its timeouts and
+//!   5xx become 504/502.
 //! - Emits: `payment.captures{outcome}`, `payment.refunds{outcome}`,
 //!   `payment.amount` (cents), DB and client spans.
 
@@ -35,6 +37,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
         db,
         provider,
         metrics: metrics::PaymentMetrics::new(&ctx.meters),
+        live: ctx.live.clone(),
     };
     Ok(routes::router(Arc::new(payments)))
 }

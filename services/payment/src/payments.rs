@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use firedrill_runtime::client::{CallError, Peer};
 use firedrill_runtime::db::{Db, Query};
+use firedrill_runtime::live::Live;
 use firedrill_runtime::{AppError, AppResult, clock};
 use serde::Deserialize;
 use serde_json::json;
@@ -16,6 +17,28 @@ pub struct Payments {
     pub db: Db,
     pub provider: Arc<Peer>,
     pub metrics: PaymentMetrics,
+    pub live: Live,
+}
+
+/// Feature flags that move a share of users' charges, or refunds, from the
+/// processor's v1 API to its v2 API (same contract, separate endpoints).
+pub const CHARGES_V2: &str = "charges-v2-api";
+pub const REFUNDS_V2: &str = "refunds-v2-api";
+
+/// The processor API version for `user_id`'s `flag`-governed calls: the
+/// route template to call.
+fn provider_route(
+    live: &Live,
+    flag: &str,
+    user_id: i64,
+    v1: &'static str,
+    v2: &'static str,
+) -> &'static str {
+    if live.flag(flag, &user_id.to_string()) {
+        v2
+    } else {
+        v1
+    }
 }
 
 const FIND: Query = Query {
@@ -65,11 +88,18 @@ impl Payments {
         if let Some(existing) = self.find(order_id).await? {
             return self.replay(existing, amount_cents);
         }
+        let route = provider_route(
+            &self.live,
+            CHARGES_V2,
+            user_id,
+            "/v1/charges",
+            "/v2/charges",
+        );
         let charge = self
             .provider
             .post(
-                "/v1/charges",
-                "/v1/charges",
+                route,
+                route,
                 &json!({
                     "amount_cents": amount_cents,
                     "currency": "usd",
@@ -149,13 +179,16 @@ impl Payments {
                 return Ok(payment);
             }
         };
+        let route = provider_route(
+            &self.live,
+            REFUNDS_V2,
+            payment.user_id,
+            "/v1/refunds",
+            "/v2/refunds",
+        );
         let refund = self
             .provider
-            .post(
-                "/v1/refunds",
-                "/v1/refunds",
-                &json!({ "charge_id": charge_id }),
-            )
+            .post(route, route, &json!({ "charge_id": charge_id }))
             // A charge is refunded at most once by the provider.
             .idempotent(true)
             .json::<ProviderAnswer>()

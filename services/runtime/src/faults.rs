@@ -115,7 +115,7 @@ impl LinkFailure {
                 "dns error: failed to lookup address information: Name or service not known"
             }
             LinkFailure::CertExpired => {
-                "invalid peer certificate: certificate expired (current time is after notAfter)"
+                "tls handshake failed: received fatal alert: CertificateExpired"
             }
         }
     }

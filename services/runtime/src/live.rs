@@ -9,8 +9,9 @@
 //!
 //! The runtime really uses every knob, at the point where it acts:
 //!
-//! - the peer client reads the timeout, retry count, retry budget and
-//!   jitter for each call (`client`), and skips drained instances;
+//! - the peer client reads the timeout, retry count, retry budget, jitter
+//!   and breaker settings for each call (`client`), and skips drained
+//!   instances;
 //! - the database pool is resized when `db.poolSize` changes (`db`);
 //! - the server refuses requests over a route's rate limit with 429
 //!   (`server`);
@@ -44,16 +45,21 @@ use serde_json::Value;
 use crate::config::ServiceArgs;
 use crate::faults::model::{Millis, SERVICES, parse_millis};
 use crate::metrics::{Gauge, Meters, Unit};
+use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::rate_limit::RateLimiter;
 
 /// Every key a config change may set, as `firedrill ops config-set` spells
 /// them (`<…>` is a name of your choice).
-pub const KEYS: &str = "timeouts.<peer>, retries.count, retries.budget, retries.jitter, db.poolSize, rateLimits.<route>, flags.<name>";
+pub const KEYS: &str = "timeouts.<peer>, retries.count, retries.budget, retries.jitter, breaker.failureThreshold, breaker.cooldown, db.poolSize, rateLimits.<route>, flags.<name>";
 
 /// Longest per-peer timeout a config may set.
 const MAX_TIMEOUT: Millis = Millis(60_000);
 /// Most retries after a failed call a config may set.
 const MAX_RETRIES: u32 = 10;
+/// Longest breaker cooldown a config may set.
+const MAX_COOLDOWN: Millis = Millis(3_600_000);
+/// Largest breaker failure threshold a config may set.
+const MAX_THRESHOLD: u32 = 1_000;
 /// Largest database pool a config may set.
 const MAX_POOL: u32 = 64;
 /// Highest rate limit a config may set, requests per second.
@@ -68,6 +74,7 @@ const MAX_RATE: f64 = 100_000.0;
 /// kind = "config-push"
 /// timeouts = { payment = "1ms" }
 /// retries = { count = 5, budget = 1.0, jitter = false }
+/// breaker = { failureThreshold = 0, cooldown = "10m" }
 /// db = { poolSize = 2 }
 /// rateLimits = { "/products" = 20 }
 /// flags = { recommendations = 1.0 }
@@ -80,6 +87,8 @@ pub struct ConfigPatch {
     pub timeouts: BTreeMap<String, Millis>,
     #[serde(default, skip_serializing_if = "RetryPatch::is_empty")]
     pub retries: RetryPatch,
+    #[serde(default, skip_serializing_if = "BreakerPatch::is_empty")]
+    pub breaker: BreakerPatch,
     #[serde(default, skip_serializing_if = "DbPatch::is_empty")]
     pub db: DbPatch,
     /// Requests per second a route (template, e.g. `/products/{id}`)
@@ -112,6 +121,27 @@ pub struct RetryPatch {
 impl RetryPatch {
     pub fn is_empty(&self) -> bool {
         self == &RetryPatch::default()
+    }
+}
+
+/// The circuit breaker each caller keeps per peer instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BreakerPatch {
+    /// Consecutive failures that open an instance's breaker; 0 means it
+    /// never opens (callers wait out every timeout of a dead instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// How long an open breaker refuses calls before it lets one probe
+    /// through. Minutes instead of seconds: a breaker "stuck open" long
+    /// after its peer recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<Millis>,
+}
+
+impl BreakerPatch {
+    pub fn is_empty(&self) -> bool {
+        self == &BreakerPatch::default()
     }
 }
 
@@ -169,6 +199,13 @@ impl ConfigPatch {
                     _ => return Err(format!("`{key}` is true or false, got {text:?}")),
                 })
             }
+            ("breaker", "failureThreshold") => {
+                self.breaker.failure_threshold = Some(number(key, &text)?)
+            }
+            ("breaker", "cooldown") => {
+                let ms = parse_millis(&text).map_err(|e| format!("`{key}`: {e}"))?;
+                self.breaker.cooldown = Some(ms);
+            }
             ("db", "poolSize") => self.db.pool_size = Some(number(key, &text)?),
             ("rateLimits", route) => {
                 self.rate_limits
@@ -210,6 +247,21 @@ impl ConfigPatch {
         {
             return Err(format!(
                 "`retries.budget` is retries per call, within 0..1, got {budget}"
+            ));
+        }
+        if let Some(threshold) = self.breaker.failure_threshold
+            && threshold > MAX_THRESHOLD
+        {
+            return Err(format!(
+                "`breaker.failureThreshold` must be 0..{MAX_THRESHOLD} failures in a row (0: never opens), got {threshold}"
+            ));
+        }
+        if let Some(cooldown) = self.breaker.cooldown
+            && (cooldown.0 == 0 || cooldown > MAX_COOLDOWN)
+        {
+            return Err(format!(
+                "`breaker.cooldown` must be between 1ms and 1h, got {}ms",
+                cooldown.0
             ));
         }
         if let Some(size) = self.db.pool_size
@@ -257,6 +309,10 @@ impl ConfigPatch {
         self.retries.count = retries.count.or(self.retries.count);
         self.retries.budget = retries.budget.or(self.retries.budget);
         self.retries.jitter = retries.jitter.or(self.retries.jitter);
+        let breaker = &other.breaker;
+        self.breaker.failure_threshold =
+            breaker.failure_threshold.or(self.breaker.failure_threshold);
+        self.breaker.cooldown = breaker.cooldown.or(self.breaker.cooldown);
         self.db.pool_size = other.db.pool_size.or(self.db.pool_size);
         self.rate_limits.extend(other.rate_limits.clone());
         self.flags.extend(other.flags.clone());
@@ -276,6 +332,12 @@ impl ConfigPatch {
         }
         if let Some(jitter) = self.retries.jitter {
             out.push(format!("retries.jitter={jitter}"));
+        }
+        if let Some(threshold) = self.breaker.failure_threshold {
+            out.push(format!("breaker.failureThreshold={threshold}"));
+        }
+        if let Some(cooldown) = self.breaker.cooldown {
+            out.push(format!("breaker.cooldown={}ms", cooldown.0));
         }
         if let Some(size) = self.db.pool_size {
             out.push(format!("db.poolSize={size}"));
@@ -318,6 +380,7 @@ pub struct LiveConfig {
     /// Retries allowed per call made; `None` for no budget.
     pub retry_budget: Option<f64>,
     pub retry_jitter: bool,
+    pub breaker: BreakerConfig,
     pub db_pool_size: usize,
     /// Requests per second by route template (only limited routes).
     pub rate_limits: BTreeMap<String, f64>,
@@ -338,6 +401,10 @@ impl LiveConfig {
             retries: args.call_retries,
             retry_budget: None,
             retry_jitter: args.retry_jitter,
+            breaker: BreakerConfig {
+                failure_threshold: args.breaker_failures,
+                cooldown: args.breaker_cooldown,
+            },
             db_pool_size: args.db_pool_size.max(1),
             rate_limits: BTreeMap::new(),
             flags: BTreeMap::new(),
@@ -359,6 +426,12 @@ impl LiveConfig {
         }
         if let Some(jitter) = patch.retries.jitter {
             next.retry_jitter = jitter;
+        }
+        if let Some(threshold) = patch.breaker.failure_threshold {
+            next.breaker.failure_threshold = threshold;
+        }
+        if let Some(cooldown) = patch.breaker.cooldown {
+            next.breaker.cooldown = cooldown.duration();
         }
         if let Some(size) = patch.db.pool_size {
             next.db_pool_size = (size as usize).max(1);
@@ -414,6 +487,16 @@ impl LiveConfig {
             "retries.jitter".into(),
             self.retry_jitter.to_string(),
             next.retry_jitter.to_string(),
+        );
+        note(
+            "breaker.failureThreshold".into(),
+            self.breaker.failure_threshold.to_string(),
+            next.breaker.failure_threshold.to_string(),
+        );
+        note(
+            "breaker.cooldown".into(),
+            ms(self.breaker.cooldown),
+            ms(next.breaker.cooldown),
         );
         note(
             "db.poolSize".into(),

@@ -17,7 +17,6 @@ use crate::faults::agent;
 use crate::live::{Live, LiveConfig};
 use crate::metrics::Meters;
 use crate::resilience::backoff::Backoff;
-use crate::resilience::breaker::BreakerConfig;
 use crate::server::{self, Health, Limits};
 use crate::telemetry::{self, ExportConfig};
 
@@ -55,10 +54,6 @@ impl ServiceContext {
             backoff: Backoff {
                 base: args.retry_backoff,
                 jitter: args.retry_jitter,
-            },
-            breaker: BreakerConfig {
-                failure_threshold: args.breaker_failures,
-                cooldown: args.breaker_cooldown,
             },
         };
         let faults = Faults::versioned(

@@ -4,6 +4,15 @@
 //! Open: calls are rejected at once for `cooldown`, sparing a struggling
 //! instance and failing fast instead of waiting on timeouts.
 //! Half-open: one probe call is let through; success closes, failure reopens.
+//!
+//! The settings are passed in on every call, not kept: they come from the
+//! live config, so a config push that sets the threshold to 0 (never opens)
+//! or the cooldown to ten minutes (stuck open) acts on breakers already
+//! open or counting.
+//!
+//! A probe whose call never reports back (its caller was cancelled) does
+//! not wedge the breaker half-open: after another cooldown a new probe is
+//! let through.
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +44,7 @@ impl State {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// 0 disables the breaker (it never opens): a real misconfiguration.
     pub failure_threshold: u32,
@@ -44,7 +53,6 @@ pub struct BreakerConfig {
 
 #[derive(Debug)]
 pub struct Breaker {
-    config: BreakerConfig,
     inner: Mutex<Inner>,
 }
 
@@ -53,7 +61,8 @@ struct Inner {
     state: State,
     consecutive_failures: u32,
     opened_at: Option<Instant>,
-    probe_in_flight: bool,
+    /// When the half-open probe now in flight was let through.
+    probe_since: Option<Instant>,
 }
 
 /// What a caller must do after asking the breaker.
@@ -65,15 +74,20 @@ pub enum Permit {
     Rejected,
 }
 
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker::new()
+    }
+}
+
 impl Breaker {
-    pub fn new(config: BreakerConfig) -> Self {
+    pub fn new() -> Self {
         Breaker {
-            config,
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 consecutive_failures: 0,
                 opened_at: None,
-                probe_in_flight: false,
+                probe_since: None,
             }),
         }
     }
@@ -84,44 +98,48 @@ impl Breaker {
 
     /// Asks to make a call at `now`. Returns the permit and, if the state
     /// changed (open → half-open), the new state.
-    pub fn acquire(&self, now: Instant) -> (Permit, Option<State>) {
+    pub fn acquire(&self, now: Instant, config: &BreakerConfig) -> (Permit, Option<State>) {
         let mut inner = self.inner.lock();
+        let cooled = |since: Option<Instant>| {
+            since.is_some_and(|at| now.saturating_duration_since(at) >= config.cooldown)
+        };
         match inner.state {
             State::Closed => (Permit::Allowed, None),
-            State::Open => {
-                let cooled = inner
-                    .opened_at
-                    .is_some_and(|at| now.duration_since(at) >= self.config.cooldown);
-                if cooled {
-                    inner.state = State::HalfOpen;
-                    inner.probe_in_flight = true;
-                    (Permit::Allowed, Some(State::HalfOpen))
-                } else {
-                    (Permit::Rejected, None)
-                }
+            State::Open if config.failure_threshold == 0 => {
+                // Reconfigured to never open: let calls through again.
+                inner.state = State::Closed;
+                inner.opened_at = None;
+                inner.consecutive_failures = 0;
+                (Permit::Allowed, Some(State::Closed))
             }
-            State::HalfOpen if inner.probe_in_flight => (Permit::Rejected, None),
-            State::HalfOpen => {
-                inner.probe_in_flight = true;
+            State::Open if cooled(inner.opened_at) => {
+                inner.state = State::HalfOpen;
+                inner.probe_since = Some(now);
+                (Permit::Allowed, Some(State::HalfOpen))
+            }
+            State::Open => (Permit::Rejected, None),
+            State::HalfOpen if inner.probe_since.is_none() || cooled(inner.probe_since) => {
+                inner.probe_since = Some(now);
                 (Permit::Allowed, None)
             }
+            State::HalfOpen => (Permit::Rejected, None),
         }
     }
 
     /// Reports a call's outcome; returns the new state if it changed.
-    pub fn record(&self, success: bool, now: Instant) -> Option<State> {
+    pub fn record(&self, success: bool, now: Instant, config: &BreakerConfig) -> Option<State> {
         let mut inner = self.inner.lock();
         let before = inner.state;
-        inner.probe_in_flight = false;
+        inner.probe_since = None;
         if success {
             inner.consecutive_failures = 0;
             inner.state = State::Closed;
             inner.opened_at = None;
         } else {
             inner.consecutive_failures = inner.consecutive_failures.saturating_add(1);
-            let trips = self.config.failure_threshold > 0
+            let trips = config.failure_threshold > 0
                 && (before == State::HalfOpen
-                    || inner.consecutive_failures >= self.config.failure_threshold);
+                    || inner.consecutive_failures >= config.failure_threshold);
             if trips {
                 inner.state = State::Open;
                 inner.opened_at = Some(now);
@@ -135,11 +153,36 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    fn breaker(threshold: u32) -> Breaker {
-        Breaker::new(BreakerConfig {
+    fn config(threshold: u32) -> BreakerConfig {
+        BreakerConfig {
             failure_threshold: threshold,
             cooldown: Duration::from_secs(5),
-        })
+        }
+    }
+
+    /// A breaker and its settings, called like the client calls them.
+    struct Subject {
+        breaker: Breaker,
+        config: BreakerConfig,
+    }
+
+    impl Subject {
+        fn acquire(&self, now: Instant) -> (Permit, Option<State>) {
+            self.breaker.acquire(now, &self.config)
+        }
+        fn record(&self, success: bool, now: Instant) -> Option<State> {
+            self.breaker.record(success, now, &self.config)
+        }
+        fn state(&self) -> State {
+            self.breaker.state()
+        }
+    }
+
+    fn breaker(threshold: u32) -> Subject {
+        Subject {
+            breaker: Breaker::new(),
+            config: config(threshold),
+        }
     }
 
     #[test]
@@ -190,5 +233,50 @@ mod tests {
             assert_eq!(b.record(false, t0), None);
         }
         assert_eq!(b.acquire(t0).0, Permit::Allowed);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_back_does_not_wedge_it_half_open() {
+        let b = breaker(1);
+        let t0 = Instant::now();
+        b.record(false, t0);
+        let probe = t0 + Duration::from_secs(6);
+        assert_eq!(b.acquire(probe), (Permit::Allowed, Some(State::HalfOpen)));
+        // The probe's caller is cancelled: no outcome is ever recorded.
+        assert_eq!(
+            b.acquire(probe + Duration::from_secs(1)).0,
+            Permit::Rejected
+        );
+        let later = probe + Duration::from_secs(5);
+        assert_eq!(b.acquire(later), (Permit::Allowed, None));
+        assert_eq!(b.record(true, later), Some(State::Closed));
+    }
+
+    #[test]
+    fn settings_changed_live_act_on_a_breaker_already_open() {
+        let b = Breaker::new();
+        let t0 = Instant::now();
+        assert_eq!(b.record(false, t0, &config(1)), Some(State::Open));
+        // Stuck open: a ten-minute cooldown keeps refusing a healthy peer.
+        let stuck = BreakerConfig {
+            failure_threshold: 1,
+            cooldown: Duration::from_secs(600),
+        };
+        assert_eq!(
+            b.acquire(t0 + Duration::from_secs(60), &stuck).0,
+            Permit::Rejected
+        );
+        // The normal cooldown again: the next call probes.
+        assert_eq!(
+            b.acquire(t0 + Duration::from_secs(60), &config(1)),
+            (Permit::Allowed, Some(State::HalfOpen))
+        );
+        // Threshold 0 (never opens) closes an open breaker outright.
+        let b = Breaker::new();
+        b.record(false, t0, &config(1));
+        assert_eq!(
+            b.acquire(t0, &config(0)),
+            (Permit::Allowed, Some(State::Closed))
+        );
     }
 }
