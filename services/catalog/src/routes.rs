@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use firedrill_runtime::extract::{Json as Body, Path, Query};
-use firedrill_runtime::{AppError, AppResult, clock};
+use firedrill_runtime::{AppError, AppResult};
 use serde::{Deserialize, Serialize};
 
 use crate::products::Products;
@@ -103,8 +103,8 @@ struct Lowest {
     lowest_price_cents: i64,
 }
 
-/// The lowest price a product had in the last `days` (default 30), as shops
-/// must show next to a discount.
+/// The lowest price a product had in the `days` (default 30) before its
+/// current price: the reference price shops must show next to a discount.
 async fn lowest_price(
     State(products): State<Arc<Products>>,
     Path(id): Path<i64>,
@@ -116,8 +116,7 @@ async fn lowest_price(
             "days must be between 1 and {MAX_DAYS}, got {days}"
         )));
     }
-    let since = clock::now_unix_ms() - days * 86_400_000;
-    let lowest = store::lowest_price(&products.db, id, since)
+    let lowest = store::lowest_price(&products.db, id, days * 86_400_000)
         .await?
         .ok_or_else(|| AppError::not_found(format!("product {id} not found")))?;
     Ok(Json(Lowest {

@@ -195,38 +195,60 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Product>, DbError> {
     .await
 }
 
-/// The lowest price `id` had since `since_ms`, the current price included
-/// (`None` for an unknown product).
+/// Every revision's reference price; see [`lowest_price`].
+const ALL_REFERENCE_PRICES: Query = Query {
+    operation: "SELECT",
+    collection: "product_prices",
+    text: "SELECT cur.product_id, cur.valid_from, MIN(prev.price_cents) \
+               FROM product_prices AS cur JOIN product_prices AS prev \
+                 ON prev.product_id = cur.product_id \
+                AND prev.valid_from >= cur.valid_from - ?1 AND prev.valid_from <= cur.valid_from \
+               GROUP BY cur.product_id, cur.valid_from",
+};
+
+/// The reference price of `id`'s current price: the lowest price it had in
+/// the `window_ms` before its latest change, the current price included
+/// (`None` for an unknown product). Shops must show it next to a discount.
 ///
-/// This is the query the feature shipped with: it ranks the price history
-/// of every product in the window and keeps one. Correct, and a scan of the
-/// whole history per call, which nobody noticed while the flag was off.
-pub async fn lowest_price(db: &Db, id: i64, since_ms: i64) -> Result<Option<i64>, DbError> {
-    const ALL_LOWEST: Query = Query {
-        operation: "SELECT",
-        collection: "product_prices",
-        text: "SELECT product_id, MIN(price_cents) FROM product_prices WHERE valid_from >= ?1 GROUP BY product_id",
-    };
-    let current = get(db, id).await?;
-    let Some(current) = current else {
+/// This is the query the feature shipped with: it works out the reference
+/// price of every revision of every product, a join of the whole price
+/// history with itself, and keeps one. Correct, and hundreds of thousands of
+/// rows per call, which nobody noticed while the flag was off.
+pub async fn lowest_price(db: &Db, id: i64, window_ms: i64) -> Result<Option<i64>, DbError> {
+    let Some(current) = get(db, id).await? else {
         return Ok(None);
     };
-    let lowest = db
-        .run(ALL_LOWEST, move |conn| {
-            let mut lowest = None;
-            let mut rows = conn.prepare_cached(ALL_LOWEST.text)?;
-            let mut rows = rows.query([since_ms])?;
-            while let Some(row) = rows.next()? {
-                if row.get::<_, i64>(0)? == id {
-                    lowest = Some(row.get::<_, i64>(1)?);
-                }
-            }
-            Ok(lowest)
+    let reference = db
+        .run(ALL_REFERENCE_PRICES, move |conn| {
+            reference_price(conn, ALL_REFERENCE_PRICES.text, id, window_ms)
         })
         .await?;
-    Ok(Some(lowest.map_or(current.price_cents, |l| {
-        l.min(current.price_cents)
+    Ok(Some(reference.map_or(current.price_cents, |lowest| {
+        lowest.min(current.price_cents)
     })))
+}
+
+/// Runs `all_reference_prices` and keeps the reference price of `id`'s
+/// newest revision.
+fn reference_price(
+    conn: &Connection,
+    all_reference_prices: &str,
+    id: i64,
+    window_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let mut newest: Option<(i64, i64)> = None;
+    let mut statement = conn.prepare_cached(all_reference_prices)?;
+    let mut rows = statement.query([window_ms])?;
+    while let Some(row) = rows.next()? {
+        if row.get::<_, i64>(0)? != id {
+            continue;
+        }
+        let (from, lowest) = (row.get::<_, i64>(1)?, row.get::<_, i64>(2)?);
+        if newest.is_none_or(|(newest_from, _)| from > newest_from) {
+            newest = Some((from, lowest));
+        }
+    }
+    Ok(newest.map(|(_, lowest)| lowest))
 }
 
 /// The products among `ids` that exist, in the order asked (each once).
@@ -348,6 +370,29 @@ mod tests {
         assert!(
             scanned as i64 >= 20 * 240 * PRICE_REVISIONS - 20,
             "{scanned} rows scanned"
+        );
+    }
+
+    #[test]
+    fn the_reference_price_is_the_lowest_in_the_window_before_the_current_price() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let window = 30 * 86_400_000;
+        for id in [1, 77, 240] {
+            let expected: i64 = conn
+                .query_row(
+                    "SELECT MIN(price_cents) FROM product_prices WHERE product_id = ?1 \
+                     AND valid_from >= (SELECT MAX(valid_from) FROM product_prices WHERE product_id = ?1) - ?2",
+                    params![id, window],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let got = reference_price(&conn, ALL_REFERENCE_PRICES.text, id, window).unwrap();
+            assert_eq!(got, Some(expected), "product {id}");
+        }
+        assert_eq!(
+            reference_price(&conn, ALL_REFERENCE_PRICES.text, 9_999, window).unwrap(),
+            None
         );
     }
 }
