@@ -144,10 +144,15 @@ impl Actuators {
                 tokio::spawn(drop_index(db, index, running.stop.clone()));
             }
             FaultKind::Crash {} => {
-                tokio::spawn(async {
+                let stop = running.stop.clone();
+                tokio::spawn(async move {
                     // Up long enough to pass its health check, as a crash
-                    // loop does, then gone without a goodbye.
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    // loop does, then gone without a goodbye — unless the
+                    // fault was cleared meanwhile.
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(1500)) => {}
+                    }
                     tracing::error!("fatal: unrecoverable state in the request handler; aborting");
                     std::process::exit(70);
                 });
