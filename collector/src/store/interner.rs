@@ -16,7 +16,12 @@
 //! interned is not in any stored span: tag search relies on that to answer
 //! "no match" without scanning.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    borrow::Borrow,
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
 
 use crate::hashing::FastHash;
 
@@ -27,7 +32,7 @@ const SYMBOL_OVERHEAD: usize =
 
 #[derive(Debug, Default)]
 pub struct Interner {
-    symbols: HashMap<Arc<str>, u32, FastHash>,
+    symbols: HashMap<Key, u32, FastHash>,
     /// Indexed by symbol; `text` is `None` for a freed symbol.
     slots: Vec<Slot>,
     /// Freed symbols, reused before new ones are minted.
@@ -42,13 +47,52 @@ struct Slot {
     refs: u64,
 }
 
+/// A map key that is looked up by its bytes, so strings read straight
+/// from protobuf (checked as UTF-8 once, by the receiver) are interned
+/// without checking them again.
+#[derive(Debug, PartialEq, Eq)]
+struct Key(Arc<str>);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 impl Interner {
     /// The symbol for `text`, taking one reference on it.
     pub fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&sym) = self.symbols.get(text) {
-            self.slots[sym as usize].refs += 1;
-            return sym;
+        match self.take(text.as_bytes()) {
+            Some(sym) => sym,
+            None => self.insert(text),
         }
+    }
+
+    /// Like [`Self::intern`] for the bytes of a string; `None` (and no
+    /// reference taken) when they are not UTF-8.
+    pub fn intern_bytes(&mut self, bytes: &[u8]) -> Option<u32> {
+        if let Some(sym) = self.take(bytes) {
+            return Some(sym);
+        }
+        let text = std::str::from_utf8(bytes).ok()?;
+        Some(self.insert(text))
+    }
+
+    /// Takes a reference on the symbol of `bytes` if it is interned.
+    fn take(&mut self, bytes: &[u8]) -> Option<u32> {
+        let sym = *self.symbols.get(bytes)?;
+        self.slots[sym as usize].refs += 1;
+        Some(sym)
+    }
+
+    /// Interns a string that is not interned yet.
+    fn insert(&mut self, text: &str) -> u32 {
         let shared: Arc<str> = text.into();
         let slot = Slot {
             text: Some(Arc::clone(&shared)),
@@ -68,7 +112,7 @@ impl Interner {
             }
         };
         self.bytes += SYMBOL_OVERHEAD + text.len();
-        self.symbols.insert(shared, sym);
+        self.symbols.insert(Key(shared), sym);
         sym
     }
 
@@ -80,14 +124,14 @@ impl Interner {
             && let Some(text) = slot.text.take()
         {
             self.bytes -= SYMBOL_OVERHEAD + text.len();
-            self.symbols.remove(&*text);
+            self.symbols.remove(text.as_bytes());
             self.free.push(sym);
         }
     }
 
     /// The symbol of `text` if some stored span uses it; takes no reference.
     pub fn lookup(&self, text: &str) -> Option<u32> {
-        self.symbols.get(text).copied()
+        self.symbols.get(text.as_bytes()).copied()
     }
 
     /// The text of a live symbol.
@@ -125,6 +169,10 @@ mod tests {
         // The freed symbol is reused for the next new string.
         assert_eq!(interner.intern("PUT"), get);
         interner.release(get);
+        assert_eq!(interner.intern_bytes(b"POST"), Some(post));
+        assert_eq!(interner.intern_bytes(b"\xff"), None);
+        assert_eq!(interner.len(), 1);
+        interner.release(post);
         interner.release(post);
         assert_eq!(interner.bytes(), 0);
     }
