@@ -12,17 +12,13 @@ mod span_metrics;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
-    common::v1::{KeyValue, any_value::Value as AnyKind},
-    trace::v1::Span,
-};
 use parking_lot::Mutex;
 
 use self::{service_graph::ServiceGraph, span_metrics::SpanMetrics};
 use crate::{
     model::{Resource, SpanId, TraceId},
     openmetrics::{Exemplar, Writer},
+    otlp::traces::{SpanView, TraceExport, resource_attributes, string_attribute},
 };
 
 /// Caps and timing of the derived metrics.
@@ -61,21 +57,38 @@ impl Derived {
         }
     }
 
-    pub fn observe_traces(&self, request: &ExportTraceServiceRequest, now_unix_nano: u64) {
+    /// Feeds every valid span of a checked export to both metrics.
+    pub fn observe_export(&self, export: &TraceExport, now_unix_nano: u64) {
         let mut span_metrics = self.span_metrics.lock();
         let mut graph = self.service_graph.lock();
-        for resource_spans in &request.resource_spans {
-            let service = service_name(resource_spans.resource.as_ref().map(|r| &r.attributes));
-            let service: Arc<str> = service.into();
-            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                let Some(facts) = SpanFacts::new(span, &service) else {
-                    continue;
-                };
-                span_metrics.observe(&facts);
-                graph.observe(&facts, span);
+        for resource_spans in export.resource_spans() {
+            let resource = resource_spans.resource();
+            let service: Arc<str> = service_name(&resource).into();
+            for scope_spans in resource_spans.scope_spans() {
+                for span in scope_spans.spans() {
+                    let span = SpanView::parse(span);
+                    let Some(facts) = SpanFacts::new(&span, &service) else {
+                        continue;
+                    };
+                    span_metrics.observe(&facts);
+                    graph.observe(&facts, &span);
+                }
             }
         }
         graph.expire(now_unix_nano);
+    }
+
+    /// [`Self::observe_export`] for an export in prost's form.
+    #[cfg(test)]
+    pub fn observe_traces(
+        &self,
+        request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        now_unix_nano: u64,
+    ) {
+        use prost::Message as _;
+        let checked = crate::otlp::traces::check(request.encode_to_vec().into())
+            .expect("prost's encoding checks");
+        self.observe_export(&checked.export, now_unix_nano);
     }
 
     /// Resolves half edges whose wait is over, even when no spans arrive.
@@ -107,7 +120,8 @@ impl Derived {
 #[derive(Debug)]
 struct SpanFacts<'a> {
     service: &'a Arc<str>,
-    name: &'a str,
+    /// UTF-8 (checked by the receiver).
+    name: &'a [u8],
     kind: i32,
     status: i32,
     trace_id: TraceId,
@@ -119,18 +133,18 @@ struct SpanFacts<'a> {
 
 impl<'a> SpanFacts<'a> {
     /// `None` for spans the receiver would have refused.
-    fn new(span: &'a Span, service: &'a Arc<str>) -> Option<Self> {
+    fn new(span: &SpanView<'a>, service: &'a Arc<str>) -> Option<Self> {
         let nanos = span
             .end_time_unix_nano
             .saturating_sub(span.start_time_unix_nano);
         Some(Self {
             service,
-            name: &span.name,
+            name: span.name,
             kind: span.kind,
-            status: span.status.as_ref().map_or(0, |s| s.code),
-            trace_id: TraceId::from_slice(&span.trace_id)?,
-            span_id: SpanId::from_slice(&span.span_id)?,
-            parent: SpanId::from_slice(&span.parent_span_id),
+            status: span.status_code,
+            trace_id: TraceId::from_slice(span.trace_id)?,
+            span_id: SpanId::from_slice(span.span_id)?,
+            parent: SpanId::from_slice(span.parent_span_id),
             seconds: nanos as f64 / 1e9,
             end_unix_nano: span.end_time_unix_nano,
         })
@@ -149,20 +163,11 @@ impl<'a> SpanFacts<'a> {
     }
 }
 
-fn service_name(attributes: Option<&Vec<KeyValue>>) -> &str {
-    attributes
-        .and_then(|attrs| string_attribute(attrs, "service.name"))
+/// `service.name` of an encoded resource when it is a non-empty string.
+fn service_name(resource: &[u8]) -> std::borrow::Cow<'_, str> {
+    string_attribute(resource_attributes(resource), "service.name")
         .filter(|name| !name.is_empty())
-        .unwrap_or(Resource::UNKNOWN_SERVICE)
-}
-
-fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            AnyKind::StringValue(s) => Some(s.as_str()),
-            _ => None,
-        }
-    })
+        .unwrap_or(std::borrow::Cow::Borrowed(Resource::UNKNOWN_SERVICE))
 }
 
 /// `SPAN_KIND_SERVER` etc., the OTLP enum names the connectors use as labels.

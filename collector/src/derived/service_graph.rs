@@ -19,13 +19,12 @@ use std::{
     sync::Arc,
 };
 
-use opentelemetry_proto::tonic::trace::v1::Span;
-
-use super::{DerivedLimits, SpanFacts, string_attribute};
+use super::{DerivedLimits, SpanFacts};
 use crate::{
     hashing::FastHash,
     model::{SpanId, TraceId},
     openmetrics::{Exemplar, Histogram, Writer},
+    otlp::traces::{SpanView, string_attribute},
 };
 
 /// The connector's default buckets, in seconds.
@@ -95,7 +94,7 @@ impl ServiceGraph {
         self.dropped
     }
 
-    pub fn observe(&mut self, facts: &SpanFacts<'_>, span: &Span) {
+    pub fn observe(&mut self, facts: &SpanFacts<'_>, span: &SpanView<'_>) {
         let client_side = CLIENT_KINDS.contains(&facts.kind);
         if !client_side && !SERVER_KINDS.contains(&facts.kind) {
             return;
@@ -139,7 +138,7 @@ impl ServiceGraph {
         }
     }
 
-    fn half(&self, facts: &SpanFacts<'_>, span: &Span, client_side: bool) -> Half {
+    fn half(&self, facts: &SpanFacts<'_>, span: &SpanView<'_>, client_side: bool) -> Half {
         let peer = client_side.then(|| peer_of(span)).flatten();
         Half {
             client_side,
@@ -317,17 +316,15 @@ impl ServiceGraph {
 }
 
 /// Where a client span goes when no server span answers it.
-fn peer_of(span: &Span) -> Option<(String, &'static str)> {
-    let attrs = &span.attributes;
-    if let Some(db) =
-        string_attribute(attrs, "db.system.name").or_else(|| string_attribute(attrs, "db.system"))
-    {
-        return Some((db.to_owned(), "database"));
+fn peer_of(span: &SpanView<'_>) -> Option<(String, &'static str)> {
+    let attribute = |key| string_attribute(span.attributes(), key);
+    if let Some(db) = attribute("db.system.name").or_else(|| attribute("db.system")) {
+        return Some((db.into_owned(), "database"));
     }
-    if let Some(system) = string_attribute(attrs, "messaging.system") {
-        return Some((system.to_owned(), "messaging_system"));
+    if let Some(system) = attribute("messaging.system") {
+        return Some((system.into_owned(), "messaging_system"));
     }
-    string_attribute(attrs, "peer.service")
-        .or_else(|| string_attribute(attrs, "server.address"))
-        .map(|peer| (peer.to_owned(), "virtual_node"))
+    attribute("peer.service")
+        .or_else(|| attribute("server.address"))
+        .map(|peer| (peer.into_owned(), "virtual_node"))
 }

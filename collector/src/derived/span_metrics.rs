@@ -3,7 +3,7 @@
 //! `span_name`, `span_kind`, `status_code`, as the contrib `spanmetrics`
 //! connector (namespace `traces.span.metrics`, unit seconds) exposes them.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use super::{SpanFacts, span_kind_label, status_code_label};
 use crate::{
@@ -36,7 +36,8 @@ pub struct SpanMetrics {
     max_series: usize,
     series: usize,
     dropped: u64,
-    by_service: HashMap<Arc<str>, HashMap<String, Slots, FastHash>, FastHash>,
+    /// Span names are kept as the bytes they arrived as (checked UTF-8).
+    by_service: HashMap<Arc<str>, HashMap<Box<[u8]>, Slots, FastHash>, FastHash>,
 }
 
 impl SpanMetrics {
@@ -67,7 +68,7 @@ impl SpanMetrics {
         let slots = match names.get_mut(span.name) {
             Some(slots) => slots,
             None if has_room => names
-                .entry(span.name.to_owned())
+                .entry(span.name.into())
                 .or_insert_with(|| std::array::from_fn(|_| None)),
             None => {
                 self.dropped += 1;
@@ -103,17 +104,17 @@ impl SpanMetrics {
             for (name, slots) in names {
                 for (slot, series) in slots.iter().enumerate() {
                     if let Some(series) = series {
-                        rows.push((&**service, name.as_str(), slot, &**series));
+                        rows.push((&**service, String::from_utf8_lossy(name), slot, &**series));
                     }
                 }
             }
         }
-        rows.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-        let labels = |(service, name, slot, _): &(&str, &str, usize, &Series)| {
+        rows.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        let labels = |(service, name, slot, _): &(&str, Cow<'_, str>, usize, &Series)| {
             let (kind, status) = unslot(*slot);
             [
                 ("service_name", (*service).to_owned()),
-                ("span_name", (*name).to_owned()),
+                ("span_name", name.to_string()),
                 ("span_kind", kind.to_owned()),
                 ("status_code", status.to_owned()),
             ]
