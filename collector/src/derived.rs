@@ -2,8 +2,9 @@
 //! `spanmetrics` and `servicegraph` connectors name them, so dashboards and
 //! alerts written for those work here unchanged.
 //!
-//! The pipeline thread calls [`Derived::observe_traces`] with every accepted
-//! export; `/metrics` renders the result. Both maps are bounded: a series
+//! The pipeline thread feeds every accepted span through a
+//! [`DerivedBatch`] while it stores the export; `/metrics` renders the
+//! result. Both maps are bounded: a series
 //! beyond the cap is not created, and the spans that would have fed it are
 //! counted in `firedrill_collector_derived_dropped_total`.
 
@@ -12,13 +13,13 @@ mod span_metrics;
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use self::{service_graph::ServiceGraph, span_metrics::SpanMetrics};
 use crate::{
     model::{Resource, SpanId, TraceId},
     openmetrics::{Exemplar, Writer},
-    otlp::traces::{SpanView, TraceExport, resource_attributes, string_attribute},
+    otlp::traces::{SpanView, SpanVisitor, resource_attributes, string_attribute},
 };
 
 /// Caps and timing of the derived metrics.
@@ -57,28 +58,18 @@ impl Derived {
         }
     }
 
-    /// Feeds every valid span of a checked export to both metrics.
-    pub fn observe_export(&self, export: &TraceExport, now_unix_nano: u64) {
-        let mut span_metrics = self.span_metrics.lock();
-        let mut graph = self.service_graph.lock();
-        for resource_spans in export.resource_spans() {
-            let resource = resource_spans.resource();
-            let service: Arc<str> = service_name(&resource).into();
-            for scope_spans in resource_spans.scope_spans() {
-                for span in scope_spans.spans() {
-                    let span = SpanView::parse(span);
-                    let Some(facts) = SpanFacts::new(&span, &service) else {
-                        continue;
-                    };
-                    span_metrics.observe(&facts);
-                    graph.observe(&facts, &span);
-                }
-            }
+    /// Locks both metrics for one export: the store's walk over it feeds
+    /// them every span it keeps (see [`SpanVisitor`]).
+    pub fn batch(&self) -> DerivedBatch<'_> {
+        DerivedBatch {
+            span_metrics: self.span_metrics.lock(),
+            graph: self.service_graph.lock(),
+            service: Resource::UNKNOWN_SERVICE.into(),
         }
-        graph.expire(now_unix_nano);
     }
 
-    /// [`Self::observe_export`] for an export in prost's form.
+    /// Feeds every valid span of an export in prost's form to both metrics
+    /// (the pipeline has the store's walk do it instead).
     #[cfg(test)]
     pub fn observe_traces(
         &self,
@@ -88,7 +79,16 @@ impl Derived {
         use prost::Message as _;
         let checked = crate::otlp::traces::check(request.encode_to_vec().into())
             .expect("prost's encoding checks");
-        self.observe_export(&checked.export, now_unix_nano);
+        let mut batch = self.batch();
+        for resource_spans in checked.export.resource_spans() {
+            batch.resource(&resource_spans.resource());
+            for scope_spans in resource_spans.scope_spans() {
+                for span in scope_spans.spans() {
+                    batch.span(&SpanView::parse(span));
+                }
+            }
+        }
+        batch.finish(now_unix_nano);
     }
 
     /// Resolves half edges whose wait is over, even when no spans arrive.
@@ -113,6 +113,38 @@ impl Derived {
         for (metric, count) in dropped {
             out.sample(name, "_total", &[("metric", metric)], count as f64);
         }
+    }
+}
+
+/// Both metrics, locked for one export.
+pub struct DerivedBatch<'d> {
+    span_metrics: MutexGuard<'d, SpanMetrics>,
+    graph: MutexGuard<'d, ServiceGraph>,
+    /// The current resource's service.
+    service: Arc<str>,
+}
+
+impl DerivedBatch<'_> {
+    /// Resolves the half edges whose wait is over.
+    pub fn finish(mut self, now_unix_nano: u64) {
+        self.graph.expire(now_unix_nano);
+    }
+}
+
+impl SpanVisitor for DerivedBatch<'_> {
+    fn resource(&mut self, resource: &[u8]) {
+        let service = service_name(resource);
+        if *service != *self.service {
+            self.service = service.into();
+        }
+    }
+
+    fn span(&mut self, span: &SpanView<'_>) {
+        let Some(facts) = SpanFacts::new(span, &self.service) else {
+            return;
+        };
+        self.span_metrics.observe(&facts);
+        self.graph.observe(&facts, span);
     }
 }
 

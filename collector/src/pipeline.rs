@@ -290,8 +290,11 @@ impl Worker {
         } = &self.sinks;
         match batch {
             Batch::Traces(export) => {
-                derived.observe_export(&export, now_unix_nano());
-                let inserted = store.insert_export(&export);
+                // One walk over the export feeds the store and the
+                // derived metrics.
+                let mut derived = derived.batch();
+                let inserted = store.insert_export(&export, &mut derived);
+                derived.finish(now_unix_nano());
                 metrics.count(Signal::Spans, Outcome::Evicted, inserted.evicted);
                 exporters.traces(&export);
             }
@@ -309,3 +312,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod cost;

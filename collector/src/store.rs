@@ -31,7 +31,7 @@ pub use self::{
 use crate::{
     model::{LogEntry, SpanRecord, TraceId},
     openmetrics::Writer,
-    otlp::traces::TraceExport,
+    otlp::traces::{SpanVisitor, TraceExport},
 };
 
 /// How much each part of the store may hold.
@@ -99,9 +99,9 @@ impl Store {
     // === writes ===
 
     /// Stores the valid spans of a checked export, read straight from its
-    /// encoding.
-    pub fn insert_export(&self, export: &TraceExport) -> Inserted {
-        let (accepted, evicted) = self.spans.write().insert_export(export);
+    /// encoding, and shows each to `visitor` (the derived metrics).
+    pub fn insert_export(&self, export: &TraceExport, visitor: &mut impl SpanVisitor) -> Inserted {
+        let (accepted, evicted) = self.spans.write().insert_export(export, visitor);
         Inserted { accepted, evicted }
     }
 

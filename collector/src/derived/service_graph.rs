@@ -24,7 +24,7 @@ use crate::{
     hashing::FastHash,
     model::{SpanId, TraceId},
     openmetrics::{Exemplar, Histogram, Writer},
-    otlp::traces::{SpanView, string_attribute},
+    otlp::traces::{SpanView, string_attributes},
 };
 
 /// The connector's default buckets, in seconds.
@@ -315,16 +315,20 @@ impl ServiceGraph {
     }
 }
 
-/// Where a client span goes when no server span answers it.
+/// Where a client span goes when no server span answers it: a database,
+/// a messaging system, or a peer, from the first of these attributes it
+/// carries as a string.
 fn peer_of(span: &SpanView<'_>) -> Option<(String, &'static str)> {
-    let attribute = |key| string_attribute(span.attributes(), key);
-    if let Some(db) = attribute("db.system.name").or_else(|| attribute("db.system")) {
-        return Some((db.into_owned(), "database"));
-    }
-    if let Some(system) = attribute("messaging.system") {
-        return Some((system.into_owned(), "messaging_system"));
-    }
-    attribute("peer.service")
-        .or_else(|| attribute("server.address"))
-        .map(|peer| (peer.into_owned(), "virtual_node"))
+    const PEERS: [(&str, &str); 5] = [
+        ("db.system.name", "database"),
+        ("db.system", "database"),
+        ("messaging.system", "messaging_system"),
+        ("peer.service", "virtual_node"),
+        ("server.address", "virtual_node"),
+    ];
+    let values = string_attributes(span.attributes(), PEERS.map(|(key, _)| key));
+    values
+        .into_iter()
+        .zip(PEERS)
+        .find_map(|(value, (_, connection_type))| Some((value?.into_owned(), connection_type)))
 }

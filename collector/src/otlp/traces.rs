@@ -565,6 +565,20 @@ pub fn merged<'a>(mut parts: impl Iterator<Item = &'a [u8]>) -> Cow<'a, [u8]> {
     }
 }
 
+/// What else wants each span the store keeps, during the store's one walk
+/// over an export: the derived metrics.
+pub trait SpanVisitor {
+    /// The spans that follow come from this (encoded) resource.
+    fn resource(&mut self, resource: &[u8]);
+    fn span(&mut self, span: &SpanView<'_>);
+}
+
+/// No visitor.
+impl SpanVisitor for () {
+    fn resource(&mut self, _resource: &[u8]) {}
+    fn span(&mut self, _span: &SpanView<'_>) {}
+}
+
 /// One `ResourceSpans`.
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceSpansView<'a>(&'a [u8]);
@@ -619,6 +633,7 @@ pub struct SpanView<'a> {
     pub status_message: &'a [u8],
     pub attribute_count: u64,
     pub event_count: u64,
+    pub link_count: u64,
     encoded: &'a [u8],
 }
 
@@ -636,6 +651,7 @@ impl<'a> SpanView<'a> {
             status_message: &[],
             attribute_count: 0,
             event_count: 0,
+            link_count: 0,
             encoded,
         };
         for (number, value) in Fields::new(encoded) {
@@ -649,6 +665,7 @@ impl<'a> SpanView<'a> {
                 (8, Value::Fixed64(v)) => span.end_time_unix_nano = v,
                 (9, _) => span.attribute_count += 1,
                 (11, _) => span.event_count += 1,
+                (13, _) => span.link_count += 1,
                 // A status given twice merges: each field's last value wins.
                 (15, Value::Len(status)) => {
                     for field in Fields::new(status) {
@@ -667,15 +684,27 @@ impl<'a> SpanView<'a> {
 
     /// Encoded `KeyValue`s, for [`KeyValueView::parse`].
     pub fn attributes(&self) -> impl Iterator<Item = &'a [u8]> + Clone + use<'a> {
-        Fields::new(self.encoded).messages(9)
+        self.repeated(self.attribute_count, 9)
     }
 
     pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + use<'a> {
-        Fields::new(self.encoded).messages(11).map(EventView::parse)
+        self.repeated(self.event_count, 11).map(EventView::parse)
     }
 
     pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + Clone + use<'a> {
-        Fields::new(self.encoded).messages(13).map(LinkView::parse)
+        self.repeated(self.link_count, 13).map(LinkView::parse)
+    }
+
+    /// The occurrences of message field `number`, of which there are
+    /// `count` (read nothing when there are none: most spans have no
+    /// events or links).
+    fn repeated(
+        &self,
+        count: u64,
+        number: u32,
+    ) -> impl Iterator<Item = &'a [u8]> + Clone + use<'a> {
+        let fields = if count == 0 { &[][..] } else { self.encoded };
+        Fields::new(fields).messages(number)
     }
 }
 
@@ -759,7 +788,42 @@ pub enum KeyValueView<'a> {
 }
 
 impl<'a> KeyValueView<'a> {
+    #[inline]
     pub fn parse(encoded: &'a [u8]) -> Self {
+        match Self::parse_usual(encoded) {
+            Some(parsed) => parsed,
+            None => Self::parse_any(encoded),
+        }
+    }
+
+    /// The layout every SDK writes: the key, then one value with one field.
+    #[inline]
+    fn parse_usual(encoded: &'a [u8]) -> Option<Self> {
+        let mut r = Reader::new(encoded);
+        if r.key().ok()? != (1, LEN) {
+            return None;
+        }
+        let key = r.len_delimited().ok()?;
+        if r.is_empty() {
+            return Some(Self::Simple {
+                key,
+                value: AnyValueView::Empty,
+            });
+        }
+        if r.key().ok()? != (2, LEN) {
+            return None;
+        }
+        let value = r.len_delimited().ok()?;
+        if !r.is_empty() {
+            return None;
+        }
+        Some(Self::Simple {
+            key,
+            value: AnyValueView::parse(value)?,
+        })
+    }
+
+    fn parse_any(encoded: &'a [u8]) -> Self {
         let mut key: &[u8] = &[];
         let mut value = None;
         let mut values = 0;
@@ -782,6 +846,17 @@ impl<'a> KeyValueView<'a> {
             Some(_) => return Self::Merged(encoded),
         };
         Self::Simple { key, value }
+    }
+
+    /// Just the key (UTF-8, checked), reading nothing else.
+    pub fn key(encoded: &'a [u8]) -> &'a [u8] {
+        let mut key: &[u8] = &[];
+        for field in Fields::new(encoded) {
+            if let (1, Value::Len(b)) = field {
+                key = b;
+            }
+        }
+        key
     }
 
     /// A [`Self::Merged`] attribute (or any other) decoded by prost.
@@ -810,6 +885,7 @@ pub enum AnyValueView<'a> {
 impl<'a> AnyValueView<'a> {
     /// `None` when the value has more than one field: [`Self::decode`]
     /// resolves which one counts.
+    #[inline]
     pub fn parse(encoded: &'a [u8]) -> Option<Self> {
         let mut fields = Fields::new(encoded);
         let Some(field) = fields.next() else {
@@ -851,27 +927,53 @@ pub fn string_attribute<'a>(
     attributes: impl Iterator<Item = &'a [u8]>,
     key: &str,
 ) -> Option<Cow<'a, str>> {
+    let [value] = string_attributes(attributes, [key]);
+    value
+}
+
+/// [`string_attribute`] for several keys in one pass over the attributes.
+pub fn string_attributes<'a, const N: usize>(
+    attributes: impl Iterator<Item = &'a [u8]>,
+    keys: [&str; N],
+) -> [Option<Cow<'a, str>>; N] {
+    let mut values = [const { None }; N];
+    let mut decided = [false; N];
+    let mut undecided = N;
     for encoded in attributes {
-        match KeyValueView::parse(encoded) {
-            KeyValueView::Simple { key: k, value } if k == key.as_bytes() => {
-                return match value {
+        if undecided == 0 {
+            break;
+        }
+        let key = KeyValueView::key(encoded);
+        let wanted = |i: usize| !decided[i] && key == keys[i].as_bytes();
+        if !(0..N).any(wanted) {
+            continue;
+        }
+        let (key, value) = match KeyValueView::parse(encoded) {
+            KeyValueView::Simple { key, value } => {
+                let value = match value {
                     AnyValueView::Str(s) => std::str::from_utf8(s).ok().map(Cow::Borrowed),
                     _ => None,
                 };
+                (Cow::Borrowed(key), value)
             }
-            KeyValueView::Simple { .. } => {}
             KeyValueView::Merged(encoded) => {
                 let kv = KeyValueView::decode(encoded);
-                if kv.key == key {
-                    return match kv.value.and_then(|v| v.value) {
-                        Some(AnyKind::StringValue(s)) => Some(Cow::Owned(s)),
-                        _ => None,
-                    };
-                }
+                let value = match kv.value.and_then(|v| v.value) {
+                    Some(AnyKind::StringValue(s)) => Some(Cow::Owned(s)),
+                    _ => None,
+                };
+                (Cow::Owned(kv.key.into_bytes()), value)
+            }
+        };
+        for (i, wanted) in keys.iter().enumerate() {
+            if !decided[i] && *key == *wanted.as_bytes() {
+                decided[i] = true;
+                undecided -= 1;
+                values[i].clone_from(&value);
             }
         }
     }
-    None
+    values
 }
 
 #[cfg(test)]

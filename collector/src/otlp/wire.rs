@@ -216,27 +216,37 @@ impl<'a> Iterator for Fields<'a> {
         if self.0.is_empty() {
             return None;
         }
-        let read = (|| {
-            let (number, wire_type) = self.0.key()?;
-            let value = match wire_type {
-                VARINT => Value::Varint(self.0.varint()?),
-                FIXED64 => Value::Fixed64(self.0.fixed64()?),
-                LEN => Value::Len(self.0.len_delimited()?),
-                FIXED32 => Value::Fixed32(self.0.fixed32()?),
-                _ => {
-                    self.0.skip(number, wire_type, RECURSION_LIMIT)?;
-                    Value::Group
-                }
-            };
-            Ok::<_, DecodeError>((number, value))
-        })();
-        match read {
+        match self.read() {
             Ok(field) => Some(field),
-            Err(_) => {
-                self.0 = Reader::new(&[]);
-                None
-            }
+            Err(_) => self.stop(),
         }
+    }
+}
+
+impl<'a> Fields<'a> {
+    #[inline(always)]
+    fn read(&mut self) -> Result<(u32, Value<'a>), DecodeError> {
+        let (number, wire_type) = self.0.key()?;
+        let value = match wire_type {
+            VARINT => Value::Varint(self.0.varint()?),
+            FIXED64 => Value::Fixed64(self.0.fixed64()?),
+            LEN => Value::Len(self.0.len_delimited()?),
+            FIXED32 => Value::Fixed32(self.0.fixed32()?),
+            _ => self.group(number, wire_type)?,
+        };
+        Ok((number, value))
+    }
+
+    #[cold]
+    fn group(&mut self, number: u32, wire_type: u8) -> Result<Value<'a>, DecodeError> {
+        self.0.skip(number, wire_type, RECURSION_LIMIT)?;
+        Ok(Value::Group)
+    }
+
+    #[cold]
+    fn stop(&mut self) -> Option<(u32, Value<'a>)> {
+        self.0 = Reader::new(&[]);
+        None
     }
 }
 

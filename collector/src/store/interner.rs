@@ -28,7 +28,10 @@ use crate::hashing::FastHash;
 /// What one distinct string costs besides its text: the `Arc` header, the
 /// map entry (key, symbol, control byte, padding) and the slot.
 const SYMBOL_OVERHEAD: usize =
-    2 * size_of::<usize>() + size_of::<Arc<str>>() + 2 * size_of::<u32>() + size_of::<Slot>();
+    2 * size_of::<usize>() + size_of::<Key>() + 2 * size_of::<u32>() + size_of::<Slot>();
+
+/// Strings up to this long are copied into their map entry.
+const INLINE_KEY: usize = 22;
 
 #[derive(Debug, Default)]
 pub struct Interner {
@@ -39,6 +42,9 @@ pub struct Interner {
     free: Vec<u32>,
     /// Estimated heap bytes of all live strings (see [`SYMBOL_OVERHEAD`]).
     bytes: usize,
+    /// Strings freed so far: while it is unchanged, every symbol handed
+    /// out still means the same string (see [`RecentSymbols`]).
+    frees: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,18 +56,57 @@ struct Slot {
 /// A map key that is looked up by its bytes, so strings read straight
 /// from protobuf (checked as UTF-8 once, by the receiver) are interned
 /// without checking them again.
-#[derive(Debug, PartialEq, Eq)]
-struct Key(Arc<str>);
+///
+/// Short strings (most keys, methods, routes, ids) are copied into the
+/// entry: a lookup then compares them inside the table instead of
+/// following a pointer to a string elsewhere on the heap, which was most
+/// of the cost of interning a span's strings.
+#[derive(Debug)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Shared(Arc<str>),
+}
+
+impl Key {
+    fn new(text: &Arc<str>) -> Self {
+        let len = text.len();
+        if len <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..len].copy_from_slice(text.as_bytes());
+            Self::Inline {
+                len: len as u8,
+                bytes,
+            }
+        } else {
+            Self::Shared(Arc::clone(text))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Shared(text) => text.as_bytes(),
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.as_bytes().hash(state);
+        self.as_bytes().hash(state);
     }
 }
 
 impl Borrow<[u8]> for Key {
     fn borrow(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.as_bytes()
     }
 }
 
@@ -112,7 +157,7 @@ impl Interner {
             }
         };
         self.bytes += SYMBOL_OVERHEAD + text.len();
-        self.symbols.insert(Key(shared), sym);
+        self.symbols.insert(Key::new(&shared), sym);
         sym
     }
 
@@ -126,7 +171,13 @@ impl Interner {
             self.bytes -= SYMBOL_OVERHEAD + text.len();
             self.symbols.remove(text.as_bytes());
             self.free.push(sym);
+            self.frees += 1;
         }
+    }
+
+    /// Takes one more reference on a live symbol.
+    pub fn retain(&mut self, sym: u32) {
+        self.slots[sym as usize].refs += 1;
     }
 
     /// The symbol of `text` if some stored span uses it; takes no reference.
@@ -147,6 +198,93 @@ impl Interner {
     pub fn len(&self) -> usize {
         self.symbols.len()
     }
+}
+
+/// The symbols of the strings at each position of the previous span's
+/// attribute list, to intern the next span's without a hash lookup.
+///
+/// Spans from one SDK carry the same keys in the same order, and many of
+/// the same short values (methods, routes, peers), so comparing with the
+/// string at the same position in the previous span usually finds the
+/// symbol; only on a miss is the interner's map consulted. The strings are
+/// borrowed from the export being stored, so a `RecentSymbols` lives for
+/// one export. A symbol freed and reused for another string would make
+/// the memo lie, so it is forgotten whenever the interner frees a string.
+#[derive(Debug, Default)]
+pub struct RecentSymbols<'a> {
+    /// The interner's free count when the memo was last valid.
+    frees: u64,
+    keys: Vec<(&'a [u8], u32)>,
+    values: Vec<(&'a [u8], u32)>,
+}
+
+impl<'a> RecentSymbols<'a> {
+    /// Forgets everything if `interner` freed a string since the last call.
+    pub fn validate(&mut self, interner: &Interner) {
+        if interner.frees != self.frees {
+            self.frees = interner.frees;
+            self.keys.clear();
+            self.values.clear();
+        }
+    }
+
+    /// [`Interner::intern_bytes`] for the key of attribute `position`.
+    pub fn key(&mut self, position: usize, text: &'a [u8], interner: &mut Interner) -> Option<u32> {
+        Self::symbol(&mut self.keys, position, text, interner)
+    }
+
+    /// [`Interner::intern_bytes`] for the string value of attribute
+    /// `position`.
+    pub fn value(
+        &mut self,
+        position: usize,
+        text: &'a [u8],
+        interner: &mut Interner,
+    ) -> Option<u32> {
+        Self::symbol(&mut self.values, position, text, interner)
+    }
+
+    fn symbol(
+        memo: &mut Vec<(&'a [u8], u32)>,
+        position: usize,
+        text: &'a [u8],
+        interner: &mut Interner,
+    ) -> Option<u32> {
+        if let Some(&(recent, sym)) = memo.get(position)
+            && same_bytes(recent, text)
+        {
+            interner.retain(sym);
+            return Some(sym);
+        }
+        let sym = interner.intern_bytes(text)?;
+        if position < memo.len() {
+            memo[position] = (text, sym);
+        } else if position == memo.len() {
+            memo.push((text, sym));
+        }
+        Some(sym)
+    }
+}
+
+/// `a == b` for the short strings of attributes, a word at a time and
+/// inline (the slice comparison calls `memcmp`, whose call costs more than
+/// comparing a key or a route).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    for (x, y) in (&mut wa).zip(&mut wb) {
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    wa.remainder()
+        .iter()
+        .zip(wb.remainder())
+        .all(|(x, y)| x == y)
 }
 
 #[cfg(test)]
@@ -175,5 +313,48 @@ mod tests {
         interner.release(post);
         interner.release(post);
         assert_eq!(interner.bytes(), 0);
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let texts: [&[u8]; 7] = [
+            b"",
+            b"a",
+            b"b",
+            b"http.route",
+            b"http.routf",
+            b"12345678",
+            b"123456789",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn recent_symbols_take_references_and_forget_freed_strings() {
+        let mut interner = Interner::default();
+        let mut recent = RecentSymbols::default();
+        recent.validate(&interner);
+        let get = recent.value(0, b"GET", &mut interner).unwrap();
+        assert_eq!(recent.value(0, b"GET", &mut interner), Some(get));
+        assert!(recent.key(0, b"http.method", &mut interner).is_some());
+        // Two references on GET: releasing one keeps it.
+        interner.release(get);
+        recent.validate(&interner);
+        assert_eq!(recent.value(0, b"GET", &mut interner), Some(get));
+        interner.release(get);
+        interner.release(get);
+        // GET is freed and its symbol reused for PUT: the memo must not
+        // answer GET with it.
+        recent.validate(&interner);
+        let put = interner.intern("PUT");
+        assert_eq!(put, get);
+        let get_again = recent.value(0, b"GET", &mut interner).unwrap();
+        assert_ne!(get_again, put);
+        assert_eq!(interner.resolve(get_again), "GET");
+        assert_eq!(interner.resolve(put), "PUT");
     }
 }

@@ -33,7 +33,7 @@ use self::{
     shared::SharedTable,
 };
 use super::{
-    interner::Interner,
+    interner::{Interner, RecentSymbols},
     ring::{Ring, SeqIndex},
 };
 use crate::{
@@ -41,7 +41,7 @@ use crate::{
     model::{Resource, Scope, SpanId, SpanKind, SpanRecord, TraceId, attributes_bytes},
     otlp::{
         self,
-        traces::{SpanView, TraceExport},
+        traces::{SpanView, SpanVisitor, TraceExport},
     },
 };
 
@@ -158,9 +158,15 @@ impl SpanStore {
 
     /// Stores every valid span of a checked export, read straight from
     /// its encoding; returns how many were stored and how many evicted.
-    pub fn insert_export(&mut self, export: &TraceExport) -> (u64, u64) {
+    /// `visitor` sees every span stored, and the resource of each.
+    pub fn insert_export(
+        &mut self,
+        export: &TraceExport,
+        visitor: &mut impl SpanVisitor,
+    ) -> (u64, u64) {
         let (mut accepted, mut evicted) = (0, 0);
         let mut key = Vec::new();
+        let mut recent = RecentSymbols::default();
         for resource_spans in export.resource_spans() {
             // The content key is the resource's encoding: equal bytes
             // decode to equal resources (an SDK sends the same bytes with
@@ -176,6 +182,7 @@ impl SpanStore {
                 let decoded = OtlpResource::decode(&*encoded).unwrap_or_default();
                 resource_entry(otlp::resource(Some(&decoded)))
             });
+            visitor.resource(&encoded);
             for scope_spans in resource_spans.scope_spans() {
                 let encoded = scope_spans.scope();
                 key.clear();
@@ -186,15 +193,18 @@ impl SpanStore {
                     scope_entry(otlp::scope(Some(&decoded)))
                 });
                 for span in scope_spans.spans() {
+                    let span = SpanView::parse(span);
                     let Some(compact) = CompactSpan::from_wire(
-                        &SpanView::parse(span),
+                        &span,
                         resource,
                         scope,
                         &mut self.interner,
+                        &mut recent,
                         &mut self.scratch,
                     ) else {
                         continue;
                     };
+                    visitor.span(&span);
                     self.resources.retain(resource);
                     self.scopes.retain(scope);
                     accepted += 1;

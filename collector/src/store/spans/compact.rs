@@ -42,7 +42,7 @@ use crate::{
         self,
         traces::{AnyValueView, KeyValueView, SpanView, array_values, map_entries},
     },
-    store::interner::Interner,
+    store::interner::{Interner, RecentSymbols},
 };
 
 /// Longest string value that is interned rather than stored inline.
@@ -87,11 +87,13 @@ pub struct CompactSpan {
 impl CompactSpan {
     /// Encodes a span read from a checked export; `None` for a span the
     /// receiver refused (its ids are checked before anything is interned).
-    pub fn from_wire(
-        span: &SpanView<'_>,
+    /// `recent` remembers the symbols of the previous span's attributes.
+    pub fn from_wire<'a>(
+        span: &SpanView<'a>,
         resource: u32,
         scope: u32,
         interner: &mut Interner,
+        recent: &mut RecentSymbols<'a>,
         scratch: &mut Vec<u8>,
     ) -> Option<Self> {
         let trace_id = TraceId::from_slice(span.trace_id)?;
@@ -103,7 +105,8 @@ impl CompactSpan {
             interner,
         };
         w.text_bytes(span.status_message);
-        w.wire_attributes(span.attribute_count, span.attributes());
+        recent.validate(w.interner);
+        w.span_attributes(span.attribute_count, span.attributes(), recent);
         w.varint(span.event_count);
         for event in span.events() {
             w.out.extend_from_slice(&event.time_unix_nano.to_le_bytes());
@@ -328,20 +331,56 @@ impl Writer<'_> {
         self.out.extend_from_slice(bytes);
     }
 
+    /// A span's `count` encoded `KeyValue`s, interned through `recent`.
+    fn span_attributes<'a>(
+        &mut self,
+        count: u64,
+        kvs: impl Iterator<Item = &'a [u8]>,
+        recent: &mut RecentSymbols<'a>,
+    ) {
+        self.varint(count);
+        for (position, kv) in kvs.enumerate() {
+            let KeyValueView::Simple { key, value } = KeyValueView::parse(kv) else {
+                self.wire_attribute(kv);
+                continue;
+            };
+            let sym = match recent.key(position, key, self.interner) {
+                Some(sym) => sym,
+                None => self.symbol(key),
+            };
+            self.varint(u64::from(sym) << 1);
+            match value {
+                AnyValueView::Str(text) if !text.is_empty() && text.len() <= MAX_INTERNED_TEXT => {
+                    self.out.push(tag::STR);
+                    let sym = match recent.value(position, text, self.interner) {
+                        Some(sym) => sym,
+                        None => self.symbol(text),
+                    };
+                    self.varint(u64::from(sym) << 1);
+                }
+                other => self.wire_value(other),
+            }
+        }
+    }
+
     /// `count` encoded `KeyValue`s.
     fn wire_attributes<'a>(&mut self, count: u64, kvs: impl Iterator<Item = &'a [u8]>) {
         self.varint(count);
         for kv in kvs {
-            match KeyValueView::parse(kv) {
-                KeyValueView::Simple { key, value } => {
-                    self.key_bytes(key);
-                    self.wire_value(value);
-                }
-                KeyValueView::Merged(encoded) => {
-                    let kv = KeyValueView::decode(encoded);
-                    self.key(&kv.key);
-                    self.otlp_value(kv.value.as_ref());
-                }
+            self.wire_attribute(kv);
+        }
+    }
+
+    fn wire_attribute(&mut self, kv: &[u8]) {
+        match KeyValueView::parse(kv) {
+            KeyValueView::Simple { key, value } => {
+                self.key_bytes(key);
+                self.wire_value(value);
+            }
+            KeyValueView::Merged(encoded) => {
+                let kv = KeyValueView::decode(encoded);
+                self.key(&kv.key);
+                self.otlp_value(kv.value.as_ref());
             }
         }
     }
@@ -808,7 +847,9 @@ mod tests {
     /// Encodes `span` and reads it back through the store's wire path.
     fn from_wire(span: &Span, interner: &mut Interner, scratch: &mut Vec<u8>) -> CompactSpan {
         let encoded = span.encode_to_vec();
-        CompactSpan::from_wire(&SpanView::parse(&encoded), 0, 0, interner, scratch).expect("valid")
+        let mut recent = RecentSymbols::default();
+        let span = SpanView::parse(&encoded);
+        CompactSpan::from_wire(&span, 0, 0, interner, &mut recent, scratch).expect("valid")
     }
 
     fn kv(key: &str, value: AnyKind) -> KeyValue {
