@@ -61,10 +61,13 @@ impl Derived {
     /// Locks both metrics for one export: the store's walk over it feeds
     /// them every span it keeps (see [`SpanVisitor`]).
     pub fn batch(&self) -> DerivedBatch<'_> {
+        let span_metrics = self.span_metrics.lock();
+        let service: Arc<str> = Resource::UNKNOWN_SERVICE.into();
         DerivedBatch {
-            span_metrics: self.span_metrics.lock(),
+            service_series: span_metrics.service(&service),
+            span_metrics,
             graph: self.service_graph.lock(),
-            service: Resource::UNKNOWN_SERVICE.into(),
+            service,
         }
     }
 
@@ -120,8 +123,9 @@ impl Derived {
 pub struct DerivedBatch<'d> {
     span_metrics: MutexGuard<'d, SpanMetrics>,
     graph: MutexGuard<'d, ServiceGraph>,
-    /// The current resource's service.
+    /// The current resource's service, and where its span metrics are.
     service: Arc<str>,
+    service_series: Option<usize>,
 }
 
 impl DerivedBatch<'_> {
@@ -136,6 +140,7 @@ impl SpanVisitor for DerivedBatch<'_> {
         let service = service_name(resource);
         if *service != *self.service {
             self.service = service.into();
+            self.service_series = self.span_metrics.service(&self.service);
         }
     }
 
@@ -143,7 +148,7 @@ impl SpanVisitor for DerivedBatch<'_> {
         let Some(facts) = SpanFacts::new(span, &self.service) else {
             return;
         };
-        self.span_metrics.observe(&facts);
+        self.span_metrics.observe(&mut self.service_series, &facts);
         self.graph.observe(&facts, span);
     }
 }

@@ -29,15 +29,21 @@ struct Series {
 /// The (kind, status) slots of one span name.
 type Slots = [Option<Box<Series>>; SLOTS];
 
-/// service → span name → (kind, status) slot. Nested so a lookup borrows
-/// the span's strings and allocates nothing once the series exists.
+/// Span names of one service → (kind, status) slots. Names are kept as
+/// the bytes they arrived as (checked UTF-8), so a lookup borrows the
+/// span's bytes and allocates nothing once the series exists.
+type Names = HashMap<Box<[u8]>, Slots, FastHash>;
+
+/// service → span name → (kind, status) slot. The service is looked up
+/// once per resource ([`Self::service`]), the name once per span.
 #[derive(Debug)]
 pub struct SpanMetrics {
     max_series: usize,
     series: usize,
     dropped: u64,
-    /// Span names are kept as the bytes they arrived as (checked UTF-8).
-    by_service: HashMap<Arc<str>, HashMap<Box<[u8]>, Slots, FastHash>, FastHash>,
+    /// Each service's index in `by_service`.
+    services: HashMap<Arc<str>, usize, FastHash>,
+    by_service: Vec<(Arc<str>, Names)>,
 }
 
 impl SpanMetrics {
@@ -46,7 +52,8 @@ impl SpanMetrics {
             max_series,
             series: 0,
             dropped: 0,
-            by_service: HashMap::default(),
+            services: HashMap::default(),
+            by_service: Vec::new(),
         }
     }
 
@@ -54,17 +61,31 @@ impl SpanMetrics {
         self.dropped
     }
 
-    pub fn observe(&mut self, span: &SpanFacts<'_>) {
+    /// Where `service`'s series are, if it has any yet: for
+    /// [`Self::observe`], which adds the service when it has none.
+    pub fn service(&self, service: &str) -> Option<usize> {
+        self.services.get(service).copied()
+    }
+
+    pub fn observe(&mut self, service: &mut Option<usize>, span: &SpanFacts<'_>) {
         let slot = slot(span.kind, span.status);
         let has_room = self.series < self.max_series;
-        let names = match self.by_service.get_mut(&**span.service) {
-            Some(names) => names,
-            None if has_room => self.by_service.entry(Arc::clone(span.service)).or_default(),
+        let index = match *service {
+            Some(index) => index,
+            None if has_room => {
+                let index = self.by_service.len();
+                self.by_service
+                    .push((Arc::clone(span.service), Names::default()));
+                self.services.insert(Arc::clone(span.service), index);
+                *service = Some(index);
+                index
+            }
             None => {
                 self.dropped += 1;
                 return;
             }
         };
+        let names = &mut self.by_service[index].1;
         let slots = match names.get_mut(span.name) {
             Some(slots) => slots,
             None if has_room => names

@@ -617,7 +617,7 @@ pub fn resource_attributes(resource: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// A span's fixed fields, read in one pass; attributes, events and links
-/// are read on demand from [`Self::encoded`].
+/// are read on demand from the span's encoding.
 #[derive(Debug, Clone, Copy)]
 pub struct SpanView<'a> {
     pub trace_id: &'a [u8],
@@ -634,7 +634,29 @@ pub struct SpanView<'a> {
     pub attribute_count: u64,
     pub event_count: u64,
     pub link_count: u64,
+    /// Where the attributes, events and links are in `encoded`: from the
+    /// first occurrence to the end of the last, so reading them skips the
+    /// span's other fields.
+    attributes: Extent,
+    events: Extent,
+    links: Extent,
     encoded: &'a [u8],
+}
+
+/// A byte range of a message: `start..end`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extent {
+    start: usize,
+    end: usize,
+}
+
+impl Extent {
+    fn extend(&mut self, count: u64, start: usize, end: usize) {
+        if count == 0 {
+            self.start = start;
+        }
+        self.end = end;
+    }
 }
 
 impl<'a> SpanView<'a> {
@@ -652,9 +674,18 @@ impl<'a> SpanView<'a> {
             attribute_count: 0,
             event_count: 0,
             link_count: 0,
+            attributes: Extent::default(),
+            events: Extent::default(),
+            links: Extent::default(),
             encoded,
         };
-        for (number, value) in Fields::new(encoded) {
+        let mut fields = Fields::new(encoded);
+        loop {
+            let start = encoded.len() - fields.remaining();
+            let Some((number, value)) = fields.next() else {
+                break;
+            };
+            let end = encoded.len() - fields.remaining();
             match (number, value) {
                 (1, Value::Len(b)) => span.trace_id = b,
                 (2, Value::Len(b)) => span.span_id = b,
@@ -663,9 +694,18 @@ impl<'a> SpanView<'a> {
                 (6, Value::Varint(v)) => span.kind = v as i32,
                 (7, Value::Fixed64(v)) => span.start_time_unix_nano = v,
                 (8, Value::Fixed64(v)) => span.end_time_unix_nano = v,
-                (9, _) => span.attribute_count += 1,
-                (11, _) => span.event_count += 1,
-                (13, _) => span.link_count += 1,
+                (9, _) => {
+                    span.attributes.extend(span.attribute_count, start, end);
+                    span.attribute_count += 1;
+                }
+                (11, _) => {
+                    span.events.extend(span.event_count, start, end);
+                    span.event_count += 1;
+                }
+                (13, _) => {
+                    span.links.extend(span.link_count, start, end);
+                    span.link_count += 1;
+                }
                 // A status given twice merges: each field's last value wins.
                 (15, Value::Len(status)) => {
                     for field in Fields::new(status) {
@@ -684,26 +724,24 @@ impl<'a> SpanView<'a> {
 
     /// Encoded `KeyValue`s, for [`KeyValueView::parse`].
     pub fn attributes(&self) -> impl Iterator<Item = &'a [u8]> + Clone + use<'a> {
-        self.repeated(self.attribute_count, 9)
+        self.repeated(self.attributes, 9)
     }
 
     pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + use<'a> {
-        self.repeated(self.event_count, 11).map(EventView::parse)
+        self.repeated(self.events, 11).map(EventView::parse)
     }
 
     pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + Clone + use<'a> {
-        self.repeated(self.link_count, 13).map(LinkView::parse)
+        self.repeated(self.links, 13).map(LinkView::parse)
     }
 
-    /// The occurrences of message field `number`, of which there are
-    /// `count` (read nothing when there are none: most spans have no
-    /// events or links).
+    /// The occurrences of message field `number`, all within `range`.
     fn repeated(
         &self,
-        count: u64,
+        range: Extent,
         number: u32,
     ) -> impl Iterator<Item = &'a [u8]> + Clone + use<'a> {
-        let fields = if count == 0 { &[][..] } else { self.encoded };
+        let fields = self.encoded.get(range.start..range.end).unwrap_or_default();
         Fields::new(fields).messages(number)
     }
 }
@@ -823,6 +861,24 @@ impl<'a> KeyValueView<'a> {
         })
     }
 
+    /// The key of an attribute in the usual layout, reading only the
+    /// value's length; `None` for any other layout.
+    fn usual_key(encoded: &'a [u8]) -> Option<&'a [u8]> {
+        let mut r = Reader::new(encoded);
+        if r.key().ok()? != (1, LEN) {
+            return None;
+        }
+        let key = r.len_delimited().ok()?;
+        if r.is_empty() {
+            return Some(key);
+        }
+        if r.key().ok()? != (2, LEN) {
+            return None;
+        }
+        r.len_delimited().ok()?;
+        r.is_empty().then_some(key)
+    }
+
     fn parse_any(encoded: &'a [u8]) -> Self {
         let mut key: &[u8] = &[];
         let mut value = None;
@@ -846,17 +902,6 @@ impl<'a> KeyValueView<'a> {
             Some(_) => return Self::Merged(encoded),
         };
         Self::Simple { key, value }
-    }
-
-    /// Just the key (UTF-8, checked), reading nothing else.
-    pub fn key(encoded: &'a [u8]) -> &'a [u8] {
-        let mut key: &[u8] = &[];
-        for field in Fields::new(encoded) {
-            if let (1, Value::Len(b)) = field {
-                key = b;
-            }
-        }
-        key
     }
 
     /// A [`Self::Merged`] attribute (or any other) decoded by prost.
@@ -943,9 +988,9 @@ pub fn string_attributes<'a, const N: usize>(
         if undecided == 0 {
             break;
         }
-        let key = KeyValueView::key(encoded);
-        let wanted = |i: usize| !decided[i] && key == keys[i].as_bytes();
-        if !(0..N).any(wanted) {
+        if let Some(key) = KeyValueView::usual_key(encoded)
+            && !(0..N).any(|i| !decided[i] && key == keys[i].as_bytes())
+        {
             continue;
         }
         let (key, value) = match KeyValueView::parse(encoded) {

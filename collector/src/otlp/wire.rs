@@ -199,6 +199,11 @@ impl<'a> Fields<'a> {
         Self(Reader::new(message))
     }
 
+    /// How many bytes are left to read.
+    pub fn remaining(&self) -> usize {
+        self.0.buf.len()
+    }
+
     /// The payloads of every occurrence of length-delimited field `number`.
     pub fn messages(self, number: u32) -> impl Iterator<Item = &'a [u8]> + Clone {
         self.filter_map(move |(n, value)| match value {
