@@ -398,8 +398,10 @@ fn refuses_malformed_encodings() {
     }
 }
 
-/// An attribute value of arrays nested `depth` deep.
-fn nested_value(depth: usize) -> Vec<u8> {
+/// An attribute value of arrays (or maps) nested `depth` deep, holding a
+/// string (and an unknown field), of a span (or of an event of it, one
+/// level deeper).
+fn nested_value(depth: usize, maps: bool, unknown: bool, in_event: bool) -> Vec<u8> {
     let field = |number: u64, payload: &[u8]| {
         let mut out = varint(number << 3 | 2);
         out.extend(varint(payload.len() as u64));
@@ -408,28 +410,45 @@ fn nested_value(depth: usize) -> Vec<u8> {
     };
     // AnyValue { string_value: "x" }, then AnyValue { array_value: { values: [v] } }.
     let mut value = field(1, b"x");
-    for _ in 0..depth {
-        value = field(5, &field(1, &value));
+    if unknown {
+        value.extend([0xa0, 0x06, 0x01]);
     }
-    // Span { attributes: [KeyValue { key: "k", value }] }
+    for _ in 0..depth {
+        value = if maps {
+            // AnyValue { kvlist_value: { values: [{ key: "k", value }] } }
+            field(6, &field(1, &[field(1, b"k"), field(2, &value)].concat()))
+        } else {
+            field(5, &field(1, &value))
+        };
+    }
+    // Span { attributes: [KeyValue { key: "k", value }] }, or
+    // Span { events: [Event { attributes: [...] }] }
     let kv = [field(1, b"k"), field(2, &value)].concat();
-    wrap_span(&field(9, &kv))
+    if in_event {
+        wrap_span(&field(11, &field(3, &kv)))
+    } else {
+        wrap_span(&field(9, &kv))
+    }
 }
 
 #[test]
 fn nesting_limit_is_prosts() {
-    let depths = 40..(RECURSION_LIMIT as usize / 2 + 5);
-    let mut accepted = Vec::new();
-    for depth in depths {
-        let bytes = nested_value(depth);
-        if agree(&bytes) {
-            accepted.push(depth);
+    for variant in 0..8 {
+        let (maps, unknown, in_event) = (variant & 1 != 0, variant & 2 != 0, variant & 4 != 0);
+        let mut accepted = Vec::new();
+        let levels = if maps { 3 } else { 2 };
+        let limit = RECURSION_LIMIT as usize / levels;
+        for depth in limit - 8..limit + 3 {
+            if agree(&nested_value(depth, maps, unknown, in_event)) {
+                accepted.push(depth);
+            }
         }
+        // Both sides of the limit were tried.
+        assert!(!accepted.is_empty() && accepted.len() < 11, "{accepted:?}");
+        // Far past it: refused, without exhausting the stack.
+        let deep = nested_value(5000, maps, unknown, in_event);
+        assert!(check(Bytes::from(deep)).is_err());
     }
-    // Both sides of the limit were tried.
-    assert!(accepted.len() > 1 && accepted.len() < 14, "{accepted:?}");
-    // Far past it: refused, without exhausting the stack.
-    assert!(check(Bytes::from(nested_value(5000))).is_err());
 }
 
 #[test]
