@@ -224,7 +224,8 @@ impl SpanStore {
         let service = Arc::clone(&self.resources.get(span.resource).service_name);
         self.by_trace.insert(span.trace_id, seq);
         self.count_operation(&service, &span);
-        self.by_service.insert(service, seq);
+        self.by_service
+            .insert_with(&*service, || Arc::clone(&service), seq);
         self.span_bytes += span.bytes();
         self.spans.push(span);
         let mut evicted = 0;
@@ -252,7 +253,12 @@ impl SpanStore {
     }
 
     fn count_operation(&mut self, service: &Arc<str>, span: &CompactSpan) {
-        let ops = self.operations.entry(Arc::clone(service)).or_default();
+        // Looked up before `entry`, which would take (and mostly drop) a
+        // reference on the name for every span.
+        let ops = match self.operations.get_mut(&**service) {
+            Some(ops) => ops,
+            None => self.operations.entry(Arc::clone(service)).or_default(),
+        };
         ops.entry(span.name).or_insert([0; 6])[span.kind as usize] += 1;
     }
 
