@@ -200,13 +200,14 @@ impl Interner {
     }
 }
 
-/// The symbols of the strings at each position of the previous span's
-/// attribute list, to intern the next span's without a hash lookup.
+/// The symbols of the strings recently seen at each position of a span's
+/// attribute list (and of span names), to intern the next span's without
+/// a hash lookup.
 ///
-/// Spans from one SDK carry the same keys in the same order, and many of
-/// the same short values (methods, routes, peers), so comparing with the
-/// string at the same position in the previous span usually finds the
-/// symbol; only on a miss is the interner's map consulted. The strings are
+/// Spans from one SDK carry the same keys in the same order, and a few
+/// values at each position (methods, routes, peers) over and over, so the
+/// strings last seen at the same position usually include the one at
+/// hand; only on a miss is the interner's map consulted. The strings are
 /// borrowed from the export being stored, so a `RecentSymbols` lives for
 /// one export. A symbol freed and reused for another string would make
 /// the memo lie, so it is forgotten whenever the interner frees a string.
@@ -214,8 +215,39 @@ impl Interner {
 pub struct RecentSymbols<'a> {
     /// The interner's free count when the memo was last valid.
     frees: u64,
-    keys: Vec<(&'a [u8], u32)>,
-    values: Vec<(&'a [u8], u32)>,
+    keys: Vec<Recent<'a>>,
+    values: Vec<Recent<'a>>,
+    names: Recent<'a>,
+}
+
+/// The last [`WAYS`] distinct strings seen at one position.
+#[derive(Debug, Default, Clone, Copy)]
+struct Recent<'a> {
+    seen: [(&'a [u8], u32); WAYS],
+    /// Slots filled, and the next to replace once all are.
+    len: usize,
+    next: usize,
+}
+
+const WAYS: usize = 4;
+
+impl<'a> Recent<'a> {
+    fn find(&self, text: &[u8]) -> Option<u32> {
+        self.seen[..self.len]
+            .iter()
+            .find(|(seen, _)| same_bytes(seen, text))
+            .map(|&(_, sym)| sym)
+    }
+
+    fn remember(&mut self, text: &'a [u8], sym: u32) {
+        if self.len < WAYS {
+            self.seen[self.len] = (text, sym);
+            self.len += 1;
+        } else {
+            self.seen[self.next] = (text, sym);
+            self.next = (self.next + 1) % WAYS;
+        }
+    }
 }
 
 impl<'a> RecentSymbols<'a> {
@@ -225,12 +257,13 @@ impl<'a> RecentSymbols<'a> {
             self.frees = interner.frees;
             self.keys.clear();
             self.values.clear();
+            self.names = Recent::default();
         }
     }
 
     /// [`Interner::intern_bytes`] for the key of attribute `position`.
     pub fn key(&mut self, position: usize, text: &'a [u8], interner: &mut Interner) -> Option<u32> {
-        Self::symbol(&mut self.keys, position, text, interner)
+        Self::symbol(Self::at(&mut self.keys, position), text, interner)
     }
 
     /// [`Interner::intern_bytes`] for the string value of attribute
@@ -241,27 +274,28 @@ impl<'a> RecentSymbols<'a> {
         text: &'a [u8],
         interner: &mut Interner,
     ) -> Option<u32> {
-        Self::symbol(&mut self.values, position, text, interner)
+        Self::symbol(Self::at(&mut self.values, position), text, interner)
     }
 
-    fn symbol(
-        memo: &mut Vec<(&'a [u8], u32)>,
-        position: usize,
-        text: &'a [u8],
-        interner: &mut Interner,
-    ) -> Option<u32> {
-        if let Some(&(recent, sym)) = memo.get(position)
-            && same_bytes(recent, text)
-        {
+    /// [`Interner::intern_bytes`] for a span name.
+    pub fn name(&mut self, text: &'a [u8], interner: &mut Interner) -> Option<u32> {
+        Self::symbol(&mut self.names, text, interner)
+    }
+
+    fn at<'m>(memo: &'m mut Vec<Recent<'a>>, position: usize) -> &'m mut Recent<'a> {
+        if position >= memo.len() {
+            memo.resize(position + 1, Recent::default());
+        }
+        &mut memo[position]
+    }
+
+    fn symbol(recent: &mut Recent<'a>, text: &'a [u8], interner: &mut Interner) -> Option<u32> {
+        if let Some(sym) = recent.find(text) {
             interner.retain(sym);
             return Some(sym);
         }
         let sym = interner.intern_bytes(text)?;
-        if position < memo.len() {
-            memo[position] = (text, sym);
-        } else if position == memo.len() {
-            memo.push((text, sym));
-        }
+        recent.remember(text, sym);
         Some(sym)
     }
 }

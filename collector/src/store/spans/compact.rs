@@ -123,7 +123,10 @@ impl CompactSpan {
             let attributes = link.attributes();
             w.wire_attributes(attributes.clone().count() as u64, attributes);
         }
-        let name = w.symbol(span.name);
+        let name = match recent.name(span.name, w.interner) {
+            Some(sym) => sym,
+            None => w.symbol(span.name),
+        };
         Some(Self {
             trace_id,
             span_id,
