@@ -59,7 +59,9 @@ impl Derived {
     }
 
     /// Locks both metrics for one export: the store's walk over it feeds
-    /// them every span it keeps (see [`SpanVisitor`]).
+    /// them every span it keeps (see [`SpanVisitor`]). So the pipeline
+    /// holds these locks, then the store's write lock; nothing takes them
+    /// the other way round (`/metrics` takes one lock at a time).
     pub fn batch(&self) -> DerivedBatch<'_> {
         let span_metrics = self.span_metrics.lock();
         let service: Arc<str> = Resource::UNKNOWN_SERVICE.into();
