@@ -23,7 +23,7 @@ use opentelemetry_proto::tonic::{
     },
 };
 use prost::Message as _;
-use rand::{Rng, RngCore, SeedableRng, rngs::SmallRng, seq::SliceRandom};
+use std::ops::{Range, RangeInclusive};
 
 /// Strings shared between spans (so interning is exercised), with some
 /// that are empty, long, or not ASCII.
@@ -42,11 +42,11 @@ const WORDS: [&str; 12] = [
     "a string longer than sixty-four bytes, which the store keeps inline",
 ];
 
-pub struct Gen(SmallRng);
+pub struct Gen(SplitMix);
 
 impl Gen {
     pub fn new(seed: u64) -> Self {
-        Self(SmallRng::seed_from_u64(seed))
+        Self(SplitMix(seed))
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -94,12 +94,12 @@ impl Gen {
             1 | 2 => Some(AnyKind::StringValue(self.text())),
             3 => Some(AnyKind::BoolValue(self.chance(0.5))),
             4 => Some(AnyKind::IntValue(match self.0.random_range(0..3) {
-                0 => self.0.random_range(-5..500),
+                0 => self.0.random_range(-5i64..500),
                 1 => i64::MIN,
                 _ => self.0.random(),
             })),
             5 => Some(AnyKind::DoubleValue(
-                [0.25, -0.0, 1e300, f64::INFINITY, 3.0][self.0.random_range(0..5)],
+                [0.25, -0.0, 1e300, f64::INFINITY, 3.0][self.0.random_range(0..5usize)],
             )),
             6 => Some(AnyKind::BytesValue(
                 (0..self.up_to(5)).map(|i| i as u8 * 51).collect(),
@@ -138,22 +138,22 @@ impl Gen {
                 String::new()
             },
             parent_span_id: self.parent_id(),
-            flags: self.0.random_range(0..0x300),
+            flags: self.0.random_range(0..0x300u32),
             name: self.text(),
             kind: self.0.random_range(-1..7),
             start_time_unix_nano: start,
             end_time_unix_nano: (start + self.0.random_range(0..1_000u64)).saturating_sub(100),
             attributes: self.attributes(6, 2),
-            dropped_attributes_count: self.0.random_range(0..3),
+            dropped_attributes_count: self.0.random_range(0..3u32),
             events: (0..self.up_to(2))
                 .map(|_| Event {
                     time_unix_nano: self.0.random(),
                     name: self.text(),
                     attributes: self.attributes(2, 1),
-                    dropped_attributes_count: self.0.random_range(0..2),
+                    dropped_attributes_count: self.0.random_range(0..2u32),
                 })
                 .collect(),
-            dropped_events_count: self.0.random_range(0..2),
+            dropped_events_count: self.0.random_range(0..2u32),
             links: (0..self.up_to(2))
                 .map(|_| Link {
                     trace_id: self.id(16),
@@ -161,10 +161,10 @@ impl Gen {
                     trace_state: String::new(),
                     attributes: self.attributes(2, 1),
                     dropped_attributes_count: 0,
-                    flags: self.0.random_range(0..0x300),
+                    flags: self.0.random_range(0..0x300u32),
                 })
                 .collect(),
-            dropped_links_count: self.0.random_range(0..2),
+            dropped_links_count: self.0.random_range(0..2u32),
             status: self.chance(0.5).then(|| Status {
                 message: self.text(),
                 code: self.0.random_range(-1..4),
@@ -178,7 +178,7 @@ impl Gen {
                 .map(|_| ResourceSpans {
                     resource: self.chance(0.8).then(|| Resource {
                         attributes: self.attributes(4, 1),
-                        dropped_attributes_count: self.0.random_range(0..2),
+                        dropped_attributes_count: self.0.random_range(0..2u32),
                         entity_refs: (0..self.up_to(1))
                             .map(|_| EntityRef {
                                 schema_url: self.text(),
@@ -269,7 +269,7 @@ impl Gen {
             fields.insert(at, unknown);
         }
         if self.chance(0.2) {
-            fields.shuffle(&mut self.0);
+            self.0.shuffle(&mut fields);
         }
         fields
     }
@@ -277,7 +277,7 @@ impl Gen {
     /// A value of the same wire type for a scalar, string or bytes field.
     fn other_value(&mut self, wire_type: u8) -> Vec<u8> {
         match wire_type {
-            0 => varint(self.0.random_range(0..300)),
+            0 => varint(self.0.random_range(0..300u64)),
             1 => self.0.random::<u64>().to_le_bytes().to_vec(),
             5 => self.0.random::<u32>().to_le_bytes().to_vec(),
             _ => self.text().into_bytes(),
@@ -286,7 +286,7 @@ impl Gen {
 
     /// A field no message here has, of any wire type.
     fn unknown_field(&mut self, depth: usize) -> Vec<u8> {
-        let number = self.0.random_range(100..2000);
+        let number = self.0.random_range(100..2000u32);
         match self.0.random_range(0..if depth == 0 { 4 } else { 5 }) {
             0 => field(number, 0, &varint(self.0.random())),
             1 => field(number, 1, &[9; 8]),
@@ -312,7 +312,7 @@ impl Gen {
             }
             let at = self.0.random_range(0..bytes.len());
             match self.0.random_range(0..5) {
-                0 => bytes[at] ^= 1 << self.0.random_range(0..8),
+                0 => bytes[at] ^= 1 << self.0.random_range(0..8u32),
                 1 => bytes[at] = self.0.random(),
                 2 => {
                     bytes.remove(at);
@@ -411,3 +411,89 @@ pub fn varint(value: u64) -> Vec<u8> {
     prost::encoding::encode_varint(value, &mut out);
     out
 }
+
+/// SplitMix64: a seeded generator small enough to keep here (the crate
+/// has no random-number dependency).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn random_bool(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64) / ((1u64 << 53) as f64) < p
+    }
+
+    fn random<T: FromBits>(&mut self) -> T {
+        T::from_bits(self.next())
+    }
+
+    fn random_range<R: Pick>(&mut self, range: R) -> R::Out {
+        let bits = self.next();
+        range.pick(bits)
+    }
+
+    fn fill_bytes(&mut self, bytes: &mut [u8]) {
+        for byte in bytes {
+            *byte = self.next() as u8;
+        }
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.random_range(0..=i);
+            items.swap(i, j);
+        }
+    }
+}
+
+trait FromBits {
+    fn from_bits(bits: u64) -> Self;
+}
+
+macro_rules! from_bits {
+    ($($t:ty),*) => {$(
+        impl FromBits for $t {
+            fn from_bits(bits: u64) -> Self {
+                bits as $t
+            }
+        }
+    )*};
+}
+
+from_bits!(u8, u32, u64, i64);
+
+/// A range to pick a uniform-enough value from (modulo bias is no matter
+/// for test inputs).
+trait Pick {
+    type Out;
+    fn pick(self, bits: u64) -> Self::Out;
+}
+
+macro_rules! pick {
+    ($($t:ty),*) => {$(
+        impl Pick for Range<$t> {
+            type Out = $t;
+            fn pick(self, bits: u64) -> $t {
+                let span = (self.end as i128 - self.start as i128) as u128;
+                (self.start as i128 + (u128::from(bits) % span) as i128) as $t
+            }
+        }
+
+        impl Pick for RangeInclusive<$t> {
+            type Out = $t;
+            fn pick(self, bits: u64) -> $t {
+                let (start, end) = self.into_inner();
+                let span = (end as i128 - start as i128 + 1) as u128;
+                (start as i128 + (u128::from(bits) % span) as i128) as $t
+            }
+        }
+    )*};
+}
+
+pick!(usize, u32, u64, i32, i64);

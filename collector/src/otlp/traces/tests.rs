@@ -60,16 +60,19 @@ fn compare(request: &ExportTraceServiceRequest, checked: &Checked, bytes: &[u8])
     assert_eq!(views.len(), request.resource_spans.len(), "{}", context());
     for (view, expected) in views.iter().zip(&request.resource_spans) {
         let resource = OtlpResource::decode(&*view.resource()).expect("merged resource");
+        // Debug forms, where a NaN equals a NaN.
         assert_eq!(
-            otlp::resource(Some(&resource)),
-            otlp::resource(expected.resource.as_ref()),
+            format!("{:?}", otlp::resource(Some(&resource))),
+            format!("{:?}", otlp::resource(expected.resource.as_ref())),
             "{}",
             context()
         );
         let attributes = expected.resource.as_ref().map(|r| &r.attributes[..]);
-        assert_eq!(
-            view_attributes(resource_attributes(&view.resource())),
-            otlp::attributes(attributes.unwrap_or_default()),
+        assert!(
+            same(
+                &view_attributes(resource_attributes(&view.resource())),
+                &otlp::attributes(attributes.unwrap_or_default())
+            ),
             "{}",
             context()
         );
@@ -115,9 +118,11 @@ fn compare_span(view: &SpanView<'_>, expected: &Span, bytes: &[u8]) {
         context()
     );
     assert_eq!(view.attribute_count, expected.attributes.len() as u64);
-    assert_eq!(
-        view_attributes(view.attributes()),
-        otlp::attributes(&expected.attributes),
+    assert!(
+        same(
+            &view_attributes(view.attributes()),
+            &otlp::attributes(&expected.attributes)
+        ),
         "{}",
         context()
     );
@@ -126,9 +131,11 @@ fn compare_span(view: &SpanView<'_>, expected: &Span, bytes: &[u8]) {
     for (event, expected) in events.iter().zip(&expected.events) {
         assert_eq!(event.time_unix_nano, expected.time_unix_nano);
         assert_eq!(event.name, expected.name.as_bytes(), "{}", context());
-        assert_eq!(
-            view_attributes(event.attributes()),
-            otlp::attributes(&expected.attributes),
+        assert!(
+            same(
+                &view_attributes(event.attributes()),
+                &otlp::attributes(&expected.attributes)
+            ),
             "{}",
             context()
         );
@@ -138,9 +145,11 @@ fn compare_span(view: &SpanView<'_>, expected: &Span, bytes: &[u8]) {
     for (link, expected) in links.iter().zip(&expected.links) {
         assert_eq!(link.trace_id, expected.trace_id, "{}", context());
         assert_eq!(link.span_id, expected.span_id, "{}", context());
-        assert_eq!(
-            view_attributes(link.attributes()),
-            otlp::attributes(&expected.attributes),
+        assert!(
+            same(
+                &view_attributes(link.attributes()),
+                &otlp::attributes(&expected.attributes)
+            ),
             "{}",
             context()
         );
@@ -162,6 +171,11 @@ fn compare_span(view: &SpanView<'_>, expected: &Span, bytes: &[u8]) {
             context()
         );
     }
+}
+
+/// Attributes compared in their debug form, where a NaN equals a NaN.
+fn same(a: &[Attribute], b: &[Attribute]) -> bool {
+    format!("{a:?}") == format!("{b:?}")
 }
 
 /// The views' attributes in the model's form, as the store reads them.
