@@ -2,8 +2,9 @@
 //! `spanmetrics` and `servicegraph` connectors name them, so dashboards and
 //! alerts written for those work here unchanged.
 //!
-//! The pipeline thread calls [`Derived::observe_traces`] with every accepted
-//! export; `/metrics` renders the result. Both maps are bounded: a series
+//! The pipeline thread feeds every accepted span through a
+//! [`DerivedBatch`] while it stores the export; `/metrics` renders the
+//! result. Both maps are bounded: a series
 //! beyond the cap is not created, and the spans that would have fed it are
 //! counted in `firedrill_collector_derived_dropped_total`.
 
@@ -12,17 +13,13 @@ mod span_metrics;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
-    common::v1::{KeyValue, any_value::Value as AnyKind},
-    trace::v1::Span,
-};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use self::{service_graph::ServiceGraph, span_metrics::SpanMetrics};
 use crate::{
     model::{Resource, SpanId, TraceId},
     openmetrics::{Exemplar, Writer},
+    otlp::traces::{SpanView, SpanVisitor, resource_attributes, string_attribute},
 };
 
 /// Caps and timing of the derived metrics.
@@ -61,21 +58,42 @@ impl Derived {
         }
     }
 
-    pub fn observe_traces(&self, request: &ExportTraceServiceRequest, now_unix_nano: u64) {
-        let mut span_metrics = self.span_metrics.lock();
-        let mut graph = self.service_graph.lock();
-        for resource_spans in &request.resource_spans {
-            let service = service_name(resource_spans.resource.as_ref().map(|r| &r.attributes));
-            let service: Arc<str> = service.into();
-            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                let Some(facts) = SpanFacts::new(span, &service) else {
-                    continue;
-                };
-                span_metrics.observe(&facts);
-                graph.observe(&facts, span);
+    /// Locks both metrics for one export: the store's walk over it feeds
+    /// them every span it keeps (see [`SpanVisitor`]). So the pipeline
+    /// holds these locks, then the store's write lock; nothing takes them
+    /// the other way round (`/metrics` takes one lock at a time).
+    pub fn batch(&self) -> DerivedBatch<'_> {
+        let span_metrics = self.span_metrics.lock();
+        let service: Arc<str> = Resource::UNKNOWN_SERVICE.into();
+        DerivedBatch {
+            service_series: span_metrics.service(&service),
+            span_metrics,
+            graph: self.service_graph.lock(),
+            service,
+        }
+    }
+
+    /// Feeds every valid span of an export in prost's form to both metrics
+    /// (the pipeline has the store's walk do it instead).
+    #[cfg(test)]
+    pub fn observe_traces(
+        &self,
+        request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        now_unix_nano: u64,
+    ) {
+        use prost::Message as _;
+        let checked = crate::otlp::traces::check(request.encode_to_vec().into())
+            .expect("prost's encoding checks");
+        let mut batch = self.batch();
+        for resource_spans in checked.export.resource_spans() {
+            batch.resource(&resource_spans.resource());
+            for scope_spans in resource_spans.scope_spans() {
+                for span in scope_spans.spans() {
+                    batch.span(&SpanView::parse(span));
+                }
             }
         }
-        graph.expire(now_unix_nano);
+        batch.finish(now_unix_nano);
     }
 
     /// Resolves half edges whose wait is over, even when no spans arrive.
@@ -103,11 +121,46 @@ impl Derived {
     }
 }
 
+/// Both metrics, locked for one export.
+pub struct DerivedBatch<'d> {
+    span_metrics: MutexGuard<'d, SpanMetrics>,
+    graph: MutexGuard<'d, ServiceGraph>,
+    /// The current resource's service, and where its span metrics are.
+    service: Arc<str>,
+    service_series: Option<usize>,
+}
+
+impl DerivedBatch<'_> {
+    /// Resolves the half edges whose wait is over.
+    pub fn finish(mut self, now_unix_nano: u64) {
+        self.graph.expire(now_unix_nano);
+    }
+}
+
+impl SpanVisitor for DerivedBatch<'_> {
+    fn resource(&mut self, resource: &[u8]) {
+        let service = service_name(resource);
+        if *service != *self.service {
+            self.service = service.into();
+            self.service_series = self.span_metrics.service(&self.service);
+        }
+    }
+
+    fn span(&mut self, span: &SpanView<'_>) {
+        let Some(facts) = SpanFacts::new(span, &self.service) else {
+            return;
+        };
+        self.span_metrics.observe(&mut self.service_series, &facts);
+        self.graph.observe(&facts, span);
+    }
+}
+
 /// What the derived metrics need from one span.
 #[derive(Debug)]
 struct SpanFacts<'a> {
     service: &'a Arc<str>,
-    name: &'a str,
+    /// UTF-8 (checked by the receiver).
+    name: &'a [u8],
     kind: i32,
     status: i32,
     trace_id: TraceId,
@@ -119,18 +172,18 @@ struct SpanFacts<'a> {
 
 impl<'a> SpanFacts<'a> {
     /// `None` for spans the receiver would have refused.
-    fn new(span: &'a Span, service: &'a Arc<str>) -> Option<Self> {
+    fn new(span: &SpanView<'a>, service: &'a Arc<str>) -> Option<Self> {
         let nanos = span
             .end_time_unix_nano
             .saturating_sub(span.start_time_unix_nano);
         Some(Self {
             service,
-            name: &span.name,
+            name: span.name,
             kind: span.kind,
-            status: span.status.as_ref().map_or(0, |s| s.code),
-            trace_id: TraceId::from_slice(&span.trace_id)?,
-            span_id: SpanId::from_slice(&span.span_id)?,
-            parent: SpanId::from_slice(&span.parent_span_id),
+            status: span.status_code,
+            trace_id: TraceId::from_slice(span.trace_id)?,
+            span_id: SpanId::from_slice(span.span_id)?,
+            parent: SpanId::from_slice(span.parent_span_id),
             seconds: nanos as f64 / 1e9,
             end_unix_nano: span.end_time_unix_nano,
         })
@@ -149,20 +202,11 @@ impl<'a> SpanFacts<'a> {
     }
 }
 
-fn service_name(attributes: Option<&Vec<KeyValue>>) -> &str {
-    attributes
-        .and_then(|attrs| string_attribute(attrs, "service.name"))
+/// `service.name` of an encoded resource when it is a non-empty string.
+fn service_name(resource: &[u8]) -> std::borrow::Cow<'_, str> {
+    string_attribute(resource_attributes(resource), "service.name")
         .filter(|name| !name.is_empty())
-        .unwrap_or(Resource::UNKNOWN_SERVICE)
-}
-
-fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            AnyKind::StringValue(s) => Some(s.as_str()),
-            _ => None,
-        }
-    })
+        .unwrap_or(std::borrow::Cow::Borrowed(Resource::UNKNOWN_SERVICE))
 }
 
 /// `SPAN_KIND_SERVER` etc., the OTLP enum names the connectors use as labels.

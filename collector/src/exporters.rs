@@ -33,6 +33,7 @@ use tonic::transport::Channel;
 
 use crate::{
     config::{Endpoint, Forwarding},
+    otlp::traces::TraceExport,
     self_metrics::{ExportOutcome, SelfMetrics, Signal},
 };
 
@@ -101,8 +102,11 @@ impl Exporters {
         Ok((exporters, ExporterTasks { tasks, stop }))
     }
 
-    pub fn traces(&self, request: ExportTraceServiceRequest) {
+    /// Forwards the valid spans of an export. Only forwarding needs the
+    /// export in prost's form, so it is decoded here, when configured.
+    pub fn traces(&self, export: &TraceExport) {
         if let Some(forwarder) = &self.traces {
+            let request = export.to_request();
             let items = request
                 .resource_spans
                 .iter()

@@ -9,6 +9,14 @@
 //! rotate per word; written out here because the crate is not among the
 //! workspace's dependencies.
 //!
+//! Byte strings (span names, attribute keys and values, ids) are mixed
+//! with a folded multiply per word instead (the full 128-bit product, its
+//! halves xor-ed: as in foldhash and rustc-hash 2's string hash). The plain
+//! multiply only carries bits upward, so two strings differing in the top
+//! byte of their last word (`/api/products/12` and `/api/products/13`)
+//! differed only in bits hashbrown does not look at, and collided: the
+//! interner spent more time comparing strings than hashing them.
+//!
 //! Trade-off: Fx is not keyed, so a sender that crafts colliding strings or
 //! trace ids can make those maps slow (never wrong). Every sender here is
 //! one of the lab's own processes, and the maps are bounded by the store's
@@ -30,19 +38,24 @@ impl FxHasher {
     fn add(&mut self, word: u64) {
         self.hash = self.hash.wrapping_add(word).wrapping_mul(SEED);
     }
+
+    fn mix(&mut self, word: u64) {
+        let product = u128::from(self.hash ^ word) * u128::from(SEED);
+        self.hash = (product as u64) ^ ((product >> 64) as u64);
+    }
 }
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            self.mix(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut word = [0u8; 8];
             word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+            self.mix(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
         }
     }
 
@@ -82,5 +95,19 @@ mod tests {
         assert_ne!(h("GET"), h("GET\0"));
         assert_ne!(h("http.route"), h("http.routf"));
         assert_eq!(h("cart"), h("cart"));
+    }
+
+    #[test]
+    fn strings_differing_in_a_words_top_byte_spread_over_buckets() {
+        // Byte 15 is the top byte of the second word; a 4096-bucket table
+        // indexes by the low 12 bits.
+        let buckets: std::collections::HashSet<u64> = (0..=255u8)
+            .map(|last| {
+                let mut key = *b"/api/products/1x";
+                key[15] = last;
+                FastHash::default().hash_one(key.as_slice()) & 0xfff
+            })
+            .collect();
+        assert!(buckets.len() > 200, "{} distinct buckets", buckets.len());
     }
 }

@@ -14,13 +14,13 @@ use opentelemetry_proto::tonic::collector::{
     metrics::v1::{
         ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
     },
-    trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse},
+    trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse},
 };
 use prost::Message as _;
 
 use crate::{
     memory::MemoryGuard,
-    otlp::{self, Rejection},
+    otlp::{self, Rejection, traces::Checked},
     pipeline::{Batch, PipelineSender, Throttled},
     self_metrics::{Outcome, SelfMetrics, Signal},
 };
@@ -53,7 +53,7 @@ impl Ingest {
     /// before it is decoded: the pipeline is shutting down, memory is short,
     /// or the queue has no room for `encoded.len()` bytes. The refused
     /// spans are counted from the wire (see `otlp::wire`). `Ok` means
-    /// "decode it and call [`Self::traces_sized`]", which decides for real.
+    /// "check it and call [`Self::checked_traces`]", which decides for real.
     pub fn precheck_traces(&self, encoded: &[u8]) -> Result<(), Throttled> {
         let refusal = if self.memory.under_pressure() {
             Throttled::MemoryPressure
@@ -75,41 +75,24 @@ impl Ingest {
         }
     }
 
-    pub fn traces(
+    /// Admits the valid spans of a checked export (see `otlp::traces`),
+    /// charging the queue its encoded size.
+    pub fn checked_traces(
         &self,
-        request: ExportTraceServiceRequest,
+        checked: Checked,
     ) -> Result<ExportTraceServiceResponse, Throttled> {
-        self.traces_with_size(request, None)
-    }
-
-    /// Like [`Self::traces`] for a request decoded from `encoded_bytes` of
-    /// protobuf: that size is charged to the queue instead of computing
-    /// the request's encoded length again.
-    pub fn traces_sized(
-        &self,
-        request: ExportTraceServiceRequest,
-        encoded_bytes: usize,
-    ) -> Result<ExportTraceServiceResponse, Throttled> {
-        self.traces_with_size(request, Some(encoded_bytes))
-    }
-
-    fn traces_with_size(
-        &self,
-        mut request: ExportTraceServiceRequest,
-        encoded_bytes: Option<usize>,
-    ) -> Result<ExportTraceServiceResponse, Throttled> {
-        let mut refused = Refusals::default();
-        let mut valid = 0;
-        for scope_spans in request
-            .resource_spans
-            .iter_mut()
-            .flat_map(|r| &mut r.scope_spans)
-        {
-            scope_spans
-                .spans
-                .retain(|span| refused.keep(otlp::check_span(span), &mut valid));
-        }
-        self.admit(Batch::Traces(request), encoded_bytes, valid, &refused)?;
+        let Checked {
+            export,
+            valid,
+            refused,
+            first_refusal,
+        } = checked;
+        let refused = Refusals {
+            count: refused,
+            first: first_refusal,
+        };
+        let bytes = export.encoded_len();
+        self.admit(Batch::Traces(export), Some(bytes), valid, &refused)?;
         Ok(ExportTraceServiceResponse {
             partial_success: refused.message("spans").map(|error_message| {
                 ExportTracePartialSuccess {
@@ -118,6 +101,16 @@ impl Ingest {
                 }
             }),
         })
+    }
+
+    /// [`Self::checked_traces`] for an export in prost's form.
+    #[cfg(test)]
+    pub fn traces(
+        &self,
+        request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, Throttled> {
+        let encoded = request.encode_to_vec().into();
+        self.checked_traces(otlp::traces::check(encoded).expect("prost's encoding checks"))
     }
 
     pub fn logs(
@@ -191,7 +184,7 @@ impl Ingest {
             Err(Throttled::MemoryPressure)
         } else {
             let bytes = encoded_bytes.unwrap_or_else(|| match &batch {
-                Batch::Traces(r) => r.encoded_len(),
+                Batch::Traces(export) => export.encoded_len(),
                 Batch::Logs(r) => r.encoded_len(),
                 Batch::Metrics(r) => r.encoded_len(),
             });
@@ -253,6 +246,7 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use opentelemetry_proto::tonic::{
+        collector::trace::v1::ExportTraceServiceRequest,
         logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
         trace::v1::{ResourceSpans, ScopeSpans, Span},
     };

@@ -11,14 +11,19 @@
 //! - `topology`: `main` and `run`; wiring, readiness and staged shutdown.
 //! - `receivers`: OTLP/gRPC (`receivers/grpc.rs`; the trace service in
 //!   `grpc/traces.rs` gets raw bytes) and OTLP/HTTP (`receivers/http.rs`);
-//!   both only decode and hand over to `ingest`, and refuse a trace export
-//!   the queue has no room for before decoding it.
+//!   both only decode (trace exports: check, see `otlp/traces.rs`) and
+//!   hand over to `ingest`, and refuse a trace export the queue has no
+//!   room for before reading it.
+//! - `otlp`: the validation boundary: conversion of logs and metrics, and
+//!   trace exports read in place (`otlp/traces.rs`: a check with prost's
+//!   rules on the receiver, views over the checked bytes on the pipeline)
+//!   over the wire-format reader (`otlp/wire.rs`).
 //! - `ingest`: validates an export (partial success for invalid items),
 //!   admits it to the pipeline or refuses it retryably, counts every item.
 //! - `pipeline`: the bounded ingest queue and the thread behind it, which
-//!   stores the export (spans encoded straight from protobuf, logs
-//!   converted by `otlp.rs`), feeds `derived`, and hands the export on to
-//!   `exporters`.
+//!   stores the export (spans read straight from the checked protobuf in
+//!   one walk that also feeds `derived`, logs converted by `otlp.rs`) and
+//!   hands the export on to `exporters`.
 //! - `memory`: resident-memory sampling; refuses ingest near the limit.
 //! - `model`: the collector's own span / log types.
 //! - `store`: the bounded in-memory stores behind one `Store` type, with

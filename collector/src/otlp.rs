@@ -281,6 +281,7 @@ fn severity_number(number: i32, text: &str) -> i32 {
 /// marker); such a point is valid without a value.
 pub const NO_RECORDED_VALUE: u32 = 1;
 
+pub mod traces;
 pub mod wire;
 
 #[cfg(test)]

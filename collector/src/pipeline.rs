@@ -22,7 +22,6 @@ use std::{
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
-    trace::v1::ExportTraceServiceRequest,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,15 +29,16 @@ use crate::{
     derived::Derived,
     exporters::Exporters,
     model::now_unix_nano,
-    otlp,
+    otlp::{self, traces::TraceExport},
     self_metrics::{Outcome, SelfMetrics, Signal},
     store::Store,
 };
 
-/// One accepted export, already validated.
+/// One accepted export, already validated. Traces stay encoded (see
+/// `otlp::traces`); the worker reads them in place.
 #[derive(Debug)]
 pub enum Batch {
-    Traces(ExportTraceServiceRequest),
+    Traces(TraceExport),
     Logs(ExportLogsServiceRequest),
     Metrics(ExportMetricsServiceRequest),
 }
@@ -289,11 +289,14 @@ impl Worker {
             metrics,
         } = &self.sinks;
         match batch {
-            Batch::Traces(request) => {
-                derived.observe_traces(&request, now_unix_nano());
-                let inserted = store.insert_otlp_spans(&request);
+            Batch::Traces(export) => {
+                // One walk over the export feeds the store and the
+                // derived metrics.
+                let mut derived = derived.batch();
+                let inserted = store.insert_export(&export, &mut derived);
+                derived.finish(now_unix_nano());
                 metrics.count(Signal::Spans, Outcome::Evicted, inserted.evicted);
-                exporters.traces(request);
+                exporters.traces(&export);
             }
             Batch::Logs(request) => {
                 let entries = otlp::log_entries(&request, now_unix_nano());
@@ -309,3 +312,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod cost;

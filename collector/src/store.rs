@@ -21,9 +21,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use opentelemetry_proto::tonic::collector::{
-    metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
 use self::{logs::LogStore, metrics::MetricStore, spans::SpanStore};
 pub use self::{
@@ -33,6 +31,7 @@ pub use self::{
 use crate::{
     model::{LogEntry, SpanRecord, TraceId},
     openmetrics::Writer,
+    otlp::traces::{SpanVisitor, TraceExport},
 };
 
 /// How much each part of the store may hold.
@@ -99,9 +98,10 @@ impl Store {
 
     // === writes ===
 
-    /// Stores the valid spans of an export, encoded straight from protobuf.
-    pub fn insert_otlp_spans(&self, request: &ExportTraceServiceRequest) -> Inserted {
-        let (accepted, evicted) = self.spans.write().insert_otlp(request);
+    /// Stores the valid spans of a checked export, read straight from its
+    /// encoding, and shows each to `visitor` (the derived metrics).
+    pub fn insert_export(&self, export: &TraceExport, visitor: &mut impl SpanVisitor) -> Inserted {
+        let (accepted, evicted) = self.spans.write().insert_export(export, visitor);
         Inserted { accepted, evicted }
     }
 

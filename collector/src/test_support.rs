@@ -1,5 +1,7 @@
 //! Builders for unit tests: records with just the fields a test cares about.
 
+pub mod trace_exports;
+
 use std::sync::Arc;
 
 use crate::{

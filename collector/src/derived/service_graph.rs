@@ -19,13 +19,12 @@ use std::{
     sync::Arc,
 };
 
-use opentelemetry_proto::tonic::trace::v1::Span;
-
-use super::{DerivedLimits, SpanFacts, string_attribute};
+use super::{DerivedLimits, SpanFacts};
 use crate::{
     hashing::FastHash,
     model::{SpanId, TraceId},
     openmetrics::{Exemplar, Histogram, Writer},
+    otlp::traces::{SpanView, string_attributes},
 };
 
 /// The connector's default buckets, in seconds.
@@ -39,8 +38,8 @@ const MESSAGING_KINDS: [i32; 2] = [4, 5];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct EdgeKey {
-    client: String,
-    server: String,
+    client: Arc<str>,
+    server: Arc<str>,
     connection_type: &'static str,
 }
 
@@ -63,7 +62,7 @@ struct Half {
     messaging: bool,
     exemplar: Exemplar,
     /// Where a client span says it goes, for resolving it alone.
-    peer: Option<(String, &'static str)>,
+    peer: Option<(Arc<str>, &'static str)>,
     expires_at: u64,
 }
 
@@ -78,6 +77,8 @@ pub struct ServiceGraph {
     arrivals: VecDeque<(u64, PendingKey)>,
     edges: HashMap<EdgeKey, Edge, FastHash>,
     dropped: u64,
+    /// The virtual client of root server spans.
+    user: Arc<str>,
 }
 
 impl ServiceGraph {
@@ -88,6 +89,7 @@ impl ServiceGraph {
             arrivals: VecDeque::new(),
             edges: HashMap::default(),
             dropped: 0,
+            user: "user".into(),
         }
     }
 
@@ -95,7 +97,7 @@ impl ServiceGraph {
         self.dropped
     }
 
-    pub fn observe(&mut self, facts: &SpanFacts<'_>, span: &Span) {
+    pub fn observe(&mut self, facts: &SpanFacts<'_>, span: &SpanView<'_>) {
         let client_side = CLIENT_KINDS.contains(&facts.kind);
         if !client_side && !SERVER_KINDS.contains(&facts.kind) {
             return;
@@ -108,7 +110,14 @@ impl ServiceGraph {
                 None => {
                     // A root server span: its caller is outside the mesh.
                     let half = self.half(facts, span, false);
-                    self.record("user", &half.service, "virtual_node", None, Some(&half));
+                    let user = Arc::clone(&self.user);
+                    self.record(
+                        user,
+                        Arc::clone(&half.service),
+                        "virtual_node",
+                        None,
+                        Some(&half),
+                    );
                     return;
                 }
             }
@@ -127,8 +136,8 @@ impl ServiceGraph {
                     ""
                 };
                 self.record(
-                    &client.service.clone(),
-                    &server.service.clone(),
+                    Arc::clone(&client.service),
+                    Arc::clone(&server.service),
                     connection_type,
                     Some(client),
                     Some(server),
@@ -139,7 +148,7 @@ impl ServiceGraph {
         }
     }
 
-    fn half(&self, facts: &SpanFacts<'_>, span: &Span, client_side: bool) -> Half {
+    fn half(&self, facts: &SpanFacts<'_>, span: &SpanView<'_>, client_side: bool) -> Half {
         let peer = client_side.then(|| peer_of(span)).flatten();
         Half {
             client_side,
@@ -189,9 +198,9 @@ impl ServiceGraph {
     fn resolve_alone(&mut self, half: Half) {
         match (&half.peer, half.client_side) {
             (Some((peer, connection_type)), true) => {
-                let (peer, connection_type) = (peer.clone(), *connection_type);
-                let client = half.service.clone();
-                self.record(&client, &peer, connection_type, Some(&half), None);
+                let (peer, connection_type) = (Arc::clone(peer), *connection_type);
+                let client = Arc::clone(&half.service);
+                self.record(client, peer, connection_type, Some(&half), None);
             }
             _ => self.dropped += 1,
         }
@@ -199,15 +208,15 @@ impl ServiceGraph {
 
     fn record(
         &mut self,
-        client: &str,
-        server: &str,
+        client: Arc<str>,
+        server: Arc<str>,
         connection_type: &'static str,
         client_half: Option<&Half>,
         server_half: Option<&Half>,
     ) {
         let key = EdgeKey {
-            client: client.to_owned(),
-            server: server.to_owned(),
+            client,
+            server,
             connection_type,
         };
         if !self.edges.contains_key(&key) && self.edges.len() >= self.limits.max_series {
@@ -250,8 +259,8 @@ impl ServiceGraph {
         edges.sort_by(|a, b| a.0.cmp(b.0));
         let labels = |key: &'_ EdgeKey| {
             [
-                ("client", key.client.clone()),
-                ("server", key.server.clone()),
+                ("client", key.client.to_string()),
+                ("server", key.server.to_string()),
                 ("connection_type", key.connection_type.to_owned()),
             ]
         };
@@ -316,18 +325,20 @@ impl ServiceGraph {
     }
 }
 
-/// Where a client span goes when no server span answers it.
-fn peer_of(span: &Span) -> Option<(String, &'static str)> {
-    let attrs = &span.attributes;
-    if let Some(db) =
-        string_attribute(attrs, "db.system.name").or_else(|| string_attribute(attrs, "db.system"))
-    {
-        return Some((db.to_owned(), "database"));
-    }
-    if let Some(system) = string_attribute(attrs, "messaging.system") {
-        return Some((system.to_owned(), "messaging_system"));
-    }
-    string_attribute(attrs, "peer.service")
-        .or_else(|| string_attribute(attrs, "server.address"))
-        .map(|peer| (peer.to_owned(), "virtual_node"))
+/// Where a client span goes when no server span answers it: a database,
+/// a messaging system, or a peer, from the first of these attributes it
+/// carries as a string.
+fn peer_of(span: &SpanView<'_>) -> Option<(Arc<str>, &'static str)> {
+    const PEERS: [(&str, &str); 5] = [
+        ("db.system.name", "database"),
+        ("db.system", "database"),
+        ("messaging.system", "messaging_system"),
+        ("peer.service", "virtual_node"),
+        ("server.address", "virtual_node"),
+    ];
+    let values = string_attributes(span.attributes(), PEERS.map(|(key, _)| key));
+    values
+        .into_iter()
+        .zip(PEERS)
+        .find_map(|(value, (_, connection_type))| Some((Arc::from(&*value?), connection_type)))
 }

@@ -3,7 +3,7 @@
 //! `span_name`, `span_kind`, `status_code`, as the contrib `spanmetrics`
 //! connector (namespace `traces.span.metrics`, unit seconds) exposes them.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use super::{SpanFacts, span_kind_label, status_code_label};
 use crate::{
@@ -29,14 +29,21 @@ struct Series {
 /// The (kind, status) slots of one span name.
 type Slots = [Option<Box<Series>>; SLOTS];
 
-/// service → span name → (kind, status) slot. Nested so a lookup borrows
-/// the span's strings and allocates nothing once the series exists.
+/// Span names of one service → (kind, status) slots. Names are kept as
+/// the bytes they arrived as (checked UTF-8), so a lookup borrows the
+/// span's bytes and allocates nothing once the series exists.
+type Names = HashMap<Box<[u8]>, Slots, FastHash>;
+
+/// service → span name → (kind, status) slot. The service is looked up
+/// once per resource ([`Self::service`]), the name once per span.
 #[derive(Debug)]
 pub struct SpanMetrics {
     max_series: usize,
     series: usize,
     dropped: u64,
-    by_service: HashMap<Arc<str>, HashMap<String, Slots, FastHash>, FastHash>,
+    /// Each service's index in `by_service`.
+    services: HashMap<Arc<str>, usize, FastHash>,
+    by_service: Vec<(Arc<str>, Names)>,
 }
 
 impl SpanMetrics {
@@ -45,7 +52,8 @@ impl SpanMetrics {
             max_series,
             series: 0,
             dropped: 0,
-            by_service: HashMap::default(),
+            services: HashMap::default(),
+            by_service: Vec::new(),
         }
     }
 
@@ -53,21 +61,35 @@ impl SpanMetrics {
         self.dropped
     }
 
-    pub fn observe(&mut self, span: &SpanFacts<'_>) {
+    /// Where `service`'s series are, if it has any yet: for
+    /// [`Self::observe`], which adds the service when it has none.
+    pub fn service(&self, service: &str) -> Option<usize> {
+        self.services.get(service).copied()
+    }
+
+    pub fn observe(&mut self, service: &mut Option<usize>, span: &SpanFacts<'_>) {
         let slot = slot(span.kind, span.status);
         let has_room = self.series < self.max_series;
-        let names = match self.by_service.get_mut(&**span.service) {
-            Some(names) => names,
-            None if has_room => self.by_service.entry(Arc::clone(span.service)).or_default(),
+        let index = match *service {
+            Some(index) => index,
+            None if has_room => {
+                let index = self.by_service.len();
+                self.by_service
+                    .push((Arc::clone(span.service), Names::default()));
+                self.services.insert(Arc::clone(span.service), index);
+                *service = Some(index);
+                index
+            }
             None => {
                 self.dropped += 1;
                 return;
             }
         };
+        let names = &mut self.by_service[index].1;
         let slots = match names.get_mut(span.name) {
             Some(slots) => slots,
             None if has_room => names
-                .entry(span.name.to_owned())
+                .entry(span.name.into())
                 .or_insert_with(|| std::array::from_fn(|_| None)),
             None => {
                 self.dropped += 1;
@@ -103,17 +125,17 @@ impl SpanMetrics {
             for (name, slots) in names {
                 for (slot, series) in slots.iter().enumerate() {
                     if let Some(series) = series {
-                        rows.push((&**service, name.as_str(), slot, &**series));
+                        rows.push((&**service, String::from_utf8_lossy(name), slot, &**series));
                     }
                 }
             }
         }
-        rows.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-        let labels = |(service, name, slot, _): &(&str, &str, usize, &Series)| {
+        rows.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        let labels = |(service, name, slot, _): &(&str, Cow<'_, str>, usize, &Series)| {
             let (kind, status) = unslot(*slot);
             [
                 ("service_name", (*service).to_owned()),
-                ("span_name", (*name).to_owned()),
+                ("span_name", name.to_string()),
                 ("span_kind", kind.to_owned()),
                 ("status_code", status.to_owned()),
             ]

@@ -1,7 +1,8 @@
 use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest,
     common::v1::{AnyValue, KeyValue, any_value::Value as AnyKind},
     resource::v1::Resource as OtlpResource,
-    trace::v1::{ResourceSpans, ScopeSpans, Status},
+    trace::v1::{ResourceSpans, ScopeSpans, Span, Status},
 };
 
 use super::*;

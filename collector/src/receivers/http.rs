@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::collector::{
     metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse},
     trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
+use prost::Message as _;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@ use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::Tra
 use super::rpc_status::RpcStatus;
 use crate::{
     ingest::Ingest,
+    otlp,
     pipeline::Throttled,
     self_metrics::{RequestResult, Signal, Transport},
 };
@@ -85,28 +87,18 @@ pub async fn serve(
 
 // === signals ===
 
-/// What differs between the three endpoints: message types and the ingest
-/// call. One generic handler serves them all.
+/// What differs between the three endpoints: message types, decoding and
+/// the ingest call. One generic handler serves them all.
 trait OtlpSignal: Send + Sync + 'static {
-    type Request: prost::Message + Default + DeserializeOwned;
     type Response: prost::Message + Serialize;
     const SIGNAL: Signal;
-    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled>;
 
-    /// Refuses a protobuf body that could not be queued anyway, before
-    /// decoding it (see [`Ingest::precheck_traces`]).
-    fn precheck(_ingest: &Ingest, _protobuf: &[u8]) -> Result<(), Throttled> {
-        Ok(())
-    }
-
-    /// Exports a request decoded from `encoded_bytes` of protobuf.
-    fn export_sized(
+    /// Decodes a (decompressed) body and hands it to ingest.
+    fn receive(
         ingest: &Ingest,
-        request: Self::Request,
-        _encoded_bytes: usize,
-    ) -> Result<Self::Response, Throttled> {
-        Self::export(ingest, request)
-    }
+        format: Format,
+        body: Bytes,
+    ) -> Result<Self::Response, ReceiveError>;
 }
 
 struct Traces;
@@ -114,41 +106,63 @@ struct Metrics;
 struct Logs;
 
 impl OtlpSignal for Traces {
-    type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Spans;
-    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
-        ingest.traces(request)
-    }
 
-    fn precheck(ingest: &Ingest, protobuf: &[u8]) -> Result<(), Throttled> {
-        ingest.precheck_traces(protobuf)
-    }
-
-    fn export_sized(
+    /// Protobuf stays encoded (see `otlp::traces`); JSON is decoded into
+    /// prost's messages and encoded again, so both take the same path.
+    fn receive(
         ingest: &Ingest,
-        request: Self::Request,
-        encoded_bytes: usize,
-    ) -> Result<Self::Response, Throttled> {
-        ingest.traces_sized(request, encoded_bytes)
+        format: Format,
+        body: Bytes,
+    ) -> Result<Self::Response, ReceiveError> {
+        let encoded = if format.json {
+            let request = format.decode::<ExportTraceServiceRequest>(&body)?;
+            Bytes::from(request.encode_to_vec())
+        } else {
+            // A flood is refused here, before the body is read.
+            ingest
+                .precheck_traces(&body)
+                .map_err(ReceiveError::Throttled)?;
+            body
+        };
+        let checked = otlp::traces::check(encoded).map_err(|e| ReceiveError::Undecodable {
+            format: format.name(),
+            reason: e.to_string(),
+        })?;
+        ingest
+            .checked_traces(checked)
+            .map_err(ReceiveError::Throttled)
     }
 }
 
 impl OtlpSignal for Metrics {
-    type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::MetricPoints;
-    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
-        ingest.metrics_export(request)
+
+    fn receive(
+        ingest: &Ingest,
+        format: Format,
+        body: Bytes,
+    ) -> Result<Self::Response, ReceiveError> {
+        let request = format.decode::<ExportMetricsServiceRequest>(&body)?;
+        ingest
+            .metrics_export(request)
+            .map_err(ReceiveError::Throttled)
     }
 }
 
 impl OtlpSignal for Logs {
-    type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::LogRecords;
-    fn export(ingest: &Ingest, request: Self::Request) -> Result<Self::Response, Throttled> {
-        ingest.logs(request)
+
+    fn receive(
+        ingest: &Ingest,
+        format: Format,
+        body: Bytes,
+    ) -> Result<Self::Response, ReceiveError> {
+        let request = format.decode::<ExportLogsServiceRequest>(&body)?;
+        ingest.logs(request).map_err(ReceiveError::Throttled)
     }
 }
 
@@ -196,14 +210,7 @@ fn receive<S: OtlpSignal>(
     let body =
         body.map_err(|rejection| ReceiveError::from_rejection(&rejection, state.max_body_bytes))?;
     let body = decompress(headers, body, state.max_body_bytes)?;
-    if format.json {
-        let request = format.decode::<S::Request>(&body)?;
-        return S::export(&state.ingest, request).map_err(ReceiveError::Throttled);
-    }
-    // A flood is refused here, before the body is decoded.
-    S::precheck(&state.ingest, &body).map_err(ReceiveError::Throttled)?;
-    let request = format.decode::<S::Request>(&body)?;
-    S::export_sized(&state.ingest, request, body.len()).map_err(ReceiveError::Throttled)
+    S::receive(&state.ingest, format, body)
 }
 
 fn decompress(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ReceiveError> {
@@ -282,6 +289,10 @@ impl Format {
             .ok_or_else(|| ReceiveError::UnsupportedContentType(raw.to_owned()))
     }
 
+    fn name(self) -> &'static str {
+        if self.json { "JSON" } else { "protobuf" }
+    }
+
     fn decode<T: prost::Message + Default + DeserializeOwned>(
         self,
         body: &[u8],
@@ -292,7 +303,7 @@ impl Format {
             T::decode(body).map_err(|e| e.to_string())
         };
         reason.map_err(|reason| ReceiveError::Undecodable {
-            format: if self.json { "JSON" } else { "protobuf" },
+            format: self.name(),
             reason,
         })
     }

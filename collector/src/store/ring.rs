@@ -86,6 +86,19 @@ impl<K: Hash + Eq> SeqIndex<K> {
         self.map.entry(key).or_default().push_back(seq);
     }
 
+    /// [`Self::insert`] for a key that is costly to make: `make` is called
+    /// only when the key is new.
+    pub fn insert_with<Q>(&mut self, key: &Q, make: impl FnOnce() -> K, seq: u64)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.map.get_mut(key) {
+            Some(seqs) => seqs.push_back(seq),
+            None => self.insert(make(), seq),
+        }
+    }
+
     /// Forgets `seq`, which must be the oldest item of `key` (true when items
     /// are evicted oldest first). Drops the key when it has no items left,
     /// so the key set is exactly the set of keys with stored items.

@@ -23,7 +23,9 @@ use std::{
     time::Duration,
 };
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::{
+    common::v1::InstrumentationScope, resource::v1::Resource as OtlpResource,
+};
 use prost::Message as _;
 
 use self::{
@@ -31,13 +33,16 @@ use self::{
     shared::SharedTable,
 };
 use super::{
-    interner::Interner,
+    interner::{Interner, RecentSymbols},
     ring::{Ring, SeqIndex},
 };
 use crate::{
     hashing::FastHash,
     model::{Resource, Scope, SpanId, SpanKind, SpanRecord, TraceId, attributes_bytes},
-    otlp,
+    otlp::{
+        self,
+        traces::{SpanView, SpanVisitor, TraceExport},
+    },
 };
 
 /// Which traces `/api/traces` asks for. A trace matches when one of its
@@ -129,7 +134,7 @@ impl SpanStore {
     }
 
     /// Stores `span`, then evicts the oldest spans beyond capacity; returns
-    /// how many were evicted. The pipeline uses [`Self::insert_otlp`]; tests
+    /// how many were evicted. The pipeline uses [`Self::insert_export`]; tests
     /// build model spans.
     #[cfg(test)]
     pub fn insert(&mut self, span: Arc<SpanRecord>) -> u64 {
@@ -151,41 +156,55 @@ impl SpanStore {
         self.push(compact)
     }
 
-    /// Stores every valid span of an export straight from its protobuf
-    /// form; returns how many were stored and how many evicted.
-    pub fn insert_otlp(&mut self, request: &ExportTraceServiceRequest) -> (u64, u64) {
+    /// Stores every valid span of a checked export, read straight from
+    /// its encoding; returns how many were stored and how many evicted.
+    /// `visitor` sees every span stored, and the resource of each.
+    pub fn insert_export(
+        &mut self,
+        export: &TraceExport,
+        visitor: &mut impl SpanVisitor,
+    ) -> (u64, u64) {
         let (mut accepted, mut evicted) = (0, 0);
         let mut key = Vec::new();
-        for resource_spans in &request.resource_spans {
+        let mut recent = RecentSymbols::default();
+        for resource_spans in export.resource_spans() {
+            // The content key is the resource's encoding: equal bytes
+            // decode to equal resources (an SDK sends the same bytes with
+            // every export), so the decode below runs once per distinct
+            // resource, not once per export.
+            let encoded = resource_spans.resource();
             key.clear();
             key.push(b'p');
-            if let Some(r) = &resource_spans.resource {
-                r.encode(&mut key).expect("a Vec grows as needed");
-            }
+            key.extend_from_slice(&encoded);
             // This reference holds the entry while the export's spans are
             // stored, even if eviction takes all of them; released below.
             let resource = self.resources.acquire(&key, || {
-                resource_entry(otlp::resource(resource_spans.resource.as_ref()))
+                let decoded = OtlpResource::decode(&*encoded).unwrap_or_default();
+                resource_entry(otlp::resource(Some(&decoded)))
             });
-            for scope_spans in &resource_spans.scope_spans {
+            visitor.resource(&encoded);
+            for scope_spans in resource_spans.scope_spans() {
+                let encoded = scope_spans.scope();
                 key.clear();
                 key.push(b'p');
-                if let Some(s) = &scope_spans.scope {
-                    s.encode(&mut key).expect("a Vec grows as needed");
-                }
+                key.extend_from_slice(&encoded);
                 let scope = self.scopes.acquire(&key, || {
-                    scope_entry(otlp::scope(scope_spans.scope.as_ref()))
+                    let decoded = InstrumentationScope::decode(&*encoded).unwrap_or_default();
+                    scope_entry(otlp::scope(Some(&decoded)))
                 });
-                for span in &scope_spans.spans {
-                    let Some(compact) = CompactSpan::from_otlp(
-                        span,
+                for span in scope_spans.spans() {
+                    let span = SpanView::parse(span);
+                    let Some(compact) = CompactSpan::from_wire(
+                        &span,
                         resource,
                         scope,
                         &mut self.interner,
+                        &mut recent,
                         &mut self.scratch,
                     ) else {
                         continue;
                     };
+                    visitor.span(&span);
                     self.resources.retain(resource);
                     self.scopes.retain(scope);
                     accepted += 1;
@@ -205,7 +224,8 @@ impl SpanStore {
         let service = Arc::clone(&self.resources.get(span.resource).service_name);
         self.by_trace.insert(span.trace_id, seq);
         self.count_operation(&service, &span);
-        self.by_service.insert(service, seq);
+        self.by_service
+            .insert_with(&*service, || Arc::clone(&service), seq);
         self.span_bytes += span.bytes();
         self.spans.push(span);
         let mut evicted = 0;
@@ -233,7 +253,12 @@ impl SpanStore {
     }
 
     fn count_operation(&mut self, service: &Arc<str>, span: &CompactSpan) {
-        let ops = self.operations.entry(Arc::clone(service)).or_default();
+        // Looked up before `entry`, which would take (and mostly drop) a
+        // reference on the name for every span.
+        let ops = match self.operations.get_mut(&**service) {
+            Some(ops) => ops,
+            None => self.operations.entry(Arc::clone(service)).or_default(),
+        };
         ops.entry(span.name).or_insert([0; 6])[span.kind as usize] += 1;
     }
 

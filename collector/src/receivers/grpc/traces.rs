@@ -1,9 +1,10 @@
 //! The OTLP/gRPC `TraceService`, served by hand instead of through the
 //! generated `TraceServiceServer` so that the handler gets the message's
 //! bytes rather than a decoded request. That lets a flood be refused
-//! before decoding (the queue's room is checked against the encoded size,
-//! and the refused spans are counted from the wire), and spares accepted
-//! exports a second pass to compute their encoded size.
+//! before anything else is done (the queue's room is checked against the
+//! encoded size, and the refused spans are counted from the wire), and
+//! lets accepted exports stay encoded all the way to the store
+//! (`otlp::traces`).
 //!
 //! Everything else is what the generated server does: the same path,
 //! gzip accepted, the decoded-size limit, and tonic's framing and status
@@ -16,9 +17,7 @@ use std::{
 };
 
 use bytes::{Buf as _, Bytes};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
 use tonic::{
     Request, Response, Status,
@@ -103,17 +102,16 @@ impl GrpcReceiver {
         if let Err(refused) = ingest.precheck_traces(&encoded) {
             return self.answer(crate::self_metrics::Signal::Spans, Err(refused));
         }
-        let size = encoded.len();
-        let request = ExportTraceServiceRequest::decode(encoded)
+        let checked = crate::otlp::traces::check(encoded)
             .map_err(|e| Status::invalid_argument(format!("cannot decode the request: {e}")))?;
         self.answer(
             crate::self_metrics::Signal::Spans,
-            ingest.traces_sized(request, size),
+            ingest.checked_traces(checked),
         )
     }
 }
 
-/// Requests stay encoded (the handler decodes them); responses are
+/// Requests stay encoded (the handler reads them in place); responses are
 /// encoded with prost.
 struct RawCodec;
 

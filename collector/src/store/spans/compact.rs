@@ -31,18 +31,18 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::{
-    common::v1::{AnyValue, KeyValue, any_value::Value as AnyKind},
-    trace::v1::Span,
-};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as AnyKind};
 
 use crate::{
     model::{
         AttrValue, Attribute, Resource, Scope, SpanEvent, SpanId, SpanKind, SpanLink, SpanRecord,
         StatusCode, TraceId,
     },
-    otlp,
-    store::interner::Interner,
+    otlp::{
+        self,
+        traces::{AnyValueView, KeyValueView, SpanView, array_values, map_entries},
+    },
+    store::interner::{Interner, RecentSymbols},
 };
 
 /// Longest string value that is interned rather than stored inline.
@@ -85,50 +85,48 @@ pub struct CompactSpan {
 }
 
 impl CompactSpan {
-    /// Encodes an OTLP span; `None` for a span the receiver would have
-    /// refused (its ids are checked before anything is interned).
-    pub fn from_otlp(
-        span: &Span,
+    /// Encodes a span read from a checked export; `None` for a span the
+    /// receiver refused (its ids are checked before anything is interned).
+    /// `recent` remembers the symbols of the previous span's attributes.
+    pub fn from_wire<'a>(
+        span: &SpanView<'a>,
         resource: u32,
         scope: u32,
         interner: &mut Interner,
+        recent: &mut RecentSymbols<'a>,
         scratch: &mut Vec<u8>,
     ) -> Option<Self> {
-        let trace_id = TraceId::from_slice(&span.trace_id)?;
-        let span_id = SpanId::from_slice(&span.span_id)?;
-        let parent_span_id = otlp::optional_id(&span.parent_span_id, 8, SpanId::from_slice).ok()?;
-        let (status, message) = span.status.as_ref().map_or((StatusCode::Unset, ""), |s| {
-            (StatusCode::from_otlp(s.code), s.message.as_str())
-        });
+        let trace_id = TraceId::from_slice(span.trace_id)?;
+        let span_id = SpanId::from_slice(span.span_id)?;
+        let parent_span_id = otlp::optional_id(span.parent_span_id, 8, SpanId::from_slice).ok()?;
         scratch.clear();
         let mut w = Writer {
             out: scratch,
             interner,
         };
-        w.text(message);
-        w.otlp_attributes(&span.attributes);
-        w.varint(span.events.len() as u64);
-        for event in &span.events {
+        w.text_bytes(span.status_message);
+        recent.validate(w.interner);
+        w.span_attributes(span.attribute_count, span.attributes(), recent);
+        w.varint(span.event_count);
+        for event in span.events() {
             w.out.extend_from_slice(&event.time_unix_nano.to_le_bytes());
-            w.text(&event.name);
-            w.otlp_attributes(&event.attributes);
+            w.text_bytes(event.name);
+            let attributes = event.attributes();
+            w.wire_attributes(attributes.clone().count() as u64, attributes);
         }
-        let link_ids = |l: &opentelemetry_proto::tonic::trace::v1::span::Link| {
-            Some((
-                TraceId::from_slice(&l.trace_id)?,
-                SpanId::from_slice(&l.span_id)?,
-            ))
+        // A link with malformed ids points nowhere and is dropped, as in
+        // `otlp::span`.
+        let links = span.links().filter_map(|l| Some((l.ids()?, l)));
+        w.varint(links.clone().count() as u64);
+        for ((trace_id, span_id), link) in links {
+            w.ids(trace_id, span_id);
+            let attributes = link.attributes();
+            w.wire_attributes(attributes.clone().count() as u64, attributes);
+        }
+        let name = match recent.name(span.name, w.interner) {
+            Some(sym) => sym,
+            None => w.symbol(span.name),
         };
-        w.varint(span.links.iter().filter_map(link_ids).count() as u64);
-        for link in &span.links {
-            // A link with malformed ids points nowhere and is dropped, as
-            // in `otlp::span`.
-            if let Some((trace_id, span_id)) = link_ids(link) {
-                w.ids(trace_id, span_id);
-                w.otlp_attributes(&link.attributes);
-            }
-        }
-        let name = interner.intern(&span.name);
         Some(Self {
             trace_id,
             span_id,
@@ -139,7 +137,7 @@ impl CompactSpan {
             resource,
             scope,
             kind: SpanKind::from_otlp(span.kind),
-            status,
+            status: StatusCode::from_otlp(span.status_code),
             data: scratch.as_slice().into(),
         })
     }
@@ -282,17 +280,35 @@ impl Writer<'_> {
         self.out.push(value as u8);
     }
 
+    /// Interns the bytes of a string read from a checked export (so
+    /// UTF-8); anything else would be interned in its lossy form.
+    fn symbol(&mut self, text: &[u8]) -> u32 {
+        match self.interner.intern_bytes(text) {
+            Some(sym) => sym,
+            None => self.interner.intern(&String::from_utf8_lossy(text)),
+        }
+    }
+
     fn key(&mut self, key: &str) {
-        let sym = self.interner.intern(key);
+        self.key_bytes(key.as_bytes());
+    }
+
+    fn key_bytes(&mut self, key: &[u8]) {
+        let sym = self.symbol(key);
         self.varint(u64::from(sym) << 1);
     }
 
     fn text(&mut self, text: &str) {
+        self.text_bytes(text.as_bytes());
+    }
+
+    /// The interning rule of the module's doc.
+    fn text_bytes(&mut self, text: &[u8]) {
         if text.is_empty() || text.len() > MAX_INTERNED_TEXT {
             self.varint(((text.len() as u64) << 1) | 1);
-            self.out.extend_from_slice(text.as_bytes());
+            self.out.extend_from_slice(text);
         } else {
-            let sym = self.interner.intern(text);
+            let sym = self.symbol(text);
             self.varint(u64::from(sym) << 1);
         }
     }
@@ -316,6 +332,91 @@ impl Writer<'_> {
         self.out.push(tag::BYTES);
         self.varint(bytes.len() as u64);
         self.out.extend_from_slice(bytes);
+    }
+
+    /// A span's `count` encoded `KeyValue`s, interned through `recent`.
+    fn span_attributes<'a>(
+        &mut self,
+        count: u64,
+        kvs: impl Iterator<Item = &'a [u8]>,
+        recent: &mut RecentSymbols<'a>,
+    ) {
+        self.varint(count);
+        for (position, kv) in kvs.enumerate() {
+            let KeyValueView::Simple { key, value } = KeyValueView::parse(kv) else {
+                self.wire_attribute(kv);
+                continue;
+            };
+            let sym = match recent.key(position, key, self.interner) {
+                Some(sym) => sym,
+                None => self.symbol(key),
+            };
+            self.varint(u64::from(sym) << 1);
+            match value {
+                AnyValueView::Str(text) if !text.is_empty() && text.len() <= MAX_INTERNED_TEXT => {
+                    self.out.push(tag::STR);
+                    let sym = match recent.value(position, text, self.interner) {
+                        Some(sym) => sym,
+                        None => self.symbol(text),
+                    };
+                    self.varint(u64::from(sym) << 1);
+                }
+                other => self.wire_value(other),
+            }
+        }
+    }
+
+    /// `count` encoded `KeyValue`s.
+    fn wire_attributes<'a>(&mut self, count: u64, kvs: impl Iterator<Item = &'a [u8]>) {
+        self.varint(count);
+        for kv in kvs {
+            self.wire_attribute(kv);
+        }
+    }
+
+    fn wire_attribute(&mut self, kv: &[u8]) {
+        match KeyValueView::parse(kv) {
+            KeyValueView::Simple { key, value } => {
+                self.key_bytes(key);
+                self.wire_value(value);
+            }
+            KeyValueView::Merged(encoded) => {
+                let kv = KeyValueView::decode(encoded);
+                self.key(&kv.key);
+                self.otlp_value(kv.value.as_ref());
+            }
+        }
+    }
+
+    /// Mirrors `otlp::any_value`, as [`Self::otlp_value`] does.
+    fn wire_value(&mut self, value: AnyValueView<'_>) {
+        match value {
+            AnyValueView::Str(s) => {
+                self.out.push(tag::STR);
+                self.text_bytes(s);
+            }
+            AnyValueView::Bool(b) => self.out.push(if b { tag::TRUE } else { tag::FALSE }),
+            AnyValueView::Int(i) => self.int(i),
+            AnyValueView::Double(d) => self.double(d),
+            AnyValueView::Bytes(b) => self.bytes(b),
+            AnyValueView::Array(array) => {
+                self.out.push(tag::ARRAY);
+                let values = array_values(array);
+                self.varint(values.clone().count() as u64);
+                for encoded in values {
+                    match AnyValueView::parse(encoded) {
+                        Some(value) => self.wire_value(value),
+                        None => self.otlp_value(Some(&AnyValueView::decode(encoded))),
+                    }
+                }
+            }
+            AnyValueView::Map(map) => {
+                self.out.push(tag::MAP);
+                let entries = map_entries(map);
+                self.wire_attributes(entries.clone().count() as u64, entries);
+            }
+            AnyValueView::Empty => self.out.push(tag::EMPTY),
+        }
     }
 
     fn otlp_attributes(&mut self, kvs: &[KeyValue]) {
@@ -738,12 +839,21 @@ mod tests {
     use opentelemetry_proto::tonic::{
         common::v1::{ArrayValue, KeyValueList},
         trace::v1::{
-            Status,
+            Span, Status,
             span::{Event, Link},
         },
     };
+    use prost::Message as _;
 
     use super::*;
+
+    /// Encodes `span` and reads it back through the store's wire path.
+    fn from_wire(span: &Span, interner: &mut Interner, scratch: &mut Vec<u8>) -> CompactSpan {
+        let encoded = span.encode_to_vec();
+        let mut recent = RecentSymbols::default();
+        let span = SpanView::parse(&encoded);
+        CompactSpan::from_wire(&span, 0, 0, interner, &mut recent, scratch).expect("valid")
+    }
 
     fn kv(key: &str, value: AnyKind) -> KeyValue {
         KeyValue {
@@ -826,8 +936,7 @@ mod tests {
         let expected = otlp::span(&span, &resource, &scope).unwrap();
         let mut interner = Interner::default();
         let mut scratch = Vec::new();
-        let compact =
-            CompactSpan::from_otlp(&span, 0, 0, &mut interner, &mut scratch).expect("valid");
+        let compact = from_wire(&span, &mut interner, &mut scratch);
         assert_eq!(compact.decode(&interner, &resource, &scope), expected);
 
         let from_record = CompactSpan::from_record(&expected, 0, 0, &mut interner, &mut scratch);
@@ -845,8 +954,7 @@ mod tests {
         let span = otlp_span();
         let record = otlp::span(&span, &resource, &scope).unwrap();
         let mut interner = Interner::default();
-        let compact =
-            CompactSpan::from_otlp(&span, 0, 0, &mut interner, &mut Vec::new()).expect("valid");
+        let compact = from_wire(&span, &mut interner, &mut Vec::new());
         let event_attributes = record.events.iter().flat_map(|e| &e.attributes);
         let mut probes: Vec<(String, String)> = record
             .attributes

@@ -253,3 +253,122 @@ fn byte_budget_evicts_oldest_first() {
         [trace_id(5), trace_id(4)]
     );
 }
+
+/// Records what the store shows its visitor.
+#[derive(Default)]
+struct Seen {
+    resources: usize,
+    spans: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl SpanVisitor for Seen {
+    fn resource(&mut self, _resource: &[u8]) {
+        self.resources += 1;
+    }
+
+    fn span(&mut self, span: &SpanView<'_>) {
+        self.spans
+            .push((span.trace_id.to_vec(), span.span_id.to_vec()));
+    }
+}
+
+/// What the conversion from prost's messages gives for every valid span.
+fn reference_spans(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> Vec<SpanRecord> {
+    let mut spans = Vec::new();
+    for resource_spans in &request.resource_spans {
+        let resource = otlp::resource(resource_spans.resource.as_ref());
+        for scope_spans in &resource_spans.scope_spans {
+            let scope = otlp::scope(scope_spans.scope.as_ref());
+            spans.extend(
+                scope_spans
+                    .spans
+                    .iter()
+                    .filter_map(|s| otlp::span(s, &resource, &scope).ok()),
+            );
+        }
+    }
+    spans
+}
+
+/// The store's wire path keeps exactly what the conversion from prost's
+/// messages keeps, on generated and scrambled exports, while older spans
+/// are evicted (and the strings only they used freed) under it.
+#[test]
+fn stores_what_the_conversion_from_prost_gives() {
+    for capacity in [1, 2, 40] {
+        stores_what_prost_gives(capacity);
+    }
+}
+
+fn stores_what_prost_gives(capacity: usize) {
+    let mut generate = crate::test_support::trace_exports::Gen::new(0x5707e);
+    let mut store = SpanStore::new(capacity, usize::MAX);
+    let mut all_expected = Vec::new();
+    for _ in 0..400 {
+        let encoded = generate.encoded();
+        let Ok(request) =
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                encoded.as_slice(),
+            )
+        else {
+            continue;
+        };
+        let checked = otlp::traces::check(encoded.clone().into()).expect("prost accepts it");
+        let mut seen = Seen::default();
+        let before = store.len() as u64;
+        let (accepted, evicted) = store.insert_export(&checked.export, &mut seen);
+        let expected = reference_spans(&request);
+        assert_eq!(accepted, checked.valid, "{}", hex::encode(&encoded));
+        assert_eq!(before + accepted - evicted, store.len() as u64);
+        assert_eq!(seen.resources, request.resource_spans.len());
+        let stored: Vec<SpanRecord> = store
+            .spans
+            .newest_first()
+            .map(|s| store.decode(s))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let visited: Vec<_> = expected
+            .iter()
+            .map(|s| {
+                (
+                    s.trace_id.to_bytes().to_vec(),
+                    s.span_id.to_bytes().to_vec(),
+                )
+            })
+            .collect();
+        assert_eq!(seen.spans, visited);
+        all_expected.extend(expected);
+        let kept = &all_expected[all_expected.len() - stored.len()..];
+        // In their debug form, where a NaN equals a NaN.
+        assert_eq!(
+            format!("{stored:?}"),
+            format!("{kept:?}"),
+            "{}",
+            hex::encode(&encoded)
+        );
+    }
+}
+
+/// Every reference the wire path takes (interned strings, shared
+/// resources and scopes) is given back by eviction, however exports come.
+#[test]
+fn wire_path_gives_back_every_byte_on_eviction() {
+    let mut generate = crate::test_support::trace_exports::Gen::new(0xe71c7);
+    let mut store = SpanStore::new(7, usize::MAX);
+    for _ in 0..300 {
+        let encoded = generate.encoded();
+        if let Ok(checked) = otlp::traces::check(encoded.into()) {
+            store.insert_export(&checked.export, &mut ());
+        }
+    }
+    assert!(store.len() > 0);
+    while store.len() > 0 {
+        store.evict_oldest();
+    }
+    assert_eq!(store.bytes(), 0);
+    assert_eq!(store.interner.len(), 0);
+}
