@@ -27,12 +27,10 @@ use std::{
 };
 
 use firedrill_collector::{CollectorConfig, Listeners, run};
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_client::TraceServiceClient,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_client::TraceServiceClient,
+    trace_service_server::{TraceService, TraceServiceServer},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -28,7 +28,6 @@ pub const SPANS_PER_TRACE: u64 = 23;
 /// What an SDK batch processor typically sends in one export.
 pub const SPANS_PER_EXPORT: u64 = 23 * 22;
 
-
 /// A 64-bit LCG: deterministic, dependency-free, good enough for shapes.
 pub struct Lcg(pub u64);
 

@@ -66,25 +66,10 @@ pub struct Checked {
 /// Checks an encoded `ExportTraceServiceRequest` (see the module's doc).
 pub fn check(encoded: Bytes) -> Result<Checked, DecodeError> {
     let mut spans = SpanCounts::default();
-    let mut r = Reader::new(&encoded);
     let level = RECURSION_LIMIT;
-    while !r.is_empty() {
-        let (number, wire_type) = r.key()?;
-        match number {
-            1 => check_resource_spans(
-                nested(
-                    &mut r,
-                    "ExportTraceServiceRequest",
-                    "resource_spans",
-                    wire_type,
-                    level,
-                )?,
-                level - 1,
-                &mut spans,
-            )?,
-            _ => r.skip(number, wire_type, level)?,
-        }
-    }
+    check_message(&encoded, level, &EXPORT, |_, resource_spans| {
+        check_resource_spans(resource_spans, level - 1, &mut spans)
+    })?;
     Ok(Checked {
         valid: spans.valid,
         refused: spans.refused,
@@ -102,9 +87,212 @@ struct SpanCounts {
 
 // === checking ===
 //
-// One function per message type; `level` is the nesting level of the
-// message's fields (see `wire::RECURSION_LIMIT`). Field numbers and types
-// are those of opentelemetry-proto's generated code.
+// Each message type is a table of its known fields ([`Schema`]), with the
+// field numbers and types of opentelemetry-proto's generated code; one
+// walker ([`check_message`]) checks any message against its table. `level`
+// is the nesting level of a message's fields (see `wire::RECURSION_LIMIT`).
+
+/// What a known field holds, which decides how it is checked.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Length-delimited UTF-8.
+    Str,
+    /// Length-delimited bytes (ids), handed to the walker's caller.
+    Bytes,
+    Varint,
+    Fixed64,
+    Fixed32,
+    /// A message checked against its own table.
+    Message(&'static Schema),
+    /// A message the walker's caller checks (it counts spans).
+    Counted,
+}
+
+/// A message type's known fields; others are skipped, as prost does.
+struct Schema {
+    name: &'static str,
+    fields: &'static [(u32, &'static str, Kind)],
+}
+
+static EXPORT: Schema = Schema {
+    name: "ExportTraceServiceRequest",
+    fields: &[(1, "resource_spans", Kind::Counted)],
+};
+static RESOURCE_SPANS: Schema = Schema {
+    name: "ResourceSpans",
+    fields: &[
+        (1, "resource", Kind::Message(&RESOURCE)),
+        (2, "scope_spans", Kind::Counted),
+        (3, "schema_url", Kind::Str),
+    ],
+};
+static RESOURCE: Schema = Schema {
+    name: "Resource",
+    fields: &[
+        (1, "attributes", Kind::Message(&KEY_VALUE)),
+        (2, "dropped_attributes_count", Kind::Varint),
+        (3, "entity_refs", Kind::Message(&ENTITY_REF)),
+    ],
+};
+static ENTITY_REF: Schema = Schema {
+    name: "EntityRef",
+    fields: &[
+        (1, "schema_url", Kind::Str),
+        (2, "type", Kind::Str),
+        (3, "id_keys", Kind::Str),
+        (4, "description_keys", Kind::Str),
+    ],
+};
+static SCOPE_SPANS: Schema = Schema {
+    name: "ScopeSpans",
+    fields: &[
+        (1, "scope", Kind::Message(&SCOPE)),
+        (2, "spans", Kind::Counted),
+        (3, "schema_url", Kind::Str),
+    ],
+};
+static SCOPE: Schema = Schema {
+    name: "InstrumentationScope",
+    fields: &[
+        (1, "name", Kind::Str),
+        (2, "version", Kind::Str),
+        (3, "attributes", Kind::Message(&KEY_VALUE)),
+        (4, "dropped_attributes_count", Kind::Varint),
+    ],
+};
+static SPAN: Schema = Schema {
+    name: "Span",
+    fields: &[
+        (1, "trace_id", Kind::Bytes),
+        (2, "span_id", Kind::Bytes),
+        (3, "trace_state", Kind::Str),
+        (4, "parent_span_id", Kind::Bytes),
+        (5, "name", Kind::Str),
+        (6, "kind", Kind::Varint),
+        (7, "start_time_unix_nano", Kind::Fixed64),
+        (8, "end_time_unix_nano", Kind::Fixed64),
+        (9, "attributes", Kind::Message(&KEY_VALUE)),
+        (10, "dropped_attributes_count", Kind::Varint),
+        (11, "events", Kind::Message(&EVENT)),
+        (12, "dropped_events_count", Kind::Varint),
+        (13, "links", Kind::Message(&LINK)),
+        (14, "dropped_links_count", Kind::Varint),
+        (15, "status", Kind::Message(&STATUS)),
+        (16, "flags", Kind::Fixed32),
+    ],
+};
+static EVENT: Schema = Schema {
+    name: "Span.Event",
+    fields: &[
+        (1, "time_unix_nano", Kind::Fixed64),
+        (2, "name", Kind::Str),
+        (3, "attributes", Kind::Message(&KEY_VALUE)),
+        (4, "dropped_attributes_count", Kind::Varint),
+    ],
+};
+static LINK: Schema = Schema {
+    name: "Span.Link",
+    fields: &[
+        (1, "trace_id", Kind::Bytes),
+        (2, "span_id", Kind::Bytes),
+        (3, "trace_state", Kind::Str),
+        (4, "attributes", Kind::Message(&KEY_VALUE)),
+        (5, "dropped_attributes_count", Kind::Varint),
+        (6, "flags", Kind::Fixed32),
+    ],
+};
+static STATUS: Schema = Schema {
+    name: "Status",
+    fields: &[(2, "message", Kind::Str), (3, "code", Kind::Varint)],
+};
+static KEY_VALUE: Schema = Schema {
+    name: "KeyValue",
+    fields: &[
+        (1, "key", Kind::Str),
+        (2, "value", Kind::Message(&ANY_VALUE)),
+        (3, "key_strindex", Kind::Varint),
+    ],
+};
+static ANY_VALUE: Schema = Schema {
+    name: "AnyValue",
+    fields: &[
+        (1, "string_value", Kind::Str),
+        (2, "bool_value", Kind::Varint),
+        (3, "int_value", Kind::Varint),
+        (4, "double_value", Kind::Fixed64),
+        (5, "array_value", Kind::Message(&ARRAY_VALUE)),
+        (6, "kvlist_value", Kind::Message(&KEY_VALUE_LIST)),
+        (7, "bytes_value", Kind::Bytes),
+        (8, "string_value_strindex", Kind::Varint),
+    ],
+};
+static ARRAY_VALUE: Schema = Schema {
+    name: "ArrayValue",
+    fields: &[(1, "values", Kind::Message(&ANY_VALUE))],
+};
+static KEY_VALUE_LIST: Schema = Schema {
+    name: "KeyValueList",
+    fields: &[(1, "values", Kind::Message(&KEY_VALUE))],
+};
+
+/// Checks every field of `message` against `schema`; unknown fields are
+/// skipped. `visit` gets the contents of each `Bytes` and `Counted` field
+/// with its number.
+fn check_message<'a>(
+    message: &'a [u8],
+    level: u32,
+    schema: &Schema,
+    mut visit: impl FnMut(u32, &'a [u8]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let m = schema.name;
+    let mut r = Reader::new(message);
+    while !r.is_empty() {
+        let (number, wire_type) = r.key()?;
+        let Some(&(_, field, kind)) = schema.fields.iter().find(|(n, ..)| *n == number) else {
+            r.skip(number, wire_type, level)?;
+            continue;
+        };
+        match kind {
+            Kind::Str => {
+                expect(m, field, wire_type, LEN)?;
+                let bytes = r.len_delimited()?;
+                // Nearly every string is short ASCII, which `is_ascii`
+                // settles with less ceremony than `from_utf8`.
+                if !bytes.is_ascii() {
+                    std::str::from_utf8(bytes)
+                        .map_err(|_| DecodeError::Utf8 { message: m, field })?;
+                }
+            }
+            Kind::Bytes => {
+                expect(m, field, wire_type, LEN)?;
+                visit(number, r.len_delimited()?)?;
+            }
+            Kind::Varint => {
+                expect(m, field, wire_type, VARINT)?;
+                r.varint()?;
+            }
+            Kind::Fixed64 => {
+                expect(m, field, wire_type, FIXED64)?;
+                r.fixed64()?;
+            }
+            Kind::Fixed32 => {
+                expect(m, field, wire_type, FIXED32)?;
+                r.fixed32()?;
+            }
+            Kind::Message(inner) => {
+                let nested = nested(&mut r, m, field, wire_type, level)?;
+                check_message(nested, level - 1, inner, ignore)?;
+            }
+            Kind::Counted => visit(number, nested(&mut r, m, field, wire_type, level)?)?,
+        }
+    }
+    Ok(())
+}
+
+/// A `visit` for messages with nothing to report.
+fn ignore(_number: u32, _contents: &[u8]) -> Result<(), DecodeError> {
+    Ok(())
+}
 
 /// Reads the message field `field` (nested one level deeper).
 fn nested<'a>(
@@ -139,126 +327,14 @@ fn expect(
     }
 }
 
-fn string<'a>(
-    r: &mut Reader<'a>,
-    message: &'static str,
-    field: &'static str,
-    wire_type: u8,
-) -> Result<&'a [u8], DecodeError> {
-    expect(message, field, wire_type, LEN)?;
-    let bytes = r.len_delimited()?;
-    // Nearly every string is short ASCII, which `is_ascii` settles with
-    // less ceremony than `from_utf8`.
-    if !bytes.is_ascii() {
-        std::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8 { message, field })?;
-    }
-    Ok(bytes)
-}
-
-fn bytes<'a>(
-    r: &mut Reader<'a>,
-    message: &'static str,
-    field: &'static str,
-    wire_type: u8,
-) -> Result<&'a [u8], DecodeError> {
-    expect(message, field, wire_type, LEN)?;
-    r.len_delimited()
-}
-
-fn varint(
-    r: &mut Reader<'_>,
-    message: &'static str,
-    field: &'static str,
-    wire_type: u8,
-) -> Result<u64, DecodeError> {
-    expect(message, field, wire_type, VARINT)?;
-    r.varint()
-}
-
-fn fixed64(
-    r: &mut Reader<'_>,
-    message: &'static str,
-    field: &'static str,
-    wire_type: u8,
-) -> Result<u64, DecodeError> {
-    expect(message, field, wire_type, FIXED64)?;
-    r.fixed64()
-}
-
-fn fixed32(
-    r: &mut Reader<'_>,
-    message: &'static str,
-    field: &'static str,
-    wire_type: u8,
-) -> Result<u32, DecodeError> {
-    expect(message, field, wire_type, FIXED32)?;
-    r.fixed32()
-}
-
 fn check_resource_spans(
     message: &[u8],
     level: u32,
     spans: &mut SpanCounts,
 ) -> Result<(), DecodeError> {
-    const M: &str = "ResourceSpans";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => check_resource(nested(&mut r, M, "resource", wt, level)?, level - 1)?,
-            2 => check_scope_spans(
-                nested(&mut r, M, "scope_spans", wt, level)?,
-                level - 1,
-                spans,
-            )?,
-            3 => {
-                string(&mut r, M, "schema_url", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_resource(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "Resource";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => check_key_value(nested(&mut r, M, "attributes", wt, level)?, level - 1)?,
-            2 => {
-                varint(&mut r, M, "dropped_attributes_count", wt)?;
-            }
-            3 => check_entity_ref(nested(&mut r, M, "entity_refs", wt, level)?, level - 1)?,
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_entity_ref(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "EntityRef";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => {
-                string(&mut r, M, "schema_url", wt)?;
-            }
-            2 => {
-                string(&mut r, M, "type", wt)?;
-            }
-            3 => {
-                string(&mut r, M, "id_keys", wt)?;
-            }
-            4 => {
-                string(&mut r, M, "description_keys", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
+    check_message(message, level, &RESOURCE_SPANS, |_, scope_spans| {
+        check_scope_spans(scope_spans, level - 1, spans)
+    })
 }
 
 fn check_scope_spans(
@@ -266,96 +342,31 @@ fn check_scope_spans(
     level: u32,
     spans: &mut SpanCounts,
 ) -> Result<(), DecodeError> {
-    const M: &str = "ScopeSpans";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => check_scope(nested(&mut r, M, "scope", wt, level)?, level - 1)?,
-            2 => match check_span(nested(&mut r, M, "spans", wt, level)?, level - 1)? {
-                Ok(()) => spans.valid += 1,
-                Err(rejection) => {
-                    spans.refused += 1;
-                    spans.first.get_or_insert(rejection);
-                }
-            },
-            3 => {
-                string(&mut r, M, "schema_url", wt)?;
+    check_message(message, level, &SCOPE_SPANS, |_, span| {
+        match check_span(span, level - 1)? {
+            Ok(()) => spans.valid += 1,
+            Err(rejection) => {
+                spans.refused += 1;
+                spans.first.get_or_insert(rejection);
             }
-            _ => r.skip(number, wt, level)?,
         }
-    }
-    Ok(())
-}
-
-fn check_scope(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "InstrumentationScope";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => {
-                string(&mut r, M, "name", wt)?;
-            }
-            2 => {
-                string(&mut r, M, "version", wt)?;
-            }
-            3 => check_key_value(nested(&mut r, M, "attributes", wt, level)?, level - 1)?,
-            4 => {
-                varint(&mut r, M, "dropped_attributes_count", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The outer error is a malformed encoding (the whole export is refused);
 /// the inner one a well-formed span the collector refuses.
 fn check_span(message: &[u8], level: u32) -> Result<Result<(), Rejection>, DecodeError> {
-    const M: &str = "Span";
     let (mut trace_id, mut span_id, mut parent_span_id): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
+    check_message(message, level, &SPAN, |number, id| {
         match number {
-            1 => trace_id = bytes(&mut r, M, "trace_id", wt)?,
-            2 => span_id = bytes(&mut r, M, "span_id", wt)?,
-            3 => {
-                string(&mut r, M, "trace_state", wt)?;
-            }
-            4 => parent_span_id = bytes(&mut r, M, "parent_span_id", wt)?,
-            5 => {
-                string(&mut r, M, "name", wt)?;
-            }
-            6 => {
-                varint(&mut r, M, "kind", wt)?;
-            }
-            7 => {
-                fixed64(&mut r, M, "start_time_unix_nano", wt)?;
-            }
-            8 => {
-                fixed64(&mut r, M, "end_time_unix_nano", wt)?;
-            }
-            9 => check_key_value(nested(&mut r, M, "attributes", wt, level)?, level - 1)?,
-            10 => {
-                varint(&mut r, M, "dropped_attributes_count", wt)?;
-            }
-            11 => check_event(nested(&mut r, M, "events", wt, level)?, level - 1)?,
-            12 => {
-                varint(&mut r, M, "dropped_events_count", wt)?;
-            }
-            13 => check_link(nested(&mut r, M, "links", wt, level)?, level - 1)?,
-            14 => {
-                varint(&mut r, M, "dropped_links_count", wt)?;
-            }
-            15 => check_status(nested(&mut r, M, "status", wt, level)?, level - 1)?,
-            16 => {
-                fixed32(&mut r, M, "flags", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
+            1 => trace_id = id,
+            2 => span_id = id,
+            4 => parent_span_id = id,
+            _ => {}
         }
-    }
+        Ok(())
+    })?;
     Ok(span_rejection(trace_id, span_id, parent_span_id))
 }
 
@@ -365,155 +376,6 @@ fn span_rejection(trace_id: &[u8], span_id: &[u8], parent_span_id: &[u8]) -> Res
     SpanId::from_slice(span_id).ok_or(Rejection::InvalidSpanId)?;
     super::optional_id(parent_span_id, 8, SpanId::from_slice)
         .map_err(|()| Rejection::InvalidParentSpanId)?;
-    Ok(())
-}
-
-fn check_event(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "Span.Event";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => {
-                fixed64(&mut r, M, "time_unix_nano", wt)?;
-            }
-            2 => {
-                string(&mut r, M, "name", wt)?;
-            }
-            3 => check_key_value(nested(&mut r, M, "attributes", wt, level)?, level - 1)?,
-            4 => {
-                varint(&mut r, M, "dropped_attributes_count", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_link(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "Span.Link";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => {
-                bytes(&mut r, M, "trace_id", wt)?;
-            }
-            2 => {
-                bytes(&mut r, M, "span_id", wt)?;
-            }
-            3 => {
-                string(&mut r, M, "trace_state", wt)?;
-            }
-            4 => check_key_value(nested(&mut r, M, "attributes", wt, level)?, level - 1)?,
-            5 => {
-                varint(&mut r, M, "dropped_attributes_count", wt)?;
-            }
-            6 => {
-                fixed32(&mut r, M, "flags", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_status(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "Status";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            2 => {
-                string(&mut r, M, "message", wt)?;
-            }
-            3 => {
-                varint(&mut r, M, "code", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_key_value(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "KeyValue";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => {
-                string(&mut r, M, "key", wt)?;
-            }
-            2 => check_any_value(nested(&mut r, M, "value", wt, level)?, level - 1)?,
-            3 => {
-                varint(&mut r, M, "key_strindex", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_any_value(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    const M: &str = "AnyValue";
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => {
-                string(&mut r, M, "string_value", wt)?;
-            }
-            2 => {
-                varint(&mut r, M, "bool_value", wt)?;
-            }
-            3 => {
-                varint(&mut r, M, "int_value", wt)?;
-            }
-            4 => {
-                fixed64(&mut r, M, "double_value", wt)?;
-            }
-            5 => check_array(nested(&mut r, M, "array_value", wt, level)?, level - 1)?,
-            6 => check_key_value_list(nested(&mut r, M, "kvlist_value", wt, level)?, level - 1)?,
-            7 => {
-                bytes(&mut r, M, "bytes_value", wt)?;
-            }
-            8 => {
-                varint(&mut r, M, "string_value_strindex", wt)?;
-            }
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_array(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => check_any_value(
-                nested(&mut r, "ArrayValue", "values", wt, level)?,
-                level - 1,
-            )?,
-            _ => r.skip(number, wt, level)?,
-        }
-    }
-    Ok(())
-}
-
-fn check_key_value_list(message: &[u8], level: u32) -> Result<(), DecodeError> {
-    let mut r = Reader::new(message);
-    while !r.is_empty() {
-        let (number, wt) = r.key()?;
-        match number {
-            1 => check_key_value(
-                nested(&mut r, "KeyValueList", "values", wt, level)?,
-                level - 1,
-            )?,
-            _ => r.skip(number, wt, level)?,
-        }
-    }
     Ok(())
 }
 
@@ -840,46 +702,32 @@ impl<'a> KeyValueView<'a> {
     /// The layout every SDK writes: the key, then one value with one field.
     #[inline]
     fn parse_usual(encoded: &'a [u8]) -> Option<Self> {
+        let (key, value) = Self::usual_layout(encoded)?;
+        let value = match value {
+            None => AnyValueView::Empty,
+            Some(value) => AnyValueView::parse(value)?,
+        };
+        Some(Self::Simple { key, value })
+    }
+
+    /// The key and the encoded value (if any) of an attribute written the
+    /// usual way, the key then at most one value, reading only the value's
+    /// length; `None` for any other layout.
+    #[inline]
+    fn usual_layout(encoded: &'a [u8]) -> Option<(&'a [u8], Option<&'a [u8]>)> {
         let mut r = Reader::new(encoded);
         if r.key().ok()? != (1, LEN) {
             return None;
         }
         let key = r.len_delimited().ok()?;
         if r.is_empty() {
-            return Some(Self::Simple {
-                key,
-                value: AnyValueView::Empty,
-            });
+            return Some((key, None));
         }
         if r.key().ok()? != (2, LEN) {
             return None;
         }
         let value = r.len_delimited().ok()?;
-        if !r.is_empty() {
-            return None;
-        }
-        Some(Self::Simple {
-            key,
-            value: AnyValueView::parse(value)?,
-        })
-    }
-
-    /// The key of an attribute in the usual layout, reading only the
-    /// value's length; `None` for any other layout.
-    fn usual_key(encoded: &'a [u8]) -> Option<&'a [u8]> {
-        let mut r = Reader::new(encoded);
-        if r.key().ok()? != (1, LEN) {
-            return None;
-        }
-        let key = r.len_delimited().ok()?;
-        if r.is_empty() {
-            return Some(key);
-        }
-        if r.key().ok()? != (2, LEN) {
-            return None;
-        }
-        r.len_delimited().ok()?;
-        r.is_empty().then_some(key)
+        r.is_empty().then_some((key, Some(value)))
     }
 
     fn parse_any(encoded: &'a [u8]) -> Self {
@@ -991,7 +839,7 @@ pub fn string_attributes<'a, const N: usize>(
         if undecided == 0 {
             break;
         }
-        if let Some(key) = KeyValueView::usual_key(encoded)
+        if let Some((key, _)) = KeyValueView::usual_layout(encoded)
             && !(0..N).any(|i| !decided[i] && key == keys[i].as_bytes())
         {
             continue;
