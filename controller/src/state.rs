@@ -549,28 +549,41 @@ mod tests {
         assert_eq!(State::load(&path).unwrap(), State::default());
     }
 
-    #[test]
-    fn a_scenario_step_can_be_ended_early() {
+    /// `scenarios/slow-catalog.toml`, rewritten by `edit`, running since
+    /// 1 s at normal speed.
+    fn slow_catalog_running(
+        edit: impl FnOnce(String) -> String,
+        mitigated_ms: Option<i64>,
+    ) -> ([Scenario; 1], State) {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/slow-catalog.toml"),
         )
-        .unwrap()
-        .replace(
-            "target = \"catalog\"\nkind = \"latency\"\nlatency = \"300ms\"\njitter = \"30ms\"",
-            "target = \"catalog\"\nkind = \"config-push\"\nrateLimits = { \"/products\" = 1 }",
-        );
-        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &text).unwrap();
-        let scenarios = [scenario];
-        let mut state = State {
+        .unwrap();
+        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &edit(text)).unwrap();
+        let state = State {
             scenario: Some(RunningScenario {
                 id: "slow-catalog".into(),
                 started_ms: 1_000,
-                mitigated_ms: None,
+                mitigated_ms,
                 speed: 1.0,
                 ended_steps: BTreeSet::new(),
             }),
             ..State::default()
         };
+        ([scenario], state)
+    }
+
+    #[test]
+    fn a_scenario_step_can_be_ended_early() {
+        let (scenarios, mut state) = slow_catalog_running(
+            |text| {
+                text.replace(
+                    "target = \"catalog\"\nkind = \"latency\"\nlatency = \"300ms\"\njitter = \"30ms\"",
+                    "target = \"catalog\"\nkind = \"config-push\"\nrateLimits = { \"/products\" = 1 }",
+                )
+            },
+            None,
+        );
         let pushes = state.config_pushes(&scenarios, "catalog", 2_000);
         assert_eq!(pushes.len(), 1);
         assert_eq!(pushes[0].started_ms, 1_000);
@@ -585,22 +598,7 @@ mod tests {
 
     #[test]
     fn a_scenario_timeline_follows_its_clock_and_mitigation() {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/slow-catalog.toml"),
-        )
-        .unwrap();
-        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &text).unwrap();
-        let mut state = State {
-            scenario: Some(RunningScenario {
-                id: "slow-catalog".into(),
-                started_ms: 1_000,
-                mitigated_ms: None,
-                speed: 1.0,
-                ended_steps: BTreeSet::new(),
-            }),
-            ..State::default()
-        };
-        let scenarios = [scenario];
+        let (scenarios, mut state) = slow_catalog_running(|text| text, None);
         assert!(state.active(&scenarios, 999).is_empty());
         let during = state.active(&scenarios, 10_000_000);
         assert!(
@@ -625,23 +623,10 @@ mod tests {
 
     #[test]
     fn a_fault_that_lasts_the_scenario_outlives_its_mitigation() {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/slow-catalog.toml"),
-        )
-        .unwrap()
-        .replacen("lasts = \"until-mitigated\"", "lasts = \"scenario\"", 1);
-        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &text).unwrap();
-        let scenarios = [scenario];
-        let mut state = State {
-            scenario: Some(RunningScenario {
-                id: "slow-catalog".into(),
-                started_ms: 1_000,
-                mitigated_ms: Some(5_000),
-                speed: 1.0,
-                ended_steps: BTreeSet::new(),
-            }),
-            ..State::default()
-        };
+        let (scenarios, mut state) = slow_catalog_running(
+            |text| text.replacen("lasts = \"until-mitigated\"", "lasts = \"scenario\"", 1),
+            Some(5_000),
+        );
         let later = state.active(&scenarios, 86_400_000);
         assert!(
             later
