@@ -13,9 +13,10 @@
 //!    after an exponential backoff (jittered unless misconfigured), within
 //!    the retry budget if there is one.
 //!
-//! Timeout, retry count, budget and jitter are read from the live config
-//! ([`Live`]) on every call, so a config push changes them at once; the
-//! drained instances come from there too. The n-th URL of a peer in
+//! Timeout, retry count, budget, jitter and breaker settings are read from
+//! the live config ([`Live`]) once per call, at its start, so a config push
+//! changes them from the next call on; the drained instances come from
+//! there too. The n-th URL of a peer in
 //! `--peers` is instance `<peer>-<n>` (as `firedrill up` and the compose
 //! file list them), which is how a drained `payment-2` is found.
 
@@ -37,10 +38,10 @@ use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::faults::{Faults, LinkFailure};
-use crate::live::Live;
+use crate::live::{Live, LiveConfig};
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
 use crate::resilience::backoff::Backoff;
-use crate::resilience::breaker::{Breaker, Permit, State};
+use crate::resilience::breaker::{Breaker, BreakerConfig, Permit, State};
 use crate::resilience::retry_budget::RetryBudget;
 
 /// The feature flag under which a process presents its renewed client
@@ -320,7 +321,7 @@ impl Peer {
     /// Chooses an instance and takes a breaker permit on it. A retry passes
     /// the instance that just failed in `avoid`, so it goes elsewhere when
     /// there is anywhere else to go (like a proxy's previous-hosts rule).
-    fn choose(&self, avoid: Option<usize>) -> Result<usize, CallError> {
+    fn choose(&self, avoid: Option<usize>, breaker: &BreakerConfig) -> Result<usize, CallError> {
         let drained = self.live.drained();
         let mut candidates: Vec<usize> = (0..self.instances.len())
             .filter(|&i| {
@@ -337,13 +338,12 @@ impl Peer {
         if candidates.len() > 1 {
             candidates.retain(|&i| Some(i) != avoid);
         }
-        let breaker = self.live.config().breaker;
         while !candidates.is_empty() {
             let pick = self
                 .skewed(&candidates)
                 .unwrap_or_else(|| self.power_of_two(&candidates));
             let instance = &self.instances[candidates[pick]];
-            let (permit, changed) = instance.breaker.acquire(Instant::now(), &breaker);
+            let (permit, changed) = instance.breaker.acquire(Instant::now(), breaker);
             if let Some(state) = changed {
                 self.breaker_changed(instance, state);
             }
@@ -485,7 +485,7 @@ impl<'a> Call<'a> {
         let mut attempt = 0;
         let mut last_instance = None;
         loop {
-            let (result, instance) = self.attempt(attempt, last_instance).await;
+            let (result, instance) = self.attempt(attempt, last_instance, &config).await;
             last_instance = instance;
             let err = match result {
                 Ok(response) => return Ok(response),
@@ -521,19 +521,25 @@ impl<'a> Call<'a> {
         &self,
         attempt: u32,
         avoid: Option<usize>,
+        config: &LiveConfig,
     ) -> (Result<Response, CallError>, Option<usize>) {
         let peer = self.peer;
-        let index = match peer.choose(avoid) {
+        let index = match peer.choose(avoid, &config.breaker) {
             Ok(i) => i,
             Err(err) => {
                 self.record_failure_metric(0.0, &err, None);
                 return (Err(err), None);
             }
         };
-        (self.attempt_on(index, attempt).await, Some(index))
+        (self.attempt_on(index, attempt, config).await, Some(index))
     }
 
-    async fn attempt_on(&self, index: usize, attempt: u32) -> Result<Response, CallError> {
+    async fn attempt_on(
+        &self,
+        index: usize,
+        attempt: u32,
+        config: &LiveConfig,
+    ) -> Result<Response, CallError> {
         let peer = self.peer;
         let instance = &peer.instances[index];
         let url = format!("{}{}", instance.url, self.path);
@@ -565,7 +571,11 @@ impl<'a> Call<'a> {
         // must not stay "in flight" to the balancer forever.
         let in_flight = InFlight::enter(&instance.in_flight);
         let started = Instant::now();
-        let outcome = self.exchange(&url, &span).instrument(span.clone()).await;
+        let timeout = config.timeout_for(&peer.name);
+        let outcome = self
+            .exchange(&url, &span, timeout)
+            .instrument(span.clone())
+            .await;
         let elapsed = started.elapsed().as_secs_f64();
         drop(in_flight);
 
@@ -574,8 +584,10 @@ impl<'a> Call<'a> {
             Err(CallError::Status { status, .. }) => !status.is_server_error(),
             Err(_) => false,
         };
-        let breaker = peer.live.config().breaker;
-        if let Some(state) = instance.breaker.record(success, Instant::now(), &breaker) {
+        if let Some(state) = instance
+            .breaker
+            .record(success, Instant::now(), &config.breaker)
+        {
             peer.breaker_changed(instance, state);
         }
         match outcome {
@@ -625,7 +637,12 @@ impl<'a> Call<'a> {
     }
 
     /// One HTTP exchange under the per-attempt timeout.
-    async fn exchange(&self, url: &str, span: &tracing::Span) -> Result<Response, CallError> {
+    async fn exchange(
+        &self,
+        url: &str,
+        span: &tracing::Span,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
         let peer = &self.peer.name;
         let mut headers = self.headers.clone();
         let cx = span.context();
@@ -642,7 +659,6 @@ impl<'a> Call<'a> {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let timeout = self.peer.live.config().timeout_for(peer);
         let fault = self.peer.faults.outbound(peer, self.route);
         let exchange = async {
             // A faulty link acts where the network would: before the request
@@ -820,9 +836,10 @@ mod tests {
 
     /// How many of 10 000 picks went to each instance.
     fn picks(peer: &Peer) -> [usize; 3] {
+        let breaker = peer.live.config().breaker;
         let mut counts = [0; 3];
         for _ in 0..10_000 {
-            counts[peer.choose(None).unwrap()] += 1;
+            counts[peer.choose(None, &breaker).unwrap()] += 1;
         }
         counts
     }
