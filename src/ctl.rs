@@ -129,6 +129,10 @@ pub struct InjectArgs {
     /// drop-index: the index to drop [default: the service's hot index].
     #[arg(long)]
     pub index: Option<String>,
+    /// partition: which way it cuts, both, upstream (requests) or
+    /// downstream (answers) [default: both].
+    #[arg(long)]
+    pub direction: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -412,6 +416,7 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
         ("field", text(&args.field)),
         ("instance", text(&args.instance)),
         ("index", text(&args.index)),
+        ("direction", text(&args.direction)),
         ("toxicity", args.toxicity.map(|v| json!(v))),
         ("rate", args.rate.map(|v| json!(v))),
         ("limit", args.limit.map(|v| json!(v))),

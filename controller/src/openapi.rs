@@ -64,6 +64,7 @@ pub const DOCUMENT: &str = r##"{
           "multiplier": { "type": "number", "exclusiveMinimum": 1, "maximum": 50, "description": "traffic-spike: rate multiplier" },
           "hotKey": { "type": "integer", "minimum": 1, "description": "traffic-spike: product id every extra journey views" },
           "index": { "type": "string", "description": "drop-index: index name (default: the service's hot index)" },
+          "direction": { "type": "string", "enum": ["both","upstream","downstream"], "default": "both", "description": "partition: upstream cuts requests (refused), downstream loses the answers (the callee does the work, the caller times out)" },
           "timeouts": { "$ref": "#/components/schemas/ConfigValues/properties/timeouts" },
           "retries": { "$ref": "#/components/schemas/ConfigValues/properties/retries" },
           "breaker": { "$ref": "#/components/schemas/ConfigValues/properties/breaker" },

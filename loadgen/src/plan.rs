@@ -169,6 +169,14 @@ impl Mix {
         self.weights.iter().map(|&w| u64::from(w)).sum()
     }
 
+    /// The share (0..=1) of journeys that are `kind`.
+    pub fn share(&self, kind: JourneyKind) -> f64 {
+        match self.total() {
+            0 => 0.0,
+            total => f64::from(self.weight(kind)) / total as f64,
+        }
+    }
+
     /// Picks a kind with probability proportional to its weight.
     fn choose(&self, rng: &mut impl Rng) -> JourneyKind {
         // A Mix is only built through `from_str`, which refuses all-zero
@@ -467,6 +475,7 @@ mod tests {
         assert_eq!(mix.weight(JourneyKind::Browse), 30);
         assert_eq!(mix.weight(JourneyKind::Checkout), 10);
         assert_eq!(mix.to_string(), DEFAULT_MIX);
+        assert_eq!(mix.share(JourneyKind::Checkout), 0.1);
         assert_eq!(mix.to_string().parse::<Mix>().unwrap(), mix);
     }
 

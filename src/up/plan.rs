@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+use firedrill_loadgen::JourneyKind;
+
 use super::UpArgs;
 
 /// One process of the lab.
@@ -93,6 +95,21 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(file, "{secret}")?;
     Ok(())
+}
+
+/// How many times the load's nominal charge rate the payment processor
+/// admits (its merchant rate limit). Sized from the load so that the
+/// processor runs at the same utilisation, about 40 % (not every checkout
+/// journey gets as far as a charge), whatever `--load-rate` is: the
+/// retry-storm scenario is calibrated to that utilisation, not to a number
+/// of requests per second.
+pub const MERCHANT_RATE_HEADROOM: f64 = 2.0;
+
+/// The processor's merchant rate for `load_rate` journeys per second of the
+/// load generator's default mix (one charge per checkout journey).
+pub fn merchant_rate(load_rate: f64) -> f64 {
+    let checkouts = load_rate * firedrill_loadgen::Mix::default().share(JourneyKind::Checkout);
+    (checkouts * MERCHANT_RATE_HEADROOM).clamp(0.5, 10_000.0)
 }
 
 /// Services in start order, with what they need.
@@ -372,17 +389,24 @@ impl Plan {
                 // The edge sheds earlier than the services behind it.
                 argv.extend(["--max-in-flight".into(), "512".into()]);
             }
+            let mut env = vec![
+                ("FIREDRILL_PEERS".into(), peers.clone()),
+                ("FIREDRILL_OTLP_ENDPOINT".into(), otlp.clone()),
+                ("FIREDRILL_OTLP_PROTOCOL".into(), protocol.into()),
+                ("FIREDRILL_CONTROLLER".into(), url(controller_port)),
+                ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
+            ];
+            if *name == "payment-provider" && args.load_rate > 0.0 {
+                env.push((
+                    "FIREDRILL_PROVIDER_RATE".into(),
+                    merchant_rate(args.load_rate).to_string(),
+                ));
+            }
             components.push(Component {
                 id: format!("{name}-{instance}"),
                 name: name.to_string(),
                 argv,
-                env: vec![
-                    ("FIREDRILL_PEERS".into(), peers.clone()),
-                    ("FIREDRILL_OTLP_ENDPOINT".into(), otlp.clone()),
-                    ("FIREDRILL_OTLP_PROTOCOL".into(), protocol.into()),
-                    ("FIREDRILL_CONTROLLER".into(), url(controller_port)),
-                    ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
-                ],
+                env,
                 health_url: format!("{}/health", url(*port)),
                 metrics_url: format!("{}/metrics", url(*port)),
             });
@@ -441,6 +465,14 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_merchant_rate_is_twice_the_loads_charge_rate() {
+        // 20 journeys/s, a tenth of them checkouts: 2 charges/s.
+        assert_eq!(merchant_rate(20.0), 4.0);
+        assert_eq!(merchant_rate(5.0), 1.0);
+        assert_eq!(merchant_rate(0.1), 0.5, "floored");
+    }
 
     #[test]
     fn instances_are_validated_with_the_flag_named() {

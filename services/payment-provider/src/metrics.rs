@@ -1,6 +1,6 @@
 //! The provider's metrics.
 
-use firedrill_runtime::metrics::{Counter, Meters};
+use firedrill_runtime::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS, Meters, Unit};
 
 #[derive(Clone)]
 pub struct ProviderMetrics {
@@ -9,6 +9,14 @@ pub struct ProviderMetrics {
     pub charges: Counter,
     /// Refund requests by `outcome`: `succeeded`, `replayed`, `rejected`.
     pub refunds: Counter,
+    /// Requests waiting for their turn under the merchant rate limit.
+    pub queued: Gauge,
+    /// How long admitted requests waited for their turn.
+    pub queue_wait: Histogram,
+    /// Requests refused because their turn was too far away, by route.
+    pub throttled: Counter,
+    /// Requests processed after their caller had hung up, by route.
+    pub abandoned: Counter,
 }
 
 impl ProviderMetrics {
@@ -21,6 +29,25 @@ impl ProviderMetrics {
             refunds: meters.counter(
                 "provider.refunds",
                 "Refunds processed, by outcome (succeeded, replayed, rejected)",
+            ),
+            queued: meters.gauge(
+                "provider.merchant.queued",
+                "Requests waiting for their turn under the merchant rate limit",
+                Unit::Count,
+            ),
+            queue_wait: meters.histogram(
+                "provider.merchant.queue_wait",
+                "Time admitted requests waited for their turn under the merchant rate limit",
+                Unit::Seconds,
+                LATENCY_BUCKETS,
+            ),
+            throttled: meters.counter(
+                "provider.merchant.throttled",
+                "Requests refused (503) because their turn under the merchant rate limit was too far away",
+            ),
+            abandoned: meters.counter(
+                "provider.merchant.abandoned",
+                "Requests processed after their caller had hung up",
             ),
         }
     }

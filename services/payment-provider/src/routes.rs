@@ -3,14 +3,16 @@
 //! newer stack: separate endpoints, so a fault on one version's route
 //! leaves the other answering.
 //!
-//! Each call decides its answer under the ledger lock, then waits out its
-//! simulated latency without holding the lock, so concurrent calls overlap as
-//! they would against a remote API.
+//! Every call waits for its turn under the merchant rate limit
+//! ([`crate::admission`]) and is then processed to the end, whether or not
+//! its caller is still there. Processing decides the answer under the
+//! ledger lock, then waits out the simulated latency without holding the
+//! lock, so admitted calls overlap as they would against a remote API.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State as Extract;
+use axum::extract::{MatchedPath, State as Extract};
 use axum::http::StatusCode;
 use axum::routing::post;
 use firedrill_runtime::extract::Json;
@@ -18,12 +20,14 @@ use firedrill_runtime::{AppError, AppResult};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{ChargeRequest, Charged, Ledger, Refunded};
+use crate::admission::{Admission, Refused};
+use crate::ledger::{Charge, ChargeRequest, Charged, Ledger, Refund, Refunded};
 use crate::metrics::ProviderMetrics;
 
 pub struct State {
     pub ledger: Mutex<Ledger>,
     pub metrics: ProviderMetrics,
+    pub admission: Admission,
 }
 
 type Shared = Arc<State>;
@@ -88,34 +92,34 @@ fn validate(body: ChargeBody) -> Result<ChargeRequest, String> {
     })
 }
 
+/// The answer to a request the merchant rate limit did not admit.
+fn refused(refused: Refused) -> AppError {
+    match refused {
+        Refused::Busy { retry_after } => AppError::unavailable(format!(
+            "merchant rate limit exceeded: your next turn is {:.1} s away; retry later",
+            retry_after.as_secs_f64()
+        )),
+        Refused::ShuttingDown => AppError::unavailable("the processor is shutting down"),
+    }
+}
+
 async fn charge(
     Extract(state): Extract<Shared>,
+    path: MatchedPath,
     Json(body): Json<ChargeBody>,
 ) -> AppResult<(StatusCode, axum::Json<ChargeAnswer>)> {
     let request = validate(body).map_err(|message| {
         state.metrics.charges.inc(&[("outcome", "rejected")]);
         AppError::bad_request(message)
     })?;
-    let (charged, latency) = {
-        let mut ledger = state.ledger.lock();
-        (ledger.charge(request), ledger.latency())
-    };
-    tokio::time::sleep(latency).await;
-    let (charge, outcome) = match charged {
-        Charged::New(charge) if charge.declined => (charge, "declined"),
-        Charged::New(charge) => (charge, "succeeded"),
-        Charged::Replayed(charge) => (charge, "replayed"),
-        Charged::KeyReused => {
-            state.metrics.charges.inc(&[("outcome", "rejected")]);
-            return Err(AppError::conflict(
-                "idempotency_key was already used with different parameters",
-            ));
-        }
-    };
-    state.metrics.charges.inc(&[("outcome", outcome)]);
-    if charge.declined {
-        return Err(AppError::new(StatusCode::PAYMENT_REQUIRED, "card declined"));
-    }
+    let processor = state.clone();
+    let charge = state
+        .admission
+        .run(path.as_str().to_string(), async move {
+            processor.process_charge(request).await
+        })
+        .await
+        .map_err(refused)??;
     let answer = ChargeAnswer {
         id: charge.id,
         status: "succeeded",
@@ -127,33 +131,71 @@ async fn charge(
 
 async fn refund(
     Extract(state): Extract<Shared>,
+    path: MatchedPath,
     Json(body): Json<RefundBody>,
 ) -> AppResult<(StatusCode, axum::Json<RefundAnswer>)> {
-    let (refunded, latency) = {
-        let mut ledger = state.ledger.lock();
-        (ledger.refund(&body.charge_id), ledger.latency())
-    };
-    tokio::time::sleep(latency).await;
-    let (refund, outcome) = match refunded {
-        Refunded::New(refund) => (refund, "succeeded"),
-        Refunded::Replayed(refund) => (refund, "replayed"),
-        Refunded::NoSuchCharge => {
-            state.metrics.refunds.inc(&[("outcome", "rejected")]);
-            return Err(AppError::not_found(format!(
-                "no such charge: {}",
-                body.charge_id
-            )));
-        }
-        Refunded::Declined => {
-            state.metrics.refunds.inc(&[("outcome", "rejected")]);
-            return Err(AppError::conflict("charge was declined; nothing to refund"));
-        }
-    };
-    state.metrics.refunds.inc(&[("outcome", outcome)]);
+    let processor = state.clone();
+    let refund = state
+        .admission
+        .run(path.as_str().to_string(), async move {
+            processor.process_refund(body.charge_id).await
+        })
+        .await
+        .map_err(refused)??;
     let answer = RefundAnswer {
         id: refund.id,
         status: "succeeded",
         charge_id: refund.charge_id,
     };
     Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+impl State {
+    /// Charges once per idempotency key, taking the call's latency.
+    async fn process_charge(&self, request: ChargeRequest) -> AppResult<Charge> {
+        let (charged, latency) = {
+            let mut ledger = self.ledger.lock();
+            (ledger.charge(request), ledger.latency())
+        };
+        tokio::time::sleep(latency).await;
+        let (charge, outcome) = match charged {
+            Charged::New(charge) if charge.declined => (charge, "declined"),
+            Charged::New(charge) => (charge, "succeeded"),
+            Charged::Replayed(charge) => (charge, "replayed"),
+            Charged::KeyReused => {
+                self.metrics.charges.inc(&[("outcome", "rejected")]);
+                return Err(AppError::conflict(
+                    "idempotency_key was already used with different parameters",
+                ));
+            }
+        };
+        self.metrics.charges.inc(&[("outcome", outcome)]);
+        if charge.declined {
+            return Err(AppError::new(StatusCode::PAYMENT_REQUIRED, "card declined"));
+        }
+        Ok(charge)
+    }
+
+    /// Refunds a charge in full, once, taking the call's latency.
+    async fn process_refund(&self, charge_id: String) -> AppResult<Refund> {
+        let (refunded, latency) = {
+            let mut ledger = self.ledger.lock();
+            (ledger.refund(&charge_id), ledger.latency())
+        };
+        tokio::time::sleep(latency).await;
+        let (refund, outcome) = match refunded {
+            Refunded::New(refund) => (refund, "succeeded"),
+            Refunded::Replayed(refund) => (refund, "replayed"),
+            Refunded::NoSuchCharge => {
+                self.metrics.refunds.inc(&[("outcome", "rejected")]);
+                return Err(AppError::not_found(format!("no such charge: {charge_id}")));
+            }
+            Refunded::Declined => {
+                self.metrics.refunds.inc(&[("outcome", "rejected")]);
+                return Err(AppError::conflict("charge was declined; nothing to refund"));
+            }
+        };
+        self.metrics.refunds.inc(&[("outcome", outcome)]);
+        Ok(refund)
+    }
 }

@@ -119,3 +119,60 @@ async fn charges_are_counted_by_outcome() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_charge_whose_caller_hung_up_is_still_made() {
+    let app = app().await;
+    // The caller gives up before the processor's shortest latency (10 ms).
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(1),
+        charge(&app, "order-7", 4200),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the call must still be running at 1 ms");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The retry finds the charge the first attempt made: money moved.
+    let (status, body) = charge(&app, "order-7", 4200).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let text = app.metrics().await;
+    for line in [
+        "provider_charges_total{outcome=\"succeeded\"} 1.0",
+        "provider_charges_total{outcome=\"replayed\"} 1.0",
+        "provider_merchant_abandoned_total{http_route=\"/v1/charges\"} 1.0",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_merchant_rate_calls_wait_their_turn_then_are_refused() {
+    // A server deadline past the longest turn, so every admitted call is
+    // answered.
+    let app = TestService::start(NAME, build, &["--seed", "3", "--request-timeout", "30s"]).await;
+    let rate = firedrill_payment_provider::DEFAULT_RATE as usize;
+    // One second's burst, then fifteen seconds of turns, all in one instant.
+    let calls = (0..rate * 16 + 1).map(|i| {
+        let app = &app;
+        async move { charge(app, &format!("order-{i}"), 100).await }
+    });
+    let started = tokio::time::Instant::now();
+    let answers = futures::future::join_all(calls).await;
+    let refused: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::SERVICE_UNAVAILABLE)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(refused.len(), 1, "only the call past fifteen seconds of turns");
+    let message = refused[0]["error"].as_str().unwrap();
+    assert!(message.contains("merchant rate limit exceeded"), "{message}");
+    let made = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(made, rate * 16);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(15) && took < Duration::from_secs(16),
+        "the last turn comes at 15 s: {took:?}"
+    );
+}

@@ -699,6 +699,10 @@ impl<'a> Call<'a> {
                 peer: peer.clone(),
                 reason: root_cause(&e),
             })?;
+            if fault.answer_lost {
+                // The callee answered; the answer never arrives.
+                std::future::pending::<()>().await;
+            }
             if let Some(rate) = fault.bandwidth {
                 let secs = body.len() as f64 / rate as f64;
                 tokio::time::sleep(Duration::from_secs_f64(secs.min(600.0))).await;

@@ -41,7 +41,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 
-use self::model::{FaultKind, FaultSpec, Scope};
+use self::model::{Direction, FaultKind, FaultSpec, Scope};
 
 /// A fault this process applies, until `until` (its expiry or the lease,
 /// whichever comes first).
@@ -132,6 +132,9 @@ pub struct RequestEffect {
     /// Hold the process-wide hot lock this long (lock contention).
     pub lock_hold: Option<Duration>,
     pub failure: Option<LinkFailure>,
+    /// The request gets through but its answer never comes back (a
+    /// downstream partition): the caller waits out its timeout.
+    pub answer_lost: bool,
     /// Bytes per second the response may arrive at.
     pub bandwidth: Option<u64>,
     /// Wait for a slot in this pool before the handler runs.
@@ -307,7 +310,10 @@ impl Faults {
                 FaultKind::LockContention { hold } => effect.lock_hold = Some(hold.duration()),
                 FaultKind::Bandwidth { rate } => effect.bandwidth = Some(*rate),
                 FaultKind::Reset {} => effect.failure = Some(LinkFailure::Reset),
-                FaultKind::Partition {} => effect.failure = Some(LinkFailure::Refused),
+                FaultKind::Partition {
+                    direction: Direction::Downstream,
+                } => effect.answer_lost = true,
+                FaultKind::Partition { .. } => effect.failure = Some(LinkFailure::Refused),
                 FaultKind::DnsFailure {} => effect.failure = Some(LinkFailure::Dns),
                 FaultKind::CertExpiry {} => effect.failure = Some(LinkFailure::CertExpired),
                 FaultKind::WorkerPool { size } => {

@@ -329,3 +329,52 @@ async fn an_exhausted_pool_times_out_and_says_so() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_cuts_requests_upstream_and_answers_downstream() {
+    use firedrill_runtime::faults::ActiveFault;
+    use firedrill_runtime::faults::model::{Direction, FaultKind, FaultSpec, Target};
+
+    let stop = CancellationToken::new();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let url = start(counting(hits.clone()), &stop).await;
+    let peers = format!("payment-provider={url}");
+    let args = parse_service_args(&[
+        "--peers",
+        &peers,
+        "--call-retries",
+        "0",
+        "--call-timeout",
+        "300ms",
+    ])
+    .unwrap();
+    let meters = Meters::new(&args.identity("payment"));
+    let ctx = ServiceContext::new("payment", args, meters, CancellationToken::new()).unwrap();
+    let peer = ctx.peer("payment-provider").unwrap();
+    let partition = |direction| {
+        ctx.faults.assign(vec![ActiveFault {
+            id: "p".into(),
+            spec: FaultSpec {
+                kind: FaultKind::Partition { direction },
+                target: Target::parse("payment->payment-provider").unwrap(),
+                toxicity: 1.0,
+            },
+            until: std::time::Instant::now() + Duration::from_secs(60),
+        }]);
+    };
+
+    partition(Direction::Upstream);
+    let err = peer.get("/ping", "/ping").send().await.unwrap_err();
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert_eq!(hits.load(Ordering::Relaxed), 0, "no request got through");
+
+    // Downstream: the callee serves the request, the caller never hears.
+    partition(Direction::Downstream);
+    let started = Instant::now();
+    let err = peer.get("/ping", "/ping").send().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert_eq!(hits.load(Ordering::Relaxed), 1, "the callee did the work");
+    stop.cancel();
+}

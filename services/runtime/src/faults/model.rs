@@ -125,6 +125,17 @@ pub fn parse_offset(text: &str) -> Result<Offset, String> {
     Ok(Offset(sign * ms))
 }
 
+/// Which way a link fault cuts, as Toxiproxy's `stream` and Chaos Mesh's
+/// `direction`: `upstream` is caller to callee, `downstream` the answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Both,
+    Upstream,
+    Downstream,
+}
+
 /// What to break and how. Each variant is documented by the failure it
 /// simulates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,8 +175,16 @@ pub enum FaultKind {
     /// The connection is reset mid-request (a crashed proxy, a conntrack
     /// table overflow).
     Reset {},
-    /// The callee is unreachable from this caller: connections are refused.
-    Partition {},
+    /// The callee is cut off from this caller. With `direction` `both` (the
+    /// default) or `upstream`, requests do not get through: connections are
+    /// refused. With `downstream`, only the answers are lost: the callee
+    /// gets every request and does the work, and the caller waits until its
+    /// own timeout (an asymmetric partition, e.g. a firewall rule that
+    /// drops return traffic).
+    Partition {
+        #[serde(default)]
+        direction: Direction,
+    },
     /// Name resolution of the callee fails, before any byte is sent.
     DnsFailure {},
     /// The TLS certificate of the link has passed its `not_after`: every
@@ -315,7 +334,7 @@ impl FaultKind {
             FaultKind::Errors { .. } => "errors",
             FaultKind::Hang {} => "hang",
             FaultKind::Reset {} => "reset",
-            FaultKind::Partition {} => "partition",
+            FaultKind::Partition { .. } => "partition",
             FaultKind::DnsFailure {} => "dns-failure",
             FaultKind::CertExpiry {} => "cert-expiry",
             FaultKind::ClockSkew { .. } => "clock-skew",
@@ -352,7 +371,7 @@ impl FaultKind {
             | FaultKind::WorkerPool { .. } => &[Inbound],
             FaultKind::Bandwidth { .. }
             | FaultKind::Reset {}
-            | FaultKind::Partition {}
+            | FaultKind::Partition { .. }
             | FaultKind::DnsFailure {}
             | FaultKind::CertExpiry {}
             | FaultKind::LbSkew { .. } => &[Link],
