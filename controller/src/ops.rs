@@ -25,7 +25,7 @@ use std::path::Path;
 
 use axum::http::StatusCode;
 use firedrill_runtime::AppError;
-use firedrill_runtime::faults::model::{FaultKind, Target};
+use firedrill_runtime::faults::model::{FaultKind, THIRD_PARTIES, Target};
 use firedrill_runtime::live::{ConfigPatch, KEYS, describe};
 use serde_json::Value;
 
@@ -53,6 +53,10 @@ pub async fn perform(
     args: &OpArgs,
 ) -> Result<String, AppError> {
     check_args(verb, args)?;
+    if verb != Verb::NoAction {
+        let parsed = Target::parse(target).map_err(AppError::bad_request)?;
+        operable(&parsed).map_err(AppError::bad_request)?;
+    }
     match verb {
         Verb::NoAction => Ok("no action taken".into()),
         Verb::Restart => {
@@ -170,6 +174,19 @@ fn end_push(state: &mut State, push: crate::state::ActiveFault) -> String {
         FaultKind::ConfigPush(values) => describe(values),
         _ => String::new(),
     }
+}
+
+/// Refuses an op on a third party: the shop's engineers cannot restart,
+/// roll back, drain or reconfigure someone else's service.
+pub fn operable(target: &Target) -> Result<(), String> {
+    if THIRD_PARTIES.contains(&target.service.as_str()) {
+        return Err(format!(
+            "{} is a third party (the card processor), outside the shop: no op reaches it; \
+             mitigate on the shop's side (e.g. payment's config, flags or rate limits)",
+            target.service
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses settings or a topic given to an op that takes none.

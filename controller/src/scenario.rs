@@ -679,7 +679,7 @@ fn check_op(op: &Op) -> Result<(), String> {
     match op.op {
         Verb::NoAction => Ok(()),
         _ => Target::parse(&op.target)
-            .map(|_| ())
+            .and_then(|target| crate::ops::operable(&target))
             .map_err(|e| format!("{} target: {e}", op.op)),
     }
 }
@@ -1304,6 +1304,15 @@ kind = "drop-index"
             "accepted = [{ op = \"restart\", target = \"catalog\", set = { a = \"1\" } }]",
         );
         assert!(problems(&stray)[0].contains("takes no settings"));
+        let third_party = GOOD.replace(
+            "accepted = [{ op = \"restart\", target = \"catalog\" }]",
+            "accepted = [{ op = \"restart\", target = \"payment-provider\" }]",
+        );
+        assert!(
+            problems(&third_party)[0].contains("payment-provider is a third party"),
+            "{:?}",
+            problems(&third_party)
+        );
     }
 
     #[test]

@@ -398,6 +398,18 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
             json!({"op": "explode", "target": "x", "actor": "eve"}),
             "unknown variant",
         ),
+        (
+            body("restart", "payment-provider", json!({})),
+            "payment-provider is a third party",
+        ),
+        (
+            body(
+                "config-set",
+                "payment-provider",
+                json!({"retries.count": 1}),
+            ),
+            "payment-provider is a third party",
+        ),
     ] {
         let (status, answer) = op(&base, request.clone()).await;
         assert_eq!(status, 400, "{request} -> {answer}");

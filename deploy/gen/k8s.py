@@ -224,6 +224,11 @@ def lab_manifests():
                 env.append(("FIREDRILL_DATABASE", f"/data/{db}"))
             if service == "gateway":
                 env.append(("FIREDRILL_MAX_IN_FLIGHT", 512))
+            if service == "payment-provider":
+                # The merchant rate limit, twice the load's nominal charge
+                # rate (5 journeys/s, a tenth of them checkouts), as
+                # `firedrill up` sizes it.
+                env.append(("FIREDRILL_PROVIDER_RATE", 1))
             files[f"{name}.yaml"] = manifest(
                 name, service, f"{service}-{i}", ["service", service], env, 8080,
                 shared_db=db is not None)

@@ -230,12 +230,26 @@ mod tests {
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             };
             // Each caller gives up after 100 ms, long before the later turns.
-            let _ = tokio::time::timeout(Duration::from_millis(100), gate.run("/v1/charges".into(), work))
-                .await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(100),
+                gate.run("/v1/charges".into(), work),
+            )
+            .await;
         }
-        assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 2, "the burst");
+        assert_eq!(
+            done.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the burst"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 4, "all of it");
-        assert_eq!(gate.metrics.abandoned.get(&[("http.route", "/v1/charges")]), 2.0);
+        assert_eq!(
+            done.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "all of it"
+        );
+        assert_eq!(
+            gate.metrics.abandoned.get(&[("http.route", "/v1/charges")]),
+            2.0
+        );
     }
 }

@@ -124,11 +124,8 @@ async fn charges_are_counted_by_outcome() {
 async fn a_charge_whose_caller_hung_up_is_still_made() {
     let app = app().await;
     // The caller gives up before the processor's shortest latency (10 ms).
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(1),
-        charge(&app, "order-7", 4200),
-    )
-    .await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(1), charge(&app, "order-7", 4200)).await;
     assert!(gave_up.is_err(), "the call must still be running at 1 ms");
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The retry finds the charge the first attempt made: money moved.
@@ -162,9 +159,16 @@ async fn past_the_merchant_rate_calls_wait_their_turn_then_are_refused() {
         .filter(|(status, _)| *status == StatusCode::SERVICE_UNAVAILABLE)
         .map(|(_, body)| body)
         .collect();
-    assert_eq!(refused.len(), 1, "only the call past fifteen seconds of turns");
+    assert_eq!(
+        refused.len(),
+        1,
+        "only the call past fifteen seconds of turns"
+    );
     let message = refused[0]["error"].as_str().unwrap();
-    assert!(message.contains("merchant rate limit exceeded"), "{message}");
+    assert!(
+        message.contains("merchant rate limit exceeded"),
+        "{message}"
+    );
     let made = answers
         .iter()
         .filter(|(status, _)| *status == StatusCode::CREATED)

@@ -31,6 +31,10 @@ pub const SERVICES: &[&str] = &[
     "projector",
 ];
 
+/// Services that stand in for third parties (the card processor): faults
+/// reach them, but the shop's engineers cannot operate them.
+pub const THIRD_PARTIES: &[&str] = &["payment-provider"];
+
 /// Dependencies a service reaches other than through a peer service call.
 pub const DEPENDENCIES: &[&str] = &["db", "queue-consumer"];
 
