@@ -55,7 +55,7 @@ pub struct InjectArgs {
     /// runtime-stall, pool-leak, slow-query, lock-contention,
     /// consumer-stall, crash, config-push, cache-flush, poison-message,
     /// data-corruption, telemetry-drop, worker-pool, lb-skew, traffic-spike,
-    /// drop-index.
+    /// drop-index, disk-full.
     pub kind: String,
     /// `catalog`, `payment-2`, `gateway->catalog`, `catalog->db`,
     /// `projector->queue-consumer` or `loadgen`, each optionally narrowed to

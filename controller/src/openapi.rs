@@ -40,7 +40,7 @@ pub const DOCUMENT: &str = r##"{
       "FaultSpec": {
         "type": "object", "required": ["kind", "target"],
         "properties": {
-          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push","cache-flush","poison-message","data-corruption","telemetry-drop","worker-pool","lb-skew","traffic-spike","drop-index"] },
+          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push","cache-flush","poison-message","data-corruption","telemetry-drop","worker-pool","lb-skew","traffic-spike","drop-index","disk-full"] },
           "target": { "$ref": "#/components/schemas/Target" },
           "toxicity": { "type": "number", "minimum": 0, "maximum": 1, "default": 1 },
           "latency": { "$ref": "#/components/schemas/Duration" },

@@ -240,6 +240,7 @@ impl Db {
         );
         let started = Instant::now();
         let extra = inner.faults.slow_query();
+        let disk_full = inner.faults.disk_full();
         // The worker gives the connection and the permit back itself: if
         // the caller is cancelled (an upstream timeout drops its handler)
         // while the query runs, the pool must not keep a permit without a
@@ -251,7 +252,17 @@ impl Db {
                 // a competing batch job): the connection is held meanwhile.
                 std::thread::sleep(extra);
             }
-            let result = work(&mut conn);
+            let result = if disk_full {
+                // No free block on the volume: the file may not grow past
+                // its size for the length of this query.
+                pin_size(&conn).and_then(|()| {
+                    let result = work(&mut conn);
+                    unpin_size(&conn)?;
+                    result
+                })
+            } else {
+                work(&mut conn)
+            };
             {
                 // Past the pool's size (it shrank), the connection is closed.
                 let mut idle = pool.connections.lock();
@@ -421,6 +432,25 @@ async fn run_ddl<T: Send + 'static>(
         .map_err(DbError::from)
 }
 
+/// SQLite's own ceiling on the file's size in pages, when none is set.
+const NO_PAGE_LIMIT: i64 = 4_294_967_294;
+
+/// Pins the database file at its current size: a write that needs one more
+/// page fails with SQLITE_FULL ("database or disk is full").
+fn pin_size(conn: &Connection) -> rusqlite::Result<()> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+}
+
+/// Lets the file grow again.
+fn unpin_size(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row(
+        &format!("PRAGMA max_page_count = {NO_PAGE_LIMIT}"),
+        [],
+        |_| Ok(()),
+    )
+}
+
 fn db_error_type(err: &DbError) -> &'static str {
     match err {
         DbError::PoolTimeout { .. } => "pool_timeout",
@@ -433,6 +463,11 @@ fn db_error_type(err: &DbError) -> &'static str {
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
             "constraint"
+        }
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DiskFull =>
+        {
+            "disk_full"
         }
         DbError::Sqlite(_) => "sqlite",
         DbError::Worker(_) => "worker",
@@ -573,6 +608,93 @@ mod tests {
         db.create_index(&definition).await.unwrap();
         db.create_index(&definition).await.unwrap();
         assert_eq!(plan(&db).await.1, 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_writes_that_need_space_and_keeps_reads() {
+        use crate::faults::model::{FaultKind, FaultSpec, Target};
+        use crate::faults::{ActiveFault, Faults};
+
+        let dir = tempfile::tempdir().unwrap();
+        let meters = Meters::new(&Identity {
+            service: "cart".into(),
+            instance_id: "cart-1".into(),
+            version: "test".into(),
+            environment: "test".into(),
+        });
+        let faults = Faults::new("cart", "cart-1", 1);
+        let path = dir.path().join("shop.db");
+        let db = Db::open(&path, "cart", 2, Duration::from_secs(1), &meters, &faults).unwrap();
+        db.migrate("notes", |conn| {
+            conn.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        })
+        .await
+        .unwrap();
+        const INSERT: Query = Query {
+            operation: "INSERT",
+            collection: "notes",
+            text: "INSERT INTO notes (body) VALUES (?1)",
+        };
+        const COUNT: Query = Query {
+            operation: "SELECT",
+            collection: "notes",
+            text: "SELECT count(*) FROM notes",
+        };
+        let insert = |db: Db| async move {
+            db.run(INSERT, |conn| {
+                conn.execute("INSERT INTO notes (body) VALUES (?1)", ["x".repeat(200)])
+            })
+            .await
+        };
+        for _ in 0..50 {
+            insert(db.clone()).await.unwrap();
+        }
+        faults.assign(vec![ActiveFault {
+            id: "f1".into(),
+            spec: FaultSpec {
+                kind: FaultKind::DiskFull {},
+                target: Target::parse("cart->db").unwrap(),
+                toxicity: 1.0,
+            },
+            until: Instant::now() + Duration::from_secs(60),
+        }]);
+        // What fits in the last page still goes in; then every write fails.
+        let mut written = 0;
+        let err = loop {
+            match insert(db.clone()).await {
+                Ok(_) => written += 1,
+                Err(err) => break err,
+            }
+            assert!(written < 100, "a full disk must stop the writes");
+        };
+        assert!(
+            err.to_string().contains("database or disk is full"),
+            "{err}"
+        );
+        assert_eq!(db_error_type(&err), "disk_full");
+        for _ in 0..5 {
+            assert!(insert(db.clone()).await.is_err());
+        }
+        let rows: i64 = db
+            .run(COUNT, |conn| {
+                conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            50 + written,
+            "reads go on, and no write was half-done"
+        );
+        assert!(
+            meters.encode().contains("error_type=\"disk_full\""),
+            "failed writes are visible in the DB metrics"
+        );
+
+        faults.assign(vec![]);
+        insert(db.clone())
+            .await
+            .expect("space again once the fault ends");
     }
 
     #[tokio::test]

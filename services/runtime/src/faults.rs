@@ -337,6 +337,16 @@ impl Faults {
         })
     }
 
+    /// Whether the database's volume is full for this process: its
+    /// connections may not grow the file.
+    pub fn disk_full(&self) -> bool {
+        self.dependency_effect(|kind| match kind {
+            FaultKind::DiskFull {} => Some(Duration::ZERO),
+            _ => None,
+        })
+        .is_some()
+    }
+
     /// How long the queue consumer waits before handling each message.
     pub fn consumer_delay(&self) -> Option<Duration> {
         self.dependency_effect(|kind| match kind {

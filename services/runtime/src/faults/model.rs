@@ -288,6 +288,14 @@ pub enum FaultKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<String>,
     },
+    /// A full disk under the database (a log flood or a runaway export
+    /// filled the volume): the service's database file cannot grow, so
+    /// every write that needs a new page fails with SQLite's "database or
+    /// disk is full" (ENOSPC as the engine reports it), while reads and
+    /// writes that fit in existing pages go on. Applied through SQLite's
+    /// own limit (`PRAGMA max_page_count`, pinned at the file's size on
+    /// the service's connections), so it acts in the real engine.
+    DiskFull {},
 }
 
 fn default_stall_min() -> Millis {
@@ -359,6 +367,7 @@ impl FaultKind {
             FaultKind::LbSkew { .. } => "lb-skew",
             FaultKind::TrafficSpike { .. } => "traffic-spike",
             FaultKind::DropIndex { .. } => "drop-index",
+            FaultKind::DiskFull {} => "disk-full",
         }
     }
 
@@ -381,7 +390,8 @@ impl FaultKind {
             | FaultKind::LbSkew { .. } => &[Link],
             FaultKind::PoolLeak { .. }
             | FaultKind::SlowQuery { .. }
-            | FaultKind::DropIndex { .. } => &[Dependency],
+            | FaultKind::DropIndex { .. }
+            | FaultKind::DiskFull {} => &[Dependency],
             FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => &[Dependency],
             FaultKind::ClockSkew { .. }
             | FaultKind::CpuBurn { .. }
@@ -400,7 +410,8 @@ impl FaultKind {
         match self {
             FaultKind::PoolLeak { .. }
             | FaultKind::SlowQuery { .. }
-            | FaultKind::DropIndex { .. } => Some("db"),
+            | FaultKind::DropIndex { .. }
+            | FaultKind::DiskFull {} => Some("db"),
             FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => Some("queue-consumer"),
             _ => None,
         }
