@@ -393,30 +393,41 @@ async fn perform_op(
         topic: request.topic,
     };
     let result = crate::ops::perform(&ctl, request.op, &request.target, actor, &args).await?;
-    let record = OpRecord {
+    let mut record = OpRecord {
         at_ms: now_ms(),
         actor: actor.to_string(),
         op: request.op,
         target: request.target.clone(),
         result,
     };
-    ctl.update(|state| {
-        // An accepted mitigation of the running scenario ends the faults
-        // that wait for one; any other op changes only what it did itself.
-        if let Some(running) = state.scenario.as_mut()
-            && running.mitigated_ms.is_none()
-            && ctl.scenario(&running.id).is_ok_and(|s| {
-                s.mitigation
-                    .get_ref()
-                    .accepted
-                    .iter()
-                    .any(|accepted| accepted.op == request.op && accepted.target == request.target)
-            })
-        {
-            running.mitigated_ms = Some(record.at_ms);
-        }
-        state.ops.push(record.clone());
-    })?;
+    let record =
+        ctl.update(|state| {
+            // An accepted mitigation of the running scenario ends the faults
+            // that wait for one; any other op changes only what it did itself.
+            if let Some(running) = state.scenario.as_mut()
+                && running.mitigated_ms.is_none()
+                && ctl.scenario(&running.id).is_ok_and(|s| {
+                    s.mitigation.get_ref().accepted.iter().any(|accepted| {
+                        accepted.op == request.op && accepted.target == request.target
+                    })
+                })
+            {
+                running.mitigated_ms = Some(record.at_ms);
+                // Config pushes that waited for a mitigation end with it: their
+                // services move to a new version now, and the answer says so,
+                // rather than naming a version that is already gone.
+                for service in firedrill_runtime::faults::model::SERVICES {
+                    if state.refresh_config(&ctl.scenarios, service, record.at_ms) {
+                        let version = state.config_version(service).version;
+                        record.result.push_str(&format!(
+                        "; the config push it mitigates ended: {service} config is now v{version}"
+                    ));
+                    }
+                }
+            }
+            state.ops.push(record.clone());
+            record
+        })?;
     ctl.ops.inc(&[("op", record.op.to_string().as_str())]);
     tracing::info!(actor, op = %record.op, target = %record.target, result = %record.result, "op performed");
     Ok((StatusCode::CREATED, axum::Json(record)))

@@ -452,3 +452,80 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
     assert!(done.starts_with("recorded;"), "{done}");
     lab.stop().await;
 }
+
+/// A timeout pushed too low, and accepted when someone sets it back.
+const PUSHED_TIMEOUT: &str = r#"
+id = "pushed-timeout"
+title = "Checkouts time out"
+difficulty = "beginner"
+goals = ["align errors with a config version"]
+page = "Checkouts fail."
+hints = ["what changed?", "checkout's config", "timeouts.payment is 20ms"]
+debrief = "A config push set timeouts.payment to 20 ms."
+
+[[steps]]
+at = "0s"
+lasts = "until-mitigated"
+role = "root"
+target = "checkout"
+kind = "config-push"
+timeouts = { payment = "20ms" }
+
+[truth]
+root = "checkout"
+category = "config-change"
+chain = ["checkout", "gateway"]
+
+[mitigation]
+accepted = [{ op = "config-set", target = "checkout", set = { "timeouts.payment" = "2s" } }]
+recovery = { route = "/api/checkout", max_error_ratio = 0.05, max_latency_ms = 800 }
+
+[[symptoms]]
+signal = "metric"
+service = "gateway"
+check = "error-ratio-above"
+route = "/api/checkout"
+ratio = 0.5
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mitigating_op_names_the_version_its_mitigation_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("scenarios")).unwrap();
+    std::fs::write(
+        dir.path().join("scenarios/pushed-timeout.toml"),
+        PUSHED_TIMEOUT,
+    )
+    .unwrap();
+    let lab = start(dir.path(), "").await;
+    let base = lab.url.clone();
+    let r = http()
+        .post(format!("{base}/v1/scenarios/pushed-timeout/start"))
+        .bearer_auth(INSTRUCTOR)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let pushed = poll(&base, "checkout", "checkout-1").await;
+    assert_eq!(pushed["config"]["version"], 1);
+
+    // The op's own value is laid under the push (v1 stays in force), then
+    // the mitigation ends the push: the answer names the version after it.
+    let result = ok(
+        &base,
+        json!({"op": "config-set", "target": "checkout", "actor": "eve",
+               "set": {"timeouts.payment": "2s"}}),
+    )
+    .await;
+    let heard = poll(&base, "checkout", "checkout-1").await;
+    let version = heard["config"]["version"].as_u64().unwrap();
+    assert_eq!(heard["config"]["values"]["timeouts"]["payment"], 2000);
+    assert!(
+        result.ends_with(&format!(
+            "the config push it mitigates ended: checkout config is now v{version}"
+        )),
+        "{result} (agents hear v{version})"
+    );
+    lab.stop().await;
+}
