@@ -6,6 +6,7 @@
 //! the runtime's client; load shedding from the runtime's server stack. The
 //! gateway holds no data of its own.
 
+mod bot_rules;
 mod routes;
 
 use std::sync::Arc;
@@ -30,11 +31,17 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
         cart: ctx.peer("cart")?,
         checkout: ctx.peer("checkout")?,
         limiter: Arc::new(RateLimiter::new(rate, burst)),
+        live: ctx.live.clone(),
+        bot_rules: Arc::new(bot_rules::BotRules::new()),
         rate_limited: ctx.meters.counter(
             "http.server.rate_limited_requests",
             "Requests refused with 429 by the per-client rate limit",
         ),
     };
+    tracing::info!(
+        v2_signatures = state.bot_rules.v2_len(),
+        "bot screening ready"
+    );
     Ok(routes::router(Arc::new(state)))
 }
 

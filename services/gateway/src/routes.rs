@@ -12,11 +12,14 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use firedrill_runtime::client::Peer;
 use firedrill_runtime::extract::{Json as Body, Path, Query};
+use firedrill_runtime::live::Live;
 use firedrill_runtime::metrics::Counter;
 use firedrill_runtime::resilience::rate_limit::RateLimiter;
 use firedrill_runtime::{AppError, AppResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::bot_rules::{BOT_RULES_V2, BotRules, fingerprint_of};
 
 pub struct Gateway {
     pub auth: Arc<Peer>,
@@ -26,6 +29,8 @@ pub struct Gateway {
     pub checkout: Arc<Peer>,
     pub limiter: Arc<RateLimiter>,
     pub rate_limited: Counter,
+    pub live: Live,
+    pub bot_rules: Arc<BotRules>,
 }
 
 type Shared = State<Arc<Gateway>>;
@@ -53,6 +58,15 @@ async fn rate_limit(State(gw): Shared, request: Request, next: Next) -> Response
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
+    // Inline, on the request's own thread, as an edge rule engine runs.
+    let fingerprint = fingerprint_of(request.method(), request.uri(), request.headers());
+    if gw
+        .bot_rules
+        .screen(&fingerprint, gw.live.flag(BOT_RULES_V2, &client))
+    {
+        return AppError::new(StatusCode::FORBIDDEN, "request refused by bot screening")
+            .into_response();
+    }
     if !gw.limiter.allow(&client, Instant::now()) {
         gw.rate_limited.inc(&[]);
         return AppError::new(
