@@ -129,6 +129,9 @@ pub struct InjectArgs {
     /// drop-index: the index to drop [default: the service's hot index].
     #[arg(long)]
     pub index: Option<String>,
+    /// traffic-spike: every extra journey is of this kind, e.g. checkout.
+    #[arg(long)]
+    pub journey: Option<String>,
     /// partition: which way it cuts, both, upstream (requests) or
     /// downstream (answers) [default: both].
     #[arg(long)]
@@ -417,6 +420,7 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
         ("instance", text(&args.instance)),
         ("index", text(&args.index)),
         ("direction", text(&args.direction)),
+        ("journey", text(&args.journey)),
         ("toxicity", args.toxicity.map(|v| json!(v))),
         ("rate", args.rate.map(|v| json!(v))),
         ("limit", args.limit.map(|v| json!(v))),

@@ -63,6 +63,7 @@ pub const DOCUMENT: &str = r##"{
           "percent": { "type": "integer", "minimum": 0, "maximum": 100, "default": 90, "description": "lb-skew: share of calls sent to instance" },
           "multiplier": { "type": "number", "exclusiveMinimum": 1, "maximum": 50, "description": "traffic-spike: rate multiplier" },
           "hotKey": { "type": "integer", "minimum": 1, "description": "traffic-spike: product id every extra journey views" },
+          "journey": { "type": "string", "enum": ["browse","search","view_product","login","add_to_cart","view_cart","checkout"], "description": "traffic-spike: every extra journey is of this kind (checkout: a flash sale); not with hotKey" },
           "index": { "type": "string", "description": "drop-index: index name (default: the service's hot index)" },
           "direction": { "type": "string", "enum": ["both","upstream","downstream"], "default": "both", "description": "partition: upstream cuts requests (refused), downstream loses the answers (the callee does the work, the caller times out)" },
           "timeouts": { "$ref": "#/components/schemas/ConfigValues/properties/timeouts" },

@@ -15,6 +15,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::http::{Call, ShopClient, StepError};
 use crate::metrics::{Metrics, Outcome};
+use firedrill_runtime::faults::Spike;
+
 use crate::plan::{Action, CartLine, JourneyKind, JourneyPlan, Mix, PASSWORD, hot_key_plan, plan};
 use crate::stats::Stats;
 use crate::users::{UserLease, UserPool};
@@ -106,11 +108,18 @@ impl Engine {
     }
 
     /// Starts extra journey `seq` of a traffic spike: a planned journey as
-    /// usual, or, with a hot key, a view of that one product.
-    pub fn launch_surge(self: &Arc<Self>, seq: u64, intended: Instant, hot_key: Option<i64>) {
-        let plan = match hot_key {
-            Some(product_id) => hot_key_plan(seq, product_id),
-            None => plan(self.config.seed, seq, &self.config.mix, self.config.users),
+    /// usual; with a hot key, a view of that one product; with a journey
+    /// kind, a journey of that kind (planned as usual otherwise).
+    pub fn launch_surge(self: &Arc<Self>, seq: u64, intended: Instant, spike: &Spike) {
+        let only = spike
+            .journey
+            .as_deref()
+            .and_then(|name| name.parse::<JourneyKind>().ok())
+            .map(Mix::only);
+        let plan = match (spike.hot_key, only) {
+            (Some(product_id), _) => hot_key_plan(seq, product_id),
+            (None, Some(mix)) => plan(self.config.seed, seq, &mix, self.config.users),
+            (None, None) => plan(self.config.seed, seq, &self.config.mix, self.config.users),
         };
         self.start(plan, intended);
     }

@@ -353,7 +353,7 @@ pub async fn run(
             start,
             &stop_surge,
             || faults.traffic_spike(),
-            |seq, intended, hot_key| engine.launch_surge(seq, intended, hot_key),
+            |seq, intended, spike| engine.launch_surge(seq, intended, spike),
         ),
     );
     metrics.set_target_rate(0.0);

@@ -169,6 +169,13 @@ impl Mix {
         self.weights.iter().map(|&w| u64::from(w)).sum()
     }
 
+    /// A mix of one kind of journey only.
+    pub fn only(kind: JourneyKind) -> Mix {
+        let mut weights = [0; 7];
+        weights[kind.index()] = 1;
+        Mix { weights }
+    }
+
     /// The share (0..=1) of journeys that are `kind`.
     pub fn share(&self, kind: JourneyKind) -> f64 {
         match self.total() {
@@ -476,6 +483,9 @@ mod tests {
         assert_eq!(mix.weight(JourneyKind::Checkout), 10);
         assert_eq!(mix.to_string(), DEFAULT_MIX);
         assert_eq!(mix.share(JourneyKind::Checkout), 0.1);
+        let only = Mix::only(JourneyKind::Checkout);
+        assert_eq!(only.share(JourneyKind::Checkout), 1.0);
+        assert!((0..50).all(|seq| plan(1, seq, &only, 10).kind == JourneyKind::Checkout));
         assert_eq!(mix.to_string().parse::<Mix>().unwrap(), mix);
     }
 

@@ -19,6 +19,8 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use firedrill_runtime::faults::Spike as SpikeFault;
+
 use crate::plan::{Stream, derive_seed};
 
 /// A temporary multiplier on the rate: `factor` times the rate during
@@ -258,16 +260,15 @@ pub const SURGE_SEQ_BASE: u64 = 1 << 48;
 /// the longest it commits to one draw of the rate.
 const SURGE_TICK: Duration = Duration::from_millis(100);
 
-/// What a traffic spike asks for now: the rate multiplier and, if any, the
-/// one product every extra journey views.
-pub type SpikeShape = Option<(f64, Option<i64>)>;
+/// What a traffic spike asks for now, if one is in force.
+pub type SpikeShape = Option<SpikeFault>;
 
 /// The extra traffic of a traffic-spike fault, until `shutdown`: while
-/// `spike()` answers `(multiplier, hot_key)`, journeys arrive on top of the
-/// schedule as a seeded Poisson process at `(multiplier − 1) ×` the
-/// scheduled rate, so the total is `multiplier` times the usual traffic.
-/// Each is launched with `launch(seq, intended, hot_key)`, `seq` counting
-/// from [`SURGE_SEQ_BASE`]; returns how many were launched.
+/// `spike()` answers a spike, journeys arrive on top of the schedule as a
+/// seeded Poisson process at `(multiplier − 1) ×` the scheduled rate, so
+/// the total is `multiplier` times the usual traffic. Each is launched with
+/// `launch(seq, intended, &spike)`, `seq` counting from
+/// [`SURGE_SEQ_BASE`]; returns how many were launched.
 ///
 /// The rate is re-read at each arrival and at least every
 /// [`SURGE_TICK`] (exponential gaps are memoryless, so redrawing a gap that
@@ -278,15 +279,15 @@ pub async fn surge(
     start: Instant,
     shutdown: &CancellationToken,
     spike: impl Fn() -> SpikeShape,
-    mut launch: impl FnMut(u64, Instant, Option<i64>),
+    mut launch: impl FnMut(u64, Instant, &SpikeFault),
 ) -> u64 {
     let mut rng = SmallRng::seed_from_u64(derive_seed(seed, Stream::Surge, 0));
     let mut launched = 0u64;
     let mut now = Instant::now();
     loop {
         let shape = spike();
-        let extra = shape.map_or(0.0, |(multiplier, _)| {
-            (multiplier - 1.0).max(0.0) * schedule.rate_at(secs_since_at(start, now))
+        let extra = shape.map_or(0.0, |spike| {
+            (spike.multiplier - 1.0).max(0.0) * schedule.rate_at(secs_since_at(start, now))
         });
         let (wake, arrival) = if extra > 0.0 {
             let u: f64 = 1.0 - rng.random::<f64>();
@@ -302,8 +303,8 @@ pub async fn surge(
             _ = tokio::time::sleep_until(wake) => {}
         }
         now = wake;
-        if arrival && let Some((_, hot_key)) = spike() {
-            launch(SURGE_SEQ_BASE + launched, wake, hot_key);
+        if arrival && let Some(spike) = spike() {
+            launch(SURGE_SEQ_BASE + launched, wake, &spike);
             launched += 1;
         }
     }
@@ -483,7 +484,11 @@ mod tests {
         // The spike is on during [10 s, 20 s) of a 30 s run.
         let spike = || {
             let t = secs_since(start);
-            (10.0..20.0).contains(&t).then_some((4.0, Some(42)))
+            (10.0..20.0).contains(&t).then(|| SpikeFault {
+                multiplier: 4.0,
+                hot_key: Some(42),
+                journey: None,
+            })
         };
         let mut extra: Vec<(u64, f64, Option<i64>)> = Vec::new();
         let stopper = shutdown.clone();
@@ -502,8 +507,8 @@ mod tests {
                 stopper.cancel();
                 n
             },
-            surge(&s, 5, start, &shutdown, spike, |seq, at, hot| {
-                extra.push((seq, (at - start).as_secs_f64(), hot))
+            surge(&s, 5, start, &shutdown, spike, |seq, at, spike| {
+                extra.push((seq, (at - start).as_secs_f64(), spike.hot_key))
             }),
         );
         // 4× of 10/s for 10 s is 300 extra journeys on top of the ~300

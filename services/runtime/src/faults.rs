@@ -121,6 +121,17 @@ impl LinkFailure {
     }
 }
 
+/// What a traffic-spike fault asks of the load generator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spike {
+    /// Total traffic as a multiple of the usual.
+    pub multiplier: f64,
+    /// Every extra journey views this product.
+    pub hot_key: Option<i64>,
+    /// Every extra journey is of this kind (a `--mix` name).
+    pub journey: Option<String>,
+}
+
 /// What the faults in force do to one request: one a process serves, or
 /// one call it makes to a peer (link-only effects stay unset for the former,
 /// since a fault's kind is checked against its scope when it is injected).
@@ -429,14 +440,18 @@ impl Faults {
         })
     }
 
-    /// The shape of a traffic spike in force: the rate multiplier and the
-    /// product every extra journey asks for, if one.
-    pub fn traffic_spike(&self) -> Option<(f64, Option<i64>)> {
+    /// The shape of a traffic spike in force.
+    pub fn traffic_spike(&self) -> Option<Spike> {
         self.process_effect(|kind| match kind {
             FaultKind::TrafficSpike {
                 multiplier,
                 hot_key,
-            } => Some((*multiplier, *hot_key)),
+                journey,
+            } => Some(Spike {
+                multiplier: *multiplier,
+                hot_key: *hot_key,
+                journey: journey.clone(),
+            }),
             _ => None,
         })
     }

@@ -42,6 +42,18 @@ pub const DEPENDENCIES: &[&str] = &["db", "queue-consumer"];
 /// fault can act in).
 pub const QUEUE_CONSUMERS: &[&str] = &["notification", "projector"];
 
+/// The load generator's journey kinds, as `--mix` and a traffic spike's
+/// `journey` spell them.
+pub const JOURNEYS: &[&str] = &[
+    "browse",
+    "search",
+    "view_product",
+    "login",
+    "add_to_cart",
+    "view_cart",
+    "checkout",
+];
+
 /// The load generator: not a service (nothing calls it, it serves no shop
 /// routes), but it runs a fault agent, so process faults can target it.
 pub const LOAD_GENERATOR: &str = "loadgen";
@@ -274,11 +286,14 @@ pub enum FaultKind {
     },
     /// A traffic spike (a sale, a bot, a retry storm upstream): the load
     /// generator sends `multiplier` times its traffic; with `hotKey`, every
-    /// extra journey views that one product (a hot key).
+    /// extra journey views that one product (a hot key); with `journey`,
+    /// every extra journey is of that kind (`checkout`: a flash sale).
     TrafficSpike {
         multiplier: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hot_key: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        journey: Option<String>,
     },
     /// A dropped index (a bad migration, a DBA's cleanup): the index the
     /// service's hot query uses (or `index`) is really dropped from the
@@ -503,11 +518,26 @@ impl FaultKind {
             FaultKind::TrafficSpike {
                 multiplier,
                 hot_key,
+                journey,
             } => {
                 if !(multiplier.is_finite() && *multiplier > 1.0 && *multiplier <= 50.0) {
                     return Err(format!(
                         "multiplier must be more than 1 and at most 50, got {multiplier}"
                     ));
+                }
+                if let Some(journey) = journey {
+                    if !JOURNEYS.contains(&journey.as_str()) {
+                        return Err(format!(
+                            "journey must be one of {}, got {journey:?}",
+                            JOURNEYS.join(", ")
+                        ));
+                    }
+                    if hot_key.is_some() {
+                        return Err(
+                            "give hotKey (every extra journey views one product) or journey, not both"
+                                .into(),
+                        );
+                    }
                 }
                 match hot_key {
                     Some(id) if *id < 1 => {
@@ -987,7 +1017,8 @@ mod tests {
             s.kind,
             FaultKind::TrafficSpike {
                 multiplier: 4.0,
-                hot_key: Some(42)
+                hot_key: Some(42),
+                journey: None,
             }
         );
         let back: FaultSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
@@ -1057,6 +1088,14 @@ mod tests {
             (
                 r#"{"kind":"traffic-spike","multiplier":0.5,"target":{"service":"loadgen"}}"#,
                 "multiplier",
+            ),
+            (
+                r#"{"kind":"traffic-spike","multiplier":2,"journey":"buy","target":{"service":"loadgen"}}"#,
+                "journey must be one of",
+            ),
+            (
+                r#"{"kind":"traffic-spike","multiplier":2,"journey":"checkout","hotKey":3,"target":{"service":"loadgen"}}"#,
+                "not both",
             ),
             (
                 r#"{"kind":"traffic-spike","multiplier":2,"hotKey":0,"target":{"service":"loadgen"}}"#,
