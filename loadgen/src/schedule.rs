@@ -484,7 +484,7 @@ mod tests {
         // The spike is on during [10 s, 20 s) of a 30 s run.
         let spike = || {
             let t = secs_since(start);
-            (10.0..20.0).contains(&t).then(|| SpikeFault {
+            (10.0..20.0).contains(&t).then_some(SpikeFault {
                 multiplier: 4.0,
                 hot_key: Some(42),
                 journey: None,

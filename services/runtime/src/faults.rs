@@ -612,12 +612,20 @@ mod tests {
         loadgen.assign(vec![fault(
             FaultKind::TrafficSpike {
                 multiplier: 3.0,
-                hot_key: Some(17),
+                hot_key: None,
+                journey: Some("checkout".into()),
             },
             "loadgen",
             1.0,
         )]);
-        assert_eq!(loadgen.traffic_spike(), Some((3.0, Some(17))));
+        assert_eq!(
+            loadgen.traffic_spike(),
+            Some(Spike {
+                multiplier: 3.0,
+                hot_key: None,
+                journey: Some("checkout".into()),
+            })
+        );
     }
 
     #[test]
