@@ -29,6 +29,11 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<axum::Router> {
     let db = ctx.db()?;
     db.migrate("inventory", store::migrate).await?;
     let metrics = metrics::InventoryMetrics::new(&ctx.meters);
-    restock::spawn(db.clone(), metrics.clone(), ctx.shutdown.clone());
+    restock::spawn(
+        db.clone(),
+        metrics.clone(),
+        ctx.live.clone(),
+        ctx.shutdown.clone(),
+    );
     Ok(routes::router(Arc::new(routes::State { db, metrics })))
 }
