@@ -188,7 +188,9 @@ async fn a_hanging_peer_times_out_at_the_call_timeout() {
 async fn the_server_stack_limits_sheds_and_answers_json() {
     let stop = CancellationToken::new();
     let release = Arc::new(tokio::sync::Notify::new());
+    let entered = Arc::new(tokio::sync::Notify::new());
     let r = release.clone();
+    let e = entered.clone();
     let routes = Router::new()
         .route(
             "/echo",
@@ -201,8 +203,11 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
         .route(
             "/slow",
             get(move || {
-                let r = r.clone();
-                async move { r.notified().await }
+                let (r, e) = (r.clone(), e.clone());
+                async move {
+                    e.notify_one();
+                    r.notified().await
+                }
             }),
         );
     let ctx = context("", &["--max-body-bytes", "1024", "--max-in-flight", "1"]);
@@ -229,25 +234,30 @@ async fn the_server_stack_limits_sheds_and_answers_json() {
     let missing = http.get(format!("{url}/nowhere")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 
-    // One slow request fills the in-flight budget; the next is shed.
-    let slow = tokio::spawn({
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            http.get(format!("{url}/slow"))
-                .send()
-                .await
-                .unwrap()
-                .status()
+    // One slow request fills the in-flight budget; the next is shed. Nothing
+    // else is sent until the slow one is inside its handler: a probe in
+    // flight at the same moment would take the only slot and get the slow
+    // request shed instead.
+    let slow = loop {
+        let mut slow = tokio::spawn({
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                http.get(format!("{url}/slow"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        });
+        tokio::select! {
+            _ = entered.notified() => break slow,
+            // Shed itself: an earlier request's slot was not yet given back.
+            status = &mut slow => assert_eq!(status.unwrap(), 503),
         }
-    });
-    let shed = loop {
-        let r = http.get(format!("{url}/echo")).send().await.unwrap();
-        if r.status() == 503 {
-            break r;
-        }
-        tokio::task::yield_now().await;
     };
+    let shed = http.get(format!("{url}/echo")).send().await.unwrap();
+    assert_eq!(shed.status(), 503);
     assert!(shed.text().await.unwrap().contains("capacity"));
     release.notify_waiters();
     release.notify_one();
