@@ -51,7 +51,7 @@ pub enum FaultCommand {
 #[derive(Args, Debug)]
 pub struct InjectArgs {
     /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
-    /// dns-failure, cert-expiry, clock-skew, cpu-burn, memory-leak,
+    /// dns-failure, dns-stale, retry-amplification, cert-expiry, clock-skew, cpu-burn, memory-leak,
     /// runtime-stall, pool-leak, slow-query, lock-contention,
     /// consumer-stall, crash, config-push, cache-flush, poison-message,
     /// data-corruption, telemetry-drop, worker-pool, lb-skew, traffic-spike,
@@ -136,6 +136,13 @@ pub struct InjectArgs {
     /// downstream (answers) [default: both].
     #[arg(long)]
     pub direction: Option<String>,
+    /// dns-stale: the host:port the stale record points to
+    /// [default: 127.0.0.1:1, where nothing listens].
+    #[arg(long)]
+    pub address: Option<String>,
+    /// retry-amplification: retries per failed call [default: 5].
+    #[arg(long)]
+    pub attempts: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -421,6 +428,7 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
         ("index", text(&args.index)),
         ("direction", text(&args.direction)),
         ("journey", text(&args.journey)),
+        ("address", text(&args.address)),
         ("toxicity", args.toxicity.map(|v| json!(v))),
         ("rate", args.rate.map(|v| json!(v))),
         ("limit", args.limit.map(|v| json!(v))),
@@ -428,6 +436,7 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
         ("threads", args.threads.map(|v| json!(v))),
         ("size", args.size.map(|v| json!(v))),
         ("percent", args.percent.map(|v| json!(v))),
+        ("attempts", args.attempts.map(|v| json!(v))),
         ("multiplier", args.multiplier.map(|v| json!(v))),
         ("hotKey", args.hot_key.map(|v| json!(v))),
     ];

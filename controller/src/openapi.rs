@@ -40,7 +40,7 @@ pub const DOCUMENT: &str = r##"{
       "FaultSpec": {
         "type": "object", "required": ["kind", "target"],
         "properties": {
-          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push","cache-flush","poison-message","data-corruption","telemetry-drop","worker-pool","lb-skew","traffic-spike","drop-index","disk-full"] },
+          "kind": { "type": "string", "enum": ["latency","stall","bandwidth","errors","hang","reset","partition","dns-failure","dns-stale","retry-amplification","cert-expiry","clock-skew","cpu-burn","memory-leak","runtime-stall","pool-leak","slow-query","lock-contention","consumer-stall","crash","config-push","cache-flush","poison-message","data-corruption","telemetry-drop","worker-pool","lb-skew","traffic-spike","drop-index","disk-full"] },
           "target": { "$ref": "#/components/schemas/Target" },
           "toxicity": { "type": "number", "minimum": 0, "maximum": 1, "default": 1 },
           "latency": { "$ref": "#/components/schemas/Duration" },
@@ -65,6 +65,8 @@ pub const DOCUMENT: &str = r##"{
           "hotKey": { "type": "integer", "minimum": 1, "description": "traffic-spike: product id every extra journey views" },
           "journey": { "type": "string", "enum": ["browse","search","view_product","login","add_to_cart","view_cart","checkout"], "description": "traffic-spike: every extra journey is of this kind (checkout: a flash sale); not with hotKey" },
           "index": { "type": "string", "description": "drop-index: index name (default: the service's hot index)" },
+          "address": { "type": "string", "description": "dns-stale: host:port the stale record points to (default 127.0.0.1:1, where nothing listens)" },
+          "attempts": { "type": "integer", "minimum": 1, "maximum": 20, "default": 5, "description": "retry-amplification: retries per failed call, unjittered and unbudgeted" },
           "direction": { "type": "string", "enum": ["both","upstream","downstream"], "default": "both", "description": "partition: upstream cuts requests (refused), downstream loses the answers (the callee does the work, the caller times out)" },
           "timeouts": { "$ref": "#/components/schemas/ConfigValues/properties/timeouts" },
           "retries": { "$ref": "#/components/schemas/ConfigValues/properties/retries" },

@@ -68,6 +68,9 @@ struct Lab {
     http: reqwest::Client,
     query: String,
     components: Vec<Component>,
+    /// Where `firedrill up` keeps its pid files (to tell a restarted
+    /// process from the one it replaces).
+    run_dir: Option<PathBuf>,
 }
 
 /// One `/metrics` sample.
@@ -120,6 +123,13 @@ const WRONG_OP_WINDOWS: u32 = 2;
 /// How long a restarted process needs to pick its faults up again: two of
 /// its agent's polls (`--fault-poll`, 500 ms by default).
 const FAULT_REAPPLY: Duration = Duration::from_millis(1000);
+
+/// The longest the verifier waits, after a restart, for its callers'
+/// breakers towards the restarted service to close again.
+const BREAKER_SETTLE: Duration = Duration::from_secs(8);
+
+/// `circuit_breaker_state` of a breaker that refuses calls.
+const BREAKER_OPEN: f64 = 2.0;
 
 pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
     if !(1.0..=1000.0).contains(&args.speed) {
@@ -279,8 +289,9 @@ async fn play(lab: &Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Resu
     // 3. Wrong ops change nothing that matters.
     if !is_control {
         for op in &mitigation.wrong {
+            let before = lab.pids();
             let result = lab.perform(op).await?;
-            lab.settle(op).await;
+            lab.settle(op, &before).await;
             // Two windows' worth of traffic: a partial failure on a low-rate
             // route (a quarter of ~2 checkouts/s) can miss one short window
             // by chance, and would then pass for a recovery.
@@ -304,9 +315,10 @@ async fn play(lab: &Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Resu
     let Some(op) = mitigation.accepted.first() else {
         bail!("the scenario accepts no op");
     };
+    let before = lab.pids();
     let result = lab.perform(op).await?;
     let mitigated = Instant::now();
-    lab.settle(op).await;
+    lab.settle(op, &before).await;
     let deadline = mitigated + args.deadline;
     loop {
         let window = lab.window(args.window).await;
@@ -367,6 +379,7 @@ impl Lab {
                 .build()?,
             query,
             components,
+            run_dir: conn.run_dir.clone().or_else(super::newest_run),
         })
     }
 
@@ -800,9 +813,48 @@ impl Lab {
         Ok(record["result"].as_str().unwrap_or("done").to_string())
     }
 
+    /// After a restart of `service`: waits (at most [`BREAKER_SETTLE`])
+    /// until no caller holds a breaker open towards it. Callers trip them
+    /// while it is down; judging while they are still open would charge
+    /// the restart's own brief outage to the op, so a wrong restart would
+    /// look "still broken" whatever the fault. A service the fault keeps
+    /// breaking trips them again at once, and then the wait runs out.
+    async fn breakers_settle(&self, service: &str) {
+        let deadline = Instant::now() + BREAKER_SETTLE;
+        while Instant::now() < deadline {
+            let scrape = self.scrape().await;
+            let open = scrape.by_component.values().flatten().any(|s| {
+                s.name == "circuit_breaker_state"
+                    && s.label("server_address") == Some(service)
+                    && s.value >= BREAKER_OPEN
+            });
+            if !open {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The pid each component runs as now, from the run directory's pid
+    /// files (empty when the lab keeps none).
+    fn pids(&self) -> HashMap<String, String> {
+        let Some(dir) = &self.run_dir else {
+            return HashMap::new();
+        };
+        self.components
+            .iter()
+            .filter_map(|c| {
+                let pid = std::fs::read_to_string(dir.join("pids").join(format!("{}.pid", c.id)));
+                Some((c.id.clone(), pid.ok()?.trim().to_string()))
+            })
+            .collect()
+    }
+
     /// After an op, waits (at most 10 s) until every process the op
-    /// touched answers its health check again.
-    async fn settle(&self, op: &Op) {
+    /// touched answers its health check again; after a restart, the new
+    /// process must be the one answering (its pid differs from `before`),
+    /// or a window could open on the old process and close on the new one.
+    async fn settle(&self, op: &Op, before: &HashMap<String, String>) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let touched: Vec<&Component> = self
             .components
@@ -816,11 +868,15 @@ impl Lab {
                         .is_some_and(|t| c.id == t || c.name == t)
             })
             .collect();
-        // A restart's SIGTERM may not have landed yet: give it a moment to.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         while Instant::now() < deadline {
+            let now = self.pids();
             let mut all = true;
             for c in &touched {
+                let replaced = before.get(&c.id).is_none_or(|old| now.get(&c.id) != Some(old));
+                if op.op == Verb::Restart && !replaced {
+                    all = false;
+                    continue;
+                }
                 let ok = self
                     .http
                     .get(&c.health)
@@ -835,6 +891,7 @@ impl Lab {
                     // agent's first poll; judging before that would credit
                     // the restart with a recovery it does not bring.
                     tokio::time::sleep(FAULT_REAPPLY).await;
+                    self.breakers_settle(&self.service_of(&op.target)).await;
                 }
                 return;
             }

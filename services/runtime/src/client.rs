@@ -475,11 +475,18 @@ impl<'a> Call<'a> {
     /// [`CallError`].
     pub async fn send(self) -> Result<Response, CallError> {
         let config = self.peer.live.config();
+        // A retry-amplification fault overrides the policy: many retries,
+        // in step, unbudgeted.
+        let amplified = self.peer.faults.amplified_retries(&self.peer.name, self.route);
+        let (retries, jitter, budget) = match amplified {
+            Some(attempts) => (attempts, false, None),
+            None => (config.retries, config.retry_jitter, config.retry_budget),
+        };
         let backoff = Backoff {
             base: self.peer.policy.backoff.base,
-            jitter: config.retry_jitter,
+            jitter,
         };
-        if let Some(ratio) = config.retry_budget {
+        if let Some(ratio) = budget {
             self.peer.retry_budget.deposit(ratio);
         }
         let mut attempt = 0;
@@ -493,11 +500,11 @@ impl<'a> Call<'a> {
             };
             let can_retry = (self.idempotent || matches!(err, CallError::Connect { .. }))
                 && err.retryable()
-                && attempt < config.retries;
+                && attempt < retries;
             if !can_retry {
                 return Err(err);
             }
-            if config.retry_budget.is_some() && !self.peer.retry_budget.try_spend() {
+            if budget.is_some() && !self.peer.retry_budget.try_spend() {
                 self.peer
                     .metrics
                     .retries_denied
@@ -551,6 +558,7 @@ impl<'a> Call<'a> {
             url.full = %url,
             url.template = self.route,
             server.address = %peer.name,
+            network.peer.address = Empty,
             http.response.status_code = Empty,
             http.request.resend_count = Empty,
             error.type = Empty,
@@ -649,17 +657,26 @@ impl<'a> Call<'a> {
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&cx, &mut HeaderInjector(&mut headers));
         });
+        let fault = self.peer.faults.outbound(peer, self.route);
+        // Where the name resolved to: the instance's address, or the old one
+        // a stale DNS record still holds.
+        let resolved = match &fault.stale_address {
+            Some(address) => with_authority(url, address),
+            None => url.to_string(),
+        };
+        if let Some(authority) = authority(&resolved) {
+            span.record("network.peer.address", authority);
+        }
         let mut request = self
             .peer
             .http
-            .request(self.method.clone(), url)
+            .request(self.method.clone(), &resolved)
             .headers(headers);
         if let Some(body) = &self.body {
             request = request
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let fault = self.peer.faults.outbound(peer, self.route);
         let exchange = async {
             // A faulty link acts where the network would: before the request
             // leaves, or while the response trickles in.
@@ -764,6 +781,22 @@ fn unsampled_root() -> opentelemetry::Context {
         TraceState::default(),
     );
     opentelemetry::Context::new().with_remote_span_context(sc)
+}
+
+/// The `host:port` of an `http://host:port/path` URL.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// `url` with its `host:port` replaced by `address`.
+fn with_authority(url: &str, address: &str) -> String {
+    match (url.split_once("://"), authority(url)) {
+        (Some((scheme, rest)), Some(old)) => {
+            format!("{scheme}://{address}{}", &rest[old.len()..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The innermost error message ("connection refused", "connection reset").

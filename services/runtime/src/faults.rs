@@ -148,6 +148,8 @@ pub struct RequestEffect {
     pub answer_lost: bool,
     /// Bytes per second the response may arrive at.
     pub bandwidth: Option<u64>,
+    /// Send the call to this `host:port` instead (a stale DNS record).
+    pub stale_address: Option<String>,
     /// Wait for a slot in this pool before the handler runs.
     pub worker_pool: Option<WorkerPool>,
     /// Zero this numeric field of the JSON response (data corruption).
@@ -326,6 +328,7 @@ impl Faults {
                 } => effect.answer_lost = true,
                 FaultKind::Partition { .. } => effect.failure = Some(LinkFailure::Refused),
                 FaultKind::DnsFailure {} => effect.failure = Some(LinkFailure::Dns),
+                FaultKind::DnsStale { address } => effect.stale_address = Some(address.clone()),
                 FaultKind::CertExpiry {} => effect.failure = Some(LinkFailure::CertExpired),
                 FaultKind::WorkerPool { size } => {
                     effect.worker_pool = Some(WorkerPool {
@@ -338,6 +341,22 @@ impl Faults {
             }
         }
         effect
+    }
+
+    /// Retries per failed call to `peer` on `route` forced by a retry-amplification
+    /// fault (no jitter, no budget), for one call; `None` when the live
+    /// config decides.
+    pub fn amplified_retries(&self, peer: &str, route: &str) -> Option<u32> {
+        let now = Instant::now();
+        self.snapshot()?
+            .iter()
+            .filter(|f| f.until > now && f.spec.target.peer.as_deref() == Some(peer))
+            .filter(|f| f.spec.target.route.as_deref().is_none_or(|r| r == route))
+            .filter_map(|f| match f.spec.kind {
+                FaultKind::RetryAmplification { attempts } if self.hits(&f.spec) => Some(attempts),
+                _ => None,
+            })
+            .max()
     }
 
     /// Extra time a query holds its connection (a slow query).

@@ -388,3 +388,122 @@ async fn a_partition_cuts_requests_upstream_and_answers_downstream() {
     assert_eq!(hits.load(Ordering::Relaxed), 1, "the callee did the work");
     stop.cancel();
 }
+
+/// Assigns one fault on `target` to the process of `ctx`, for a minute.
+fn assign(ctx: &ServiceContext, target: &str, kind: firedrill_runtime::faults::model::FaultKind) {
+    use firedrill_runtime::faults::ActiveFault;
+    use firedrill_runtime::faults::model::{FaultSpec, Target};
+    let spec = FaultSpec {
+        kind,
+        target: Target::parse(target).unwrap(),
+        toxicity: 1.0,
+    };
+    spec.validate().unwrap();
+    ctx.faults.assign(vec![ActiveFault {
+        id: "f".into(),
+        spec,
+        until: Instant::now() + Duration::from_secs(60),
+    }]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_dns_record_sends_calls_to_the_old_address() {
+    use firedrill_runtime::faults::model::FaultKind;
+
+    let stop = CancellationToken::new();
+    let (shipping, squatter) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let shipping_url = start(counting(shipping.clone()), &stop).await;
+    // The old address now belongs to another service, which has no /ping.
+    let other = Router::new().fallback(move || {
+        let squatter = squatter.clone();
+        async move {
+            squatter.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::NOT_FOUND, "no such route")
+        }
+    });
+    let other_url = start(other, &stop).await;
+    let ctx = context(
+        &format!("shipping={shipping_url}"),
+        &["--call-retries", "0"],
+    );
+    let peer = ctx.peer("shipping").unwrap();
+
+    let old = other_url.trim_start_matches("http://").to_string();
+    assign(&ctx, "caller->shipping", FaultKind::DnsStale { address: old });
+    let err = peer.get("/ping", "/ping").send().await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND), "{err}");
+    assert_eq!(shipping.load(Ordering::Relaxed), 0, "shipping never hears");
+
+    // By default the record points where nothing listens any more: the
+    // operating system refuses the connection.
+    assign(
+        &ctx,
+        "caller->shipping",
+        FaultKind::DnsStale {
+            address: "127.0.0.1:1".into(),
+        },
+    );
+    let err = peer.get("/ping", "/ping").send().await.unwrap_err();
+    assert!(matches!(err, CallError::Connect { .. }), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("connection refused"),
+        "{err}"
+    );
+    assert_eq!(shipping.load(Ordering::Relaxed), 0);
+
+    // A fresh record: calls reach shipping again.
+    ctx.faults.assign(Vec::new());
+    peer.get("/ping", "/ping").send().await.unwrap();
+    assert_eq!(shipping.load(Ordering::Relaxed), 1);
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_amplification_multiplies_the_calls_a_failing_peer_gets() {
+    use firedrill_runtime::faults::model::FaultKind;
+
+    let stop = CancellationToken::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let failing = Router::new().route(
+        "/busy",
+        get(move || {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+    );
+    let url = start(failing, &stop).await;
+    let ctx = context(
+        &format!("svc={url}"),
+        &["--retry-backoff", "1ms", "--breaker-failures", "0"],
+    );
+    // The live config says: up to three retries, within a budget of 0.1
+    // retries per call.
+    let mut policy = firedrill_runtime::live::ConfigPatch::default();
+    policy.set("retries.count", &serde_json::json!(3)).unwrap();
+    policy.set("retries.budget", &serde_json::json!(0.1)).unwrap();
+    ctx.live.apply(1, &policy);
+    let peer = ctx.peer("svc").unwrap();
+    for _ in 0..20 {
+        peer.get("/busy", "/busy").send().await.unwrap_err();
+    }
+    let budgeted = calls.swap(0, Ordering::Relaxed);
+    assert!(
+        (20..=23).contains(&budgeted),
+        "the budget holds retries to ~10 %: {budgeted} calls"
+    );
+
+    assign(&ctx, "caller->svc", FaultKind::RetryAmplification { attempts: 4 });
+    for _ in 0..20 {
+        peer.get("/busy", "/busy").send().await.unwrap_err();
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        100,
+        "every call is tried 1 + 4 times, budget or not"
+    );
+    stop.cancel();
+}

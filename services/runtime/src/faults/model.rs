@@ -203,12 +203,30 @@ pub enum FaultKind {
     },
     /// Name resolution of the callee fails, before any byte is sent.
     DnsFailure {},
+    /// A stale DNS record: the caller's resolver still hands out the
+    /// callee's old address, so every call really goes there. By default
+    /// nothing listens there any more (`127.0.0.1:1`) and the operating
+    /// system refuses the connection; `address` (`host:port`) points the
+    /// record somewhere else, e.g. at another service that now owns the
+    /// address and answers 404, or at an address that drops packets.
+    DnsStale {
+        #[serde(default = "default_stale_address")]
+        address: String,
+    },
     /// The TLS certificate of the link has passed its `not_after`: every
     /// handshake fails from the fault's start, at one instant.
     CertExpiry {},
     /// The instance's clock is offset, as with a broken NTP client: tokens
     /// look "not yet valid" or expired to its peers, spans look misordered.
     ClockSkew { time_offset: Offset },
+    /// Retry amplification (a client library upgrade with aggressive
+    /// defaults): the caller retries every failed retryable call to the
+    /// callee `attempts` times, at once and in step (no jitter), with no
+    /// retry budget, whatever its live config says.
+    RetryAmplification {
+        #[serde(default = "default_amplified_attempts")]
+        attempts: u32,
+    },
     /// A noisy neighbour: `threads` threads burn CPU in the process.
     CpuBurn {
         #[serde(default = "one")]
@@ -337,6 +355,14 @@ fn default_corrupted_field() -> String {
 fn default_skew_percent() -> u32 {
     90
 }
+/// Port 1 (tcpmux) has no listener on any machine the lab runs on: a
+/// connection there is refused at once by the operating system.
+fn default_stale_address() -> String {
+    "127.0.0.1:1".into()
+}
+fn default_amplified_attempts() -> u32 {
+    5
+}
 
 /// Where a fault acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -363,6 +389,8 @@ impl FaultKind {
             FaultKind::Reset {} => "reset",
             FaultKind::Partition { .. } => "partition",
             FaultKind::DnsFailure {} => "dns-failure",
+            FaultKind::DnsStale { .. } => "dns-stale",
+            FaultKind::RetryAmplification { .. } => "retry-amplification",
             FaultKind::CertExpiry {} => "cert-expiry",
             FaultKind::ClockSkew { .. } => "clock-skew",
             FaultKind::CpuBurn { .. } => "cpu-burn",
@@ -401,6 +429,8 @@ impl FaultKind {
             | FaultKind::Reset {}
             | FaultKind::Partition { .. }
             | FaultKind::DnsFailure {}
+            | FaultKind::DnsStale { .. }
+            | FaultKind::RetryAmplification { .. }
             | FaultKind::CertExpiry {}
             | FaultKind::LbSkew { .. } => &[Link],
             FaultKind::PoolLeak { .. }
@@ -511,6 +541,24 @@ impl FaultKind {
             )),
             FaultKind::WorkerPool { size } if !(1..=1024).contains(size) => {
                 Err(format!("size must be 1..1024, got {size}"))
+            }
+            FaultKind::DnsStale { address } => match address.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty()
+                        && host.len() <= 253
+                        && host
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+                        && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "address must be host:port, e.g. 127.0.0.1:1 or 10.0.3.7:8080, got {address:?}"
+                )),
+            },
+            FaultKind::RetryAmplification { attempts } if !(1..=20).contains(attempts) => {
+                Err(format!("attempts must be 1..20, got {attempts}"))
             }
             FaultKind::LbSkew { percent, .. } if *percent > 100 => {
                 Err(format!("percent must be 0..100, got {percent}"))
