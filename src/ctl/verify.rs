@@ -94,7 +94,8 @@ impl Sample {
     }
 }
 
-/// Every component's samples at one instant.
+/// Every component's samples at one instant; a component that did not
+/// answer is absent (not empty).
 struct Scrape {
     at: Instant,
     by_component: HashMap<String, Vec<Sample>>,
@@ -401,16 +402,14 @@ impl Lab {
                     .ok()
             }
             .await;
-            (
-                c.id.clone(),
-                text.map(|t| parse_exposition(&t)).unwrap_or_default(),
-            )
+            text.map(|t| (c.id.clone(), parse_exposition(&t)))
         });
         Scrape {
             at,
             by_component: futures::future::join_all(fetches)
                 .await
                 .into_iter()
+                .flatten()
                 .collect(),
         }
     }
@@ -441,16 +440,20 @@ impl Lab {
     ) -> HashMap<String, f64> {
         let mut sums = HashMap::new();
         for component in self.selected(who) {
-            let Some(after) = window.to.by_component.get(&component.id) else {
+            // Unknown at either end (restarting, or too busy to answer its
+            // scrape): what it did in the window cannot be told, and
+            // counting its whole life as the window's would inflate rates.
+            let (Some(before), Some(after)) = (
+                window.from.by_component.get(&component.id),
+                window.to.by_component.get(&component.id),
+            ) else {
                 continue;
             };
-            let before = window.from.by_component.get(&component.id);
             for sample in after.iter().filter(|s| s.name == name && keep(s)) {
-                let earlier = before.and_then(|b| {
-                    b.iter()
-                        .find(|s| s.name == sample.name && s.labels == sample.labels)
-                        .map(|s| s.value)
-                });
+                let earlier = before
+                    .iter()
+                    .find(|s| s.name == sample.name && s.labels == sample.labels)
+                    .map(|s| s.value);
                 let delta = match earlier {
                     Some(v) if v <= sample.value => sample.value - v,
                     // A reset (the process restarted) or a new series.
@@ -872,7 +875,9 @@ impl Lab {
             let now = self.pids();
             let mut all = true;
             for c in &touched {
-                let replaced = before.get(&c.id).is_none_or(|old| now.get(&c.id) != Some(old));
+                let replaced = before
+                    .get(&c.id)
+                    .is_none_or(|old| now.get(&c.id) != Some(old));
                 if op.op == Verb::Restart && !replaced {
                     all = false;
                     continue;

@@ -1,7 +1,8 @@
 //! Log search: `GET /api/logs`, newest first.
 //!
 //! Parameters: `trace_id` (hex), `service`, `severity` (minimum, by name such
-//! as `WARN` or by number 1..=24), `q` (case-sensitive body substring),
+//! as `WARN` or by number 1..=24), `q` (case-sensitive substring of the
+//! body or of a string attribute value),
 //! `start`/`end` (microseconds, like the trace API) and `limit` (default
 //! 100). `total` counts every match, not just the returned page, so a
 //! client can tell when to narrow the search.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::ring::{Ring, SeqIndex};
-use crate::model::{LogEntry, TraceId};
+use crate::model::{AttrValue, LogEntry, TraceId};
 
 /// Which log records `/api/logs` asks for.
 #[derive(Debug, Clone)]
@@ -17,7 +17,9 @@ pub struct LogQuery {
     /// Lowest severity number kept; records with an unknown severity (0)
     /// are left out once a minimum is asked for.
     pub min_severity: Option<i32>,
-    /// Case-sensitive substring of the body.
+    /// Case-sensitive substring of the body or of a string attribute's
+    /// value (the error a record carries is usually an attribute, as a
+    /// logfmt line shows it).
     pub text: Option<String>,
     /// Record time bounds, inclusive.
     pub start_min_unix_nano: Option<u64>,
@@ -46,7 +48,7 @@ impl LogQuery {
             && self
                 .min_severity
                 .is_none_or(|min| entry.severity_number >= min)
-            && self.text.as_deref().is_none_or(|q| entry.body.contains(q))
+            && self.text.as_deref().is_none_or(|q| mentions(entry, q))
             && self
                 .start_min_unix_nano
                 .is_none_or(|t| entry.time_unix_nano >= t)
@@ -54,6 +56,14 @@ impl LogQuery {
                 .start_max_unix_nano
                 .is_none_or(|t| entry.time_unix_nano <= t)
     }
+}
+
+fn mentions(entry: &LogEntry, text: &str) -> bool {
+    entry.body.contains(text)
+        || entry
+            .attributes
+            .iter()
+            .any(|a| matches!(&a.value, AttrValue::Str(v) if v.contains(text)))
 }
 
 /// One page of results: the newest `limit` matches and how many matched.
@@ -190,6 +200,33 @@ mod tests {
             vec![log(20, "cart", 9, "late"), log(10, "cart", 9, "early")],
         );
         assert_eq!(bodies(&store.find(&LogQuery::default())), ["late", "early"]);
+    }
+
+    #[test]
+    fn text_search_reads_string_attribute_values_too() {
+        let mut retry = log(1, "checkout", 13, "retrying call");
+        retry.attributes = vec![
+            crate::model::Attribute::new(
+                "error",
+                AttrValue::Str("Connection refused (os error 111)".into()),
+            ),
+            crate::model::Attribute::new("attempt", AttrValue::Int(111)),
+        ];
+        let store = store_with(10, vec![retry, log(2, "checkout", 9, "order placed")]);
+        let find = |text: &str| {
+            let query = LogQuery {
+                text: Some(text.into()),
+                ..LogQuery::default()
+            };
+            bodies(&store.find(&query)).join("|")
+        };
+        assert_eq!(find("Connection refused"), "retrying call");
+        assert_eq!(find("retrying"), "retrying call");
+        assert_eq!(find("placed"), "order placed");
+        // Case-sensitive, and only string values.
+        assert_eq!(find("connection refused"), "");
+        assert_eq!(find("111)"), "retrying call");
+        assert_eq!(find("attempt"), "");
     }
 
     #[test]

@@ -477,7 +477,10 @@ impl<'a> Call<'a> {
         let config = self.peer.live.config();
         // A retry-amplification fault overrides the policy: many retries,
         // in step, unbudgeted.
-        let amplified = self.peer.faults.amplified_retries(&self.peer.name, self.route);
+        let amplified = self
+            .peer
+            .faults
+            .amplified_retries(&self.peer.name, self.route);
         let (retries, jitter, budget) = match amplified {
             Some(attempts) => (attempts, false, None),
             None => (config.retries, config.retry_jitter, config.retry_budget),

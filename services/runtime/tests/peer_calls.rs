@@ -33,11 +33,16 @@ async fn dead_url() -> String {
 }
 
 fn context(peers: &str, extra: &[&str]) -> ServiceContext {
+    context_of("caller", peers, extra)
+}
+
+/// A context for a process of `service` (faults are assigned by service).
+fn context_of(service: &str, peers: &str, extra: &[&str]) -> ServiceContext {
     let mut flags = vec!["--peers", peers];
     flags.extend_from_slice(extra);
     let args = parse_service_args(&flags).unwrap();
-    let meters = Meters::new(&args.identity("caller"));
-    ServiceContext::new("caller", args, meters, CancellationToken::new()).unwrap()
+    let meters = Meters::new(&args.identity(service));
+    ServiceContext::new(service, args, meters, CancellationToken::new()).unwrap()
 }
 
 fn counting(hits: Arc<AtomicUsize>) -> Router {
@@ -422,14 +427,19 @@ async fn a_stale_dns_record_sends_calls_to_the_old_address() {
         }
     });
     let other_url = start(other, &stop).await;
-    let ctx = context(
+    let ctx = context_of(
+        "checkout",
         &format!("shipping={shipping_url}"),
         &["--call-retries", "0"],
     );
     let peer = ctx.peer("shipping").unwrap();
 
     let old = other_url.trim_start_matches("http://").to_string();
-    assign(&ctx, "caller->shipping", FaultKind::DnsStale { address: old });
+    assign(
+        &ctx,
+        "checkout->shipping",
+        FaultKind::DnsStale { address: old },
+    );
     let err = peer.get("/ping", "/ping").send().await.unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::NOT_FOUND), "{err}");
     assert_eq!(shipping.load(Ordering::Relaxed), 0, "shipping never hears");
@@ -438,7 +448,7 @@ async fn a_stale_dns_record_sends_calls_to_the_old_address() {
     // operating system refuses the connection.
     assign(
         &ctx,
-        "caller->shipping",
+        "checkout->shipping",
         FaultKind::DnsStale {
             address: "127.0.0.1:1".into(),
         },
@@ -446,7 +456,9 @@ async fn a_stale_dns_record_sends_calls_to_the_old_address() {
     let err = peer.get("/ping", "/ping").send().await.unwrap_err();
     assert!(matches!(err, CallError::Connect { .. }), "{err}");
     assert!(
-        err.to_string().to_lowercase().contains("connection refused"),
+        err.to_string()
+            .to_lowercase()
+            .contains("connection refused"),
         "{err}"
     );
     assert_eq!(shipping.load(Ordering::Relaxed), 0);
@@ -476,17 +488,20 @@ async fn retry_amplification_multiplies_the_calls_a_failing_peer_gets() {
         }),
     );
     let url = start(failing, &stop).await;
-    let ctx = context(
-        &format!("svc={url}"),
+    let ctx = context_of(
+        "checkout",
+        &format!("payment={url}"),
         &["--retry-backoff", "1ms", "--breaker-failures", "0"],
     );
     // The live config says: up to three retries, within a budget of 0.1
     // retries per call.
     let mut policy = firedrill_runtime::live::ConfigPatch::default();
     policy.set("retries.count", &serde_json::json!(3)).unwrap();
-    policy.set("retries.budget", &serde_json::json!(0.1)).unwrap();
+    policy
+        .set("retries.budget", &serde_json::json!(0.1))
+        .unwrap();
     ctx.live.apply(1, &policy);
-    let peer = ctx.peer("svc").unwrap();
+    let peer = ctx.peer("payment").unwrap();
     for _ in 0..20 {
         peer.get("/busy", "/busy").send().await.unwrap_err();
     }
@@ -496,7 +511,11 @@ async fn retry_amplification_multiplies_the_calls_a_failing_peer_gets() {
         "the budget holds retries to ~10 %: {budgeted} calls"
     );
 
-    assign(&ctx, "caller->svc", FaultKind::RetryAmplification { attempts: 4 });
+    assign(
+        &ctx,
+        "checkout->payment",
+        FaultKind::RetryAmplification { attempts: 4 },
+    );
     for _ in 0..20 {
         peer.get("/busy", "/busy").send().await.unwrap_err();
     }
