@@ -1071,7 +1071,23 @@ mod tests {
         );
         let back: FaultSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+        let s = spec(r#"{"kind":"dns-stale","target":{"service":"checkout","peer":"shipping"}}"#)
+            .unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::DnsStale {
+                address: "127.0.0.1:1".into()
+            }
+        );
+        let s = spec(
+            r#"{"kind":"retry-amplification","target":{"service":"checkout","peer":"payment"}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.kind, FaultKind::RetryAmplification { attempts: 5 });
         for json in [
+            r#"{"kind":"dns-stale","address":"10.0.3.7:8080","target":{"service":"checkout","peer":"shipping"}}"#,
+            r#"{"kind":"dns-stale","address":"shipping-old.shop.svc:80","target":{"service":"checkout","peer":"shipping"}}"#,
+            r#"{"kind":"retry-amplification","attempts":20,"target":{"service":"gateway","peer":"catalog","route":"/products"}}"#,
             r#"{"kind":"poison-message","toxicity":0.1,"target":{"service":"projector","peer":"queue-consumer"}}"#,
             r#"{"kind":"telemetry-drop","target":{"service":"payment","instance":"payment-2"}}"#,
             r#"{"kind":"telemetry-drop","target":{"service":"loadgen"}}"#,
@@ -1160,6 +1176,30 @@ mod tests {
             (
                 r#"{"kind":"telemetry-drop","target":{"service":"catalog","route":"/products"}}"#,
                 "drop the route",
+            ),
+            (
+                r#"{"kind":"dns-stale","address":"shipping","target":{"service":"checkout","peer":"shipping"}}"#,
+                "address must be host:port",
+            ),
+            (
+                r#"{"kind":"dns-stale","address":"10.0.0.1:0","target":{"service":"checkout","peer":"shipping"}}"#,
+                "address must be host:port",
+            ),
+            (
+                r#"{"kind":"dns-stale","address":"a b:80","target":{"service":"checkout","peer":"shipping"}}"#,
+                "address must be host:port",
+            ),
+            (
+                r#"{"kind":"dns-stale","target":{"service":"checkout"}}"#,
+                "link",
+            ),
+            (
+                r#"{"kind":"retry-amplification","attempts":0,"target":{"service":"checkout","peer":"payment"}}"#,
+                "attempts must be 1..20",
+            ),
+            (
+                r#"{"kind":"retry-amplification","attempts":21,"target":{"service":"checkout","peer":"payment"}}"#,
+                "attempts must be 1..20",
             ),
         ] {
             let err = spec(json).unwrap_err();
