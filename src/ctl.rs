@@ -51,7 +51,8 @@ pub enum FaultCommand {
 #[derive(Args, Debug)]
 pub struct InjectArgs {
     /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
-    /// dns-failure, dns-stale, retry-amplification, cert-expiry, clock-skew, cpu-burn, memory-leak,
+    /// dns-failure, dns-stale, retry-amplification, cert-expiry, clock-skew,
+    /// log-flood, cpu-burn, memory-leak,
     /// runtime-stall, pool-leak, slow-query, lock-contention,
     /// consumer-stall, crash, config-push, cache-flush, poison-message,
     /// data-corruption, telemetry-drop, worker-pool, lb-skew, traffic-spike,
@@ -79,7 +80,8 @@ pub struct InjectArgs {
     pub min: Option<String>,
     #[arg(long)]
     pub max: Option<String>,
-    /// Bytes per second (bandwidth) or MiB per second (memory-leak).
+    /// Bytes per second (bandwidth), MiB per second (memory-leak) or
+    /// records per second (log-flood).
     #[arg(long)]
     pub rate: Option<u64>,
     /// Memory-leak limit in MiB.
@@ -143,6 +145,9 @@ pub struct InjectArgs {
     /// retry-amplification: retries per failed call [default: 5].
     #[arg(long)]
     pub attempts: Option<u32>,
+    /// log-flood: bytes of detail in each record [default: 512].
+    #[arg(long)]
+    pub bytes: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -437,6 +442,7 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
         ("size", args.size.map(|v| json!(v))),
         ("percent", args.percent.map(|v| json!(v))),
         ("attempts", args.attempts.map(|v| json!(v))),
+        ("bytes", args.bytes.map(|v| json!(v))),
         ("multiplier", args.multiplier.map(|v| json!(v))),
         ("hotKey", args.hot_key.map(|v| json!(v))),
     ];

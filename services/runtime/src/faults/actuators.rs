@@ -7,7 +7,8 @@
 //! supervisor) ends the process, a blocked executor thread stalls every
 //! request scheduled on it, leaked pool permits show as connections in
 //! use that never come back, a dropped index turns the hot query into a
-//! table scan, and failing OTLP exports leave gaps in traces and logs.
+//! table scan, failing OTLP exports leave gaps in traces and logs, and a
+//! flood of log records fills log files and overflows log pipelines.
 //!
 //! They also tell the service's own watchers (`Faults::on_transition`)
 //! when any fault starts or ends, for effects only the service can apply.
@@ -124,6 +125,9 @@ impl Actuators {
                     std::thread::spawn(move || burn(&spinning));
                 }
             }
+            FaultKind::LogFlood { rate, bytes } => {
+                tokio::spawn(flood_logs(*rate, *bytes, running.stop.clone()));
+            }
             FaultKind::MemoryLeak { rate, limit } => {
                 tokio::spawn(leak_memory(*rate, *limit, running.stop.clone()));
             }
@@ -200,6 +204,34 @@ async fn leak_memory(rate_mib: u32, limit_mib: u32, stop: CancellationToken) {
     }
 }
 
+/// Writes `rate` WARN records a second, each with `bytes` of detail, in
+/// bursts every 10 ms, until `stop`.
+async fn flood_logs(rate: u32, bytes: u32, stop: CancellationToken) {
+    const TICK: Duration = Duration::from_millis(10);
+    let detail: String = "state=retrying backoff=0ms last_error=\"upstream refused\" "
+        .chars()
+        .cycle()
+        .take(bytes as usize)
+        .collect();
+    let per_tick = f64::from(rate) * TICK.as_secs_f64();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut owed = 0.0;
+    let mut attempt: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        owed += per_tick;
+        while owed >= 1.0 {
+            attempt += 1;
+            tracing::warn!(attempt, detail = %detail, "background refresh failed; retrying immediately");
+            owed -= 1.0;
+        }
+    }
+}
+
 async fn stall_executor(every: Duration, block: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
@@ -239,5 +271,82 @@ async fn drop_index(db: Db, index: String, stop: CancellationToken) {
     stop.cancelled().await;
     if let Err(err) = db.create_index(&definition).await {
         tracing::debug!(error = %err, "cannot recreate the index");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::*;
+    use crate::faults::model::{FaultSpec, Target};
+
+    /// Records the WARN events a process writes: how many, and the size
+    /// of the last one's `detail`.
+    #[derive(Clone, Default)]
+    struct Warnings {
+        count: Arc<std::sync::atomic::AtomicUsize>,
+        detail_len: Arc<Mutex<usize>>,
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            struct Detail<'a>(&'a Mutex<usize>);
+            impl tracing::field::Visit for Detail<'_> {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() == "detail" {
+                        *self.0.lock().unwrap() = format!("{value:?}").len();
+                    }
+                }
+            }
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                event.record(&mut Detail(&self.detail_len));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_log_flood_writes_its_rate_until_it_ends() {
+        let warnings = Warnings::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
+        let faults = Faults::new("notification", "notification-1", 1);
+        let mut actuators = Actuators::new(&faults, None);
+        let flood = ActiveFault {
+            id: "f1".into(),
+            spec: FaultSpec {
+                kind: FaultKind::LogFlood {
+                    rate: 1000,
+                    bytes: 64,
+                },
+                target: Target::parse("notification").unwrap(),
+                toxicity: 1.0,
+            },
+            until: Instant::now() + Duration::from_secs(60),
+        };
+        actuators.reconcile(std::slice::from_ref(&flood));
+        // Paused time: exactly the ticks of one virtual second run.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let flooded = warnings.count.load(Ordering::Relaxed);
+        assert!((990..=1010).contains(&flooded), "{flooded} records in 1 s");
+        assert_eq!(*warnings.detail_len.lock().unwrap(), 64);
+
+        actuators.reconcile(&[]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ended = warnings.count.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            warnings.count.load(Ordering::Relaxed),
+            ended,
+            "the flood stops"
+        );
     }
 }

@@ -227,6 +227,18 @@ pub enum FaultKind {
         #[serde(default = "default_amplified_attempts")]
         attempts: u32,
     },
+    /// A log flood (a debug switch left on, an error logged in a tight
+    /// retry loop): the process writes `rate` WARN records a second, each
+    /// carrying `bytes` of detail, on top of its usual logs. They go where
+    /// its logs go: its log file grows by about `rate` × `bytes` a second,
+    /// and the collector's bounded log store fills and then evicts every
+    /// service's oldest records to make room.
+    LogFlood {
+        #[serde(default = "default_flood_rate")]
+        rate: u32,
+        #[serde(default = "default_flood_bytes")]
+        bytes: u32,
+    },
     /// A noisy neighbour: `threads` threads burn CPU in the process.
     CpuBurn {
         #[serde(default = "one")]
@@ -363,6 +375,12 @@ fn default_stale_address() -> String {
 fn default_amplified_attempts() -> u32 {
     5
 }
+fn default_flood_rate() -> u32 {
+    2000
+}
+fn default_flood_bytes() -> u32 {
+    512
+}
 
 /// Where a fault acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,6 +412,7 @@ impl FaultKind {
             FaultKind::CertExpiry {} => "cert-expiry",
             FaultKind::ClockSkew { .. } => "clock-skew",
             FaultKind::CpuBurn { .. } => "cpu-burn",
+            FaultKind::LogFlood { .. } => "log-flood",
             FaultKind::MemoryLeak { .. } => "memory-leak",
             FaultKind::RuntimeStall { .. } => "runtime-stall",
             FaultKind::PoolLeak { .. } => "pool-leak",
@@ -440,6 +459,7 @@ impl FaultKind {
             FaultKind::ConsumerStall { .. } | FaultKind::PoisonMessage {} => &[Dependency],
             FaultKind::ClockSkew { .. }
             | FaultKind::CpuBurn { .. }
+            | FaultKind::LogFlood { .. }
             | FaultKind::MemoryLeak { .. }
             | FaultKind::RuntimeStall { .. }
             | FaultKind::Crash {}
@@ -505,6 +525,15 @@ impl FaultKind {
             )),
             FaultKind::ClockSkew { time_offset } if time_offset.0.unsigned_abs() > 86_400_000 => {
                 Err("timeOffset must be within ±24h".into())
+            }
+            FaultKind::LogFlood { rate, bytes } => {
+                if !(1..=100_000).contains(rate) {
+                    return Err(format!("rate must be 1..100000 records/s, got {rate}"));
+                }
+                if !(16..=65_536).contains(bytes) {
+                    return Err(format!("bytes must be 16..65536, got {bytes}"));
+                }
+                Ok(())
             }
             FaultKind::CpuBurn { threads } if !(1..=8).contains(threads) => {
                 Err(format!("threads must be 1..8, got {threads}"))
@@ -1084,6 +1113,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.kind, FaultKind::RetryAmplification { attempts: 5 });
+        let s = spec(r#"{"kind":"log-flood","target":{"service":"notification"}}"#).unwrap();
+        assert_eq!(
+            s.kind,
+            FaultKind::LogFlood {
+                rate: 2000,
+                bytes: 512
+            }
+        );
         for json in [
             r#"{"kind":"dns-stale","address":"10.0.3.7:8080","target":{"service":"checkout","peer":"shipping"}}"#,
             r#"{"kind":"dns-stale","address":"shipping-old.shop.svc:80","target":{"service":"checkout","peer":"shipping"}}"#,
@@ -1192,6 +1229,18 @@ mod tests {
             (
                 r#"{"kind":"dns-stale","target":{"service":"checkout"}}"#,
                 "link",
+            ),
+            (
+                r#"{"kind":"log-flood","rate":0,"target":{"service":"notification"}}"#,
+                "rate must be 1..100000",
+            ),
+            (
+                r#"{"kind":"log-flood","bytes":8,"target":{"service":"notification"}}"#,
+                "bytes must be 16..65536",
+            ),
+            (
+                r#"{"kind":"log-flood","target":{"service":"notification","peer":"db"}}"#,
+                "needs a service or instance",
             ),
             (
                 r#"{"kind":"retry-amplification","attempts":0,"target":{"service":"checkout","peer":"payment"}}"#,
