@@ -298,11 +298,20 @@ async fn a_scenario_ends_on_an_accepted_mitigation_only() {
     assert!(list.contains("slow-catalog"), "{list}");
     let page = ok(&lab.cli(&["scenario", "start", "slow-catalog"]));
     assert!(page.contains("[PAGE]"), "{page}");
-    wait_latency(
-        &lab,
-        "the scenario's root fault",
-        true,
-        Duration::from_millis(250),
+    // The slow release rolls out one instance at a time: wait until six
+    // requests in a row are slow, so every instance runs it.
+    lab.eventually(
+        "the release to reach every catalog instance",
+        Duration::from_secs(30),
+        || async {
+            for _ in 0..6 {
+                let one = median_latency(&lab, "/api/products", 1).await;
+                if one <= Duration::from_millis(250) {
+                    return None;
+                }
+            }
+            Some(())
+        },
     )
     .await;
 
@@ -321,11 +330,12 @@ async fn a_scenario_ends_on_an_accepted_mitigation_only() {
     let still = median_latency(&lab, "/api/products", 3).await;
     assert!(still > Duration::from_millis(250), "{still:?}");
 
-    // The accepted one ends the incident.
-    ok(&lab.cli(&["ops", "restart", "catalog", "--actor", "alice"]));
+    // The accepted one (rolling catalog back off the release that
+    // carries the slowness) ends the incident.
+    ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
     lab.eventually(
         "recovery after the accepted mitigation",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || async {
             let r = lab.http.get(lab.url("/api/products")).send().await.ok()?;
             if !r.status().is_success() {
