@@ -182,53 +182,64 @@ fn burn(spinning: &AtomicBool) {
 async fn leak_memory(rate_mib: u32, limit_mib: u32, stop: CancellationToken) {
     const CHUNK: usize = 1 << 20;
     let mut retained: Vec<Box<[u8]>> = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let per_tick = (rate_mib as f64 / 4.0).max(0.25);
-    let mut owed = 0.0;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        owed += per_tick;
-        while owed >= 1.0 {
-            // Filled, not zeroed: untouched pages would not count as resident.
-            retained.push(vec![0xA5u8; CHUNK].into_boxed_slice());
-            owed -= 1.0;
-        }
-        let rss = crate::process::usage_of(std::process::id()).map_or(0, |u| u.rss_bytes);
-        if rss > u64::from(limit_mib) << 20 {
-            // What the kernel's OOM killer does: no chance to clean up.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGKILL);
-        }
-    }
+    paced(
+        f64::from(rate_mib),
+        Duration::from_millis(250),
+        &stop,
+        |due| {
+            for _ in 0..due {
+                // Filled, not zeroed: untouched pages would not count as resident.
+                retained.push(vec![0xA5u8; CHUNK].into_boxed_slice());
+            }
+            let rss = crate::process::usage_of(std::process::id()).map_or(0, |u| u.rss_bytes);
+            if rss > u64::from(limit_mib) << 20 {
+                // What the kernel's OOM killer does: no chance to clean up.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGKILL);
+            }
+        },
+    )
+    .await;
 }
 
 /// Writes `rate` WARN records a second, each with `bytes` of detail, in
 /// bursts every 10 ms, until `stop`.
 async fn flood_logs(rate: u32, bytes: u32, stop: CancellationToken) {
-    const TICK: Duration = Duration::from_millis(10);
     let detail: String = "state=retrying backoff=0ms last_error=\"upstream refused\" "
         .chars()
         .cycle()
         .take(bytes as usize)
         .collect();
-    let per_tick = f64::from(rate) * TICK.as_secs_f64();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut owed = 0.0;
     let mut attempt: u64 = 0;
+    paced(f64::from(rate), Duration::from_millis(10), &stop, |due| {
+        for _ in 0..due {
+            attempt += 1;
+            tracing::warn!(attempt, detail = %detail, "background refresh failed; retrying immediately");
+        }
+    })
+    .await;
+}
+
+/// Every `tick` until `stop`, calls `act` with how many units are due at
+/// `per_second` (fractions carry over to the next tick).
+async fn paced(
+    per_second: f64,
+    tick: Duration,
+    stop: &CancellationToken,
+    mut act: impl FnMut(u64),
+) {
+    let per_tick = per_second * tick.as_secs_f64();
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut owed = 0.0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = ticks.tick() => {}
         }
         owed += per_tick;
-        while owed >= 1.0 {
-            attempt += 1;
-            tracing::warn!(attempt, detail = %detail, "background refresh failed; retrying immediately");
-            owed -= 1.0;
-        }
+        let due = owed.floor();
+        owed -= due;
+        act(due as u64);
     }
 }
 
