@@ -883,10 +883,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    /// A minimal valid scenario (a slow catalog, mitigated by a restart),
+    /// for tests here and in `state`, independent of the shipped files.
+    pub(crate) const GOOD: &str = r#"
 id = "slow-catalog"
 title = "Products page slow"
 difficulty = "beginner"

@@ -549,16 +549,14 @@ mod tests {
         assert_eq!(State::load(&path).unwrap(), State::default());
     }
 
-    /// `scenarios/slow-catalog.toml`, rewritten by `edit`, running since
-    /// 1 s at normal speed.
+    /// The test scenario `slow-catalog` (one latency fault on catalog,
+    /// until mitigated), rewritten by `edit`, running since 1 s at normal
+    /// speed.
     fn slow_catalog_running(
         edit: impl FnOnce(String) -> String,
         mitigated_ms: Option<i64>,
     ) -> ([Scenario; 1], State) {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/slow-catalog.toml"),
-        )
-        .unwrap();
+        let text = crate::scenario::tests::GOOD.to_string();
         let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &edit(text)).unwrap();
         let state = State {
             scenario: Some(RunningScenario {
@@ -578,7 +576,7 @@ mod tests {
         let (scenarios, mut state) = slow_catalog_running(
             |text| {
                 text.replace(
-                    "target = \"catalog\"\nkind = \"latency\"\nlatency = \"300ms\"\njitter = \"30ms\"",
+                    "target = \"catalog\"\nkind = \"latency\"\nlatency = \"300ms\"",
                     "target = \"catalog\"\nkind = \"config-push\"\nrateLimits = { \"/products\" = 1 }",
                 )
             },

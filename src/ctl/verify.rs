@@ -593,7 +593,20 @@ impl Lab {
                 value,
             } => {
                 let (sum, n) = self.current(window, who, metric, |s| s.has_labels(labels));
-                if n == 0 {
+                // No matching series is a sum of 0 when every process
+                // answered and reports the metric with other labels (no
+                // instance runs version X); otherwise it is unknown.
+                let family_seen =
+                    || {
+                        let mut selected = self.selected(who).peekable();
+                        selected.peek().is_some()
+                            && selected.all(|c| {
+                                window.to.by_component.get(&c.id).is_some_and(|samples| {
+                                    samples.iter().any(|s| s.name == *metric)
+                                })
+                            })
+                    };
+                if n == 0 && !family_seen() {
                     return Outcome {
                         holds: false,
                         seen: format!("no {metric} series at {who}"),

@@ -375,6 +375,9 @@ fn default_stale_address() -> String {
 fn default_amplified_attempts() -> u32 {
     5
 }
+/// The most a log flood may write a second (rate × bytes).
+const MAX_FLOOD_BYTES_PER_SECOND: u64 = 16 << 20;
+
 fn default_flood_rate() -> u32 {
     2000
 }
@@ -532,6 +535,14 @@ impl FaultKind {
                 }
                 if !(16..=65_536).contains(bytes) {
                     return Err(format!("bytes must be 16..65536, got {bytes}"));
+                }
+                // Past this, a lab on a laptop fills its disk in minutes.
+                let per_second = u64::from(*rate) * u64::from(*bytes);
+                if per_second > MAX_FLOOD_BYTES_PER_SECOND {
+                    return Err(format!(
+                        "rate × bytes must be at most 16 MiB/s, got {} MiB/s",
+                        per_second >> 20
+                    ));
                 }
                 Ok(())
             }
@@ -1237,6 +1248,10 @@ mod tests {
             (
                 r#"{"kind":"log-flood","bytes":8,"target":{"service":"notification"}}"#,
                 "bytes must be 16..65536",
+            ),
+            (
+                r#"{"kind":"log-flood","rate":100000,"bytes":65536,"target":{"service":"notification"}}"#,
+                "at most 16 MiB/s, got 6250 MiB/s",
             ),
             (
                 r#"{"kind":"log-flood","target":{"service":"notification","peer":"db"}}"#,
