@@ -592,6 +592,19 @@ mod tests {
     }
 
     #[test]
+    fn the_seed_fixes_which_requests_a_fault_hits() {
+        let hits = |seed| {
+            let faults = Faults::new("payment", "payment-1", seed);
+            faults.assign(vec![fault(FaultKind::Errors { code: 500 }, "payment", 0.3)]);
+            (0..200)
+                .map(|_| faults.inbound("/charges").error.is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(7), hits(7), "same seed, same requests hit");
+        assert_ne!(hits(7), hits(8), "another seed, another pattern");
+    }
+
+    #[test]
     fn expired_faults_stop_applying() {
         let faults = Faults::new("catalog", "catalog-1", 1);
         let mut f = fault(FaultKind::Errors { code: 500 }, "catalog", 1.0);
