@@ -663,9 +663,9 @@ impl<'a> Call<'a> {
         let fault = self.peer.faults.outbound(peer, self.route);
         // Where the name resolved to: the instance's address, or the old one
         // a stale DNS record still holds.
-        let resolved = match &fault.stale_address {
-            Some(address) => with_authority(url, address),
-            None => url.to_string(),
+        let resolved: std::borrow::Cow<'_, str> = match &fault.stale_address {
+            Some(address) => with_authority(url, address).into(),
+            None => url.into(),
         };
         if let Some(authority) = authority(&resolved) {
             span.record("network.peer.address", authority);
@@ -673,7 +673,7 @@ impl<'a> Call<'a> {
         let mut request = self
             .peer
             .http
-            .request(self.method.clone(), &resolved)
+            .request(self.method.clone(), resolved.as_ref())
             .headers(headers);
         if let Some(body) = &self.body {
             request = request
@@ -882,6 +882,18 @@ mod tests {
             counts[peer.choose(None, &breaker).unwrap()] += 1;
         }
         counts
+    }
+
+    #[test]
+    fn a_stale_record_swaps_only_the_address() {
+        let url = "http://127.0.0.1:4100/shipments/7?x=1";
+        assert_eq!(authority(url), Some("127.0.0.1:4100"));
+        assert_eq!(
+            with_authority(url, "10.0.3.7:8080"),
+            "http://10.0.3.7:8080/shipments/7?x=1"
+        );
+        assert_eq!(with_authority("http://h:1", "a:2"), "http://a:2");
+        assert_eq!(with_authority("not a url", "a:2"), "not a url");
     }
 
     #[tokio::test]
