@@ -166,6 +166,8 @@ impl ClientMetrics {
 #[derive(Debug)]
 struct Instance {
     url: String,
+    /// `host:port` of `url`: where its name resolves to.
+    address: String,
     /// `<peer>-<n>`, as the controller names it in the drained set.
     id: String,
     breaker: Breaker,
@@ -256,6 +258,7 @@ impl Peer {
             .enumerate()
             .map(|(i, url)| Instance {
                 url: url.clone(),
+                address: authority(url).unwrap_or(url).to_string(),
                 id: format!("{name}-{}", i + 1),
                 breaker: Breaker::new(),
                 in_flight: AtomicUsize::new(0),
@@ -561,7 +564,7 @@ impl<'a> Call<'a> {
             url.full = %url,
             url.template = self.route,
             server.address = %peer.name,
-            network.peer.address = Empty,
+            network.peer.address = %instance.address,
             http.response.status_code = Empty,
             http.request.resend_count = Empty,
             error.type = Empty,
@@ -661,15 +664,14 @@ impl<'a> Call<'a> {
             p.inject_context(&cx, &mut HeaderInjector(&mut headers));
         });
         let fault = self.peer.faults.outbound(peer, self.route);
-        // Where the name resolved to: the instance's address, or the old one
-        // a stale DNS record still holds.
+        // A stale DNS record resolves the name to the callee's old address.
         let resolved: std::borrow::Cow<'_, str> = match &fault.stale_address {
-            Some(address) => with_authority(url, address).into(),
+            Some(address) => {
+                span.record("network.peer.address", address.as_str());
+                with_authority(url, address).into()
+            }
             None => url.into(),
         };
-        if let Some(authority) = authority(&resolved) {
-            span.record("network.peer.address", authority);
-        }
         let mut request = self
             .peer
             .http

@@ -287,76 +287,87 @@ impl Faults {
 
     /// The effect on a request to `route` that this process serves.
     pub fn inbound(&self, route: &str) -> RequestEffect {
-        self.request_effect(route, |target| target.scope() == Scope::Inbound)
+        self.request_effect(route, |spec| spec.target.scope() == Scope::Inbound)
     }
 
     /// The effect on a call from this process to `peer` on `route`.
     pub fn outbound(&self, peer: &str, route: &str) -> RequestEffect {
-        self.request_effect(route, |target| target.peer.as_deref() == Some(peer))
+        self.request_effect(route, on_link_to(peer))
     }
 
-    /// Combines the faults aimed at `route` (or at every route) that
-    /// `aimed` selects and whose toxicity roll hits.
-    fn request_effect(&self, route: &str, aimed: impl Fn(&model::Target) -> bool) -> RequestEffect {
-        let mut effect = RequestEffect::default();
+    /// Calls `each` with every fault in force aimed at `route` (or at every
+    /// route) that `aimed` selects and whose toxicity roll hits; only those
+    /// roll, so asking about one kind leaves the others' rolls alone.
+    fn for_each_hit(
+        &self,
+        route: &str,
+        aimed: impl Fn(&FaultSpec) -> bool,
+        mut each: impl FnMut(&ActiveFault),
+    ) {
         let Some(snapshot) = self.snapshot() else {
-            return effect;
+            return;
         };
         let now = Instant::now();
         for fault in snapshot.iter().filter(|f| f.until > now) {
-            let target = &fault.spec.target;
-            if !aimed(target)
-                || target.route.as_deref().is_some_and(|r| r != route)
-                || !self.hits(&fault.spec)
+            let spec = &fault.spec;
+            if aimed(spec)
+                && spec.target.route.as_deref().is_none_or(|r| r == route)
+                && self.hits(spec)
             {
-                continue;
-            }
-            match &fault.spec.kind {
-                FaultKind::Latency { latency, jitter } => {
-                    effect.delay += self.jittered(latency.duration(), jitter.duration());
-                }
-                FaultKind::Stall { min, max } => {
-                    effect.delay += self.stall(min.duration(), max.duration());
-                }
-                FaultKind::Errors { code } => effect.error = Some(*code),
-                FaultKind::Hang {} => effect.hang = true,
-                FaultKind::LockContention { hold } => effect.lock_hold = Some(hold.duration()),
-                FaultKind::Bandwidth { rate } => effect.bandwidth = Some(*rate),
-                FaultKind::Reset {} => effect.failure = Some(LinkFailure::Reset),
-                FaultKind::Partition {
-                    direction: Direction::Downstream,
-                } => effect.answer_lost = true,
-                FaultKind::Partition { .. } => effect.failure = Some(LinkFailure::Refused),
-                FaultKind::DnsFailure {} => effect.failure = Some(LinkFailure::Dns),
-                FaultKind::DnsStale { address } => effect.stale_address = Some(address.clone()),
-                FaultKind::CertExpiry {} => effect.failure = Some(LinkFailure::CertExpired),
-                FaultKind::WorkerPool { size } => {
-                    effect.worker_pool = Some(WorkerPool {
-                        fault: fault.id.clone(),
-                        size: *size,
-                    });
-                }
-                FaultKind::DataCorruption { field } => effect.corrupt = Some(field.clone()),
-                _ => {}
+                each(fault);
             }
         }
+    }
+
+    /// Combines the faults aimed at `route` that `aimed` selects and whose
+    /// toxicity roll hits.
+    fn request_effect(&self, route: &str, aimed: impl Fn(&FaultSpec) -> bool) -> RequestEffect {
+        let mut effect = RequestEffect::default();
+        self.for_each_hit(route, aimed, |fault| match &fault.spec.kind {
+            FaultKind::Latency { latency, jitter } => {
+                effect.delay += self.jittered(latency.duration(), jitter.duration());
+            }
+            FaultKind::Stall { min, max } => {
+                effect.delay += self.stall(min.duration(), max.duration());
+            }
+            FaultKind::Errors { code } => effect.error = Some(*code),
+            FaultKind::Hang {} => effect.hang = true,
+            FaultKind::LockContention { hold } => effect.lock_hold = Some(hold.duration()),
+            FaultKind::Bandwidth { rate } => effect.bandwidth = Some(*rate),
+            FaultKind::Reset {} => effect.failure = Some(LinkFailure::Reset),
+            FaultKind::Partition {
+                direction: Direction::Downstream,
+            } => effect.answer_lost = true,
+            FaultKind::Partition { .. } => effect.failure = Some(LinkFailure::Refused),
+            FaultKind::DnsFailure {} => effect.failure = Some(LinkFailure::Dns),
+            FaultKind::DnsStale { address } => effect.stale_address = Some(address.clone()),
+            FaultKind::CertExpiry {} => effect.failure = Some(LinkFailure::CertExpired),
+            FaultKind::WorkerPool { size } => {
+                effect.worker_pool = Some(WorkerPool {
+                    fault: fault.id.clone(),
+                    size: *size,
+                });
+            }
+            FaultKind::DataCorruption { field } => effect.corrupt = Some(field.clone()),
+            _ => {}
+        });
         effect
     }
 
-    /// Retries per failed call to `peer` on `route` forced by a retry-amplification
-    /// fault (no jitter, no budget), for one call; `None` when the live
-    /// config decides.
+    /// Retries per failed call to `peer` on `route` forced by a
+    /// retry-amplification fault (no jitter, no budget), for one call;
+    /// `None` when the live config decides.
     pub fn amplified_retries(&self, peer: &str, route: &str) -> Option<u32> {
-        let now = Instant::now();
-        self.snapshot()?
-            .iter()
-            .filter(|f| f.until > now && f.spec.target.peer.as_deref() == Some(peer))
-            .filter(|f| f.spec.target.route.as_deref().is_none_or(|r| r == route))
-            .filter_map(|f| match f.spec.kind {
-                FaultKind::RetryAmplification { attempts } if self.hits(&f.spec) => Some(attempts),
-                _ => None,
-            })
-            .max()
+        let mut retries = None;
+        let aimed = |spec: &FaultSpec| {
+            on_link_to(peer)(spec) && matches!(spec.kind, FaultKind::RetryAmplification { .. })
+        };
+        self.for_each_hit(route, aimed, |fault| {
+            if let FaultKind::RetryAmplification { attempts } = fault.spec.kind {
+                retries = retries.max(Some(attempts));
+            }
+        });
+        retries
     }
 
     /// Extra time a query holds its connection (a slow query).
@@ -487,6 +498,11 @@ impl Faults {
 
 /// Maps `x` to `[0, 1)`, evenly and deterministically (SplitMix64's
 /// finaliser), so neighbouring message ids get unrelated rolls.
+/// Selects the faults on this process's link to `peer`.
+fn on_link_to(peer: &str) -> impl Fn(&FaultSpec) -> bool + '_ {
+    move |spec| spec.target.peer.as_deref() == Some(peer)
+}
+
 fn unit_hash(x: u64) -> f64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
