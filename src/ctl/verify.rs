@@ -290,9 +290,7 @@ async fn play(lab: &Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Resu
     // 3. Wrong ops change nothing that matters.
     if !is_control {
         for op in &mitigation.wrong {
-            let before = lab.pids();
-            let result = lab.perform(op).await?;
-            lab.settle(op, &before).await;
+            let (result, _) = lab.act(op).await?;
             // Two windows' worth of traffic: a partial failure on a low-rate
             // route (a quarter of ~2 checkouts/s) can miss one short window
             // by chance, and would then pass for a recovery.
@@ -316,10 +314,7 @@ async fn play(lab: &Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Resu
     let Some(op) = mitigation.accepted.first() else {
         bail!("the scenario accepts no op");
     };
-    let before = lab.pids();
-    let result = lab.perform(op).await?;
-    let mitigated = Instant::now();
-    lab.settle(op, &before).await;
+    let (result, mitigated) = lab.act(op).await?;
     let deadline = mitigated + args.deadline;
     loop {
         let window = lab.window(args.window).await;
@@ -814,7 +809,11 @@ impl Lab {
         (holds, format!("{route}: {}", parts.join(", ")))
     }
 
-    async fn perform(&self, op: &Op) -> anyhow::Result<String> {
+    /// Performs `op` and waits for the lab to settle (see [`Lab::settle`]);
+    /// returns the op's result and when it was performed.
+    async fn act(&self, op: &Op) -> anyhow::Result<(String, Instant)> {
+        let touched = self.touched(op);
+        let before: Vec<Option<String>> = touched.iter().map(|c| self.pid(c)).collect();
         let record = self
             .api
             .call(
@@ -826,7 +825,70 @@ impl Lab {
             )
             .await
             .with_context(|| format!("performing `{} {}`", op.op, op.target))?;
-        Ok(record["result"].as_str().unwrap_or("done").to_string())
+        let performed = Instant::now();
+        self.settle(op, &touched, &before).await;
+        let result = record["result"].as_str().unwrap_or("done").to_string();
+        Ok((result, performed))
+    }
+
+    /// The processes an op acts on: its target's service or instance.
+    fn touched(&self, op: &Op) -> Vec<&Component> {
+        let Some(target) = op.target.split("->").next().filter(|t| !t.is_empty()) else {
+            return Vec::new();
+        };
+        self.components
+            .iter()
+            .filter(|c| c.id == target || c.name == target)
+            .collect()
+    }
+
+    /// The pid `component` runs as now, from the run directory's pid file
+    /// (`None` when the lab keeps none).
+    fn pid(&self, component: &Component) -> Option<String> {
+        let file = self
+            .run_dir
+            .as_ref()?
+            .join("pids")
+            .join(format!("{}.pid", component.id));
+        Some(std::fs::read_to_string(file).ok()?.trim().to_string())
+    }
+
+    /// After an op, waits (at most 10 s) until every process in `touched`
+    /// answers its health check again. After a restart, the answering
+    /// process must be the new one (its pid differs from `before`), or a
+    /// window could open on the old process and close on the new one; it
+    /// must have picked its faults up again, and its callers' breakers
+    /// must have closed.
+    async fn settle(&self, op: &Op, touched: &[&Component], before: &[Option<String>]) {
+        let restart = op.op == Verb::Restart;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let mut all = true;
+            for (c, old) in touched.iter().zip(before) {
+                if restart && old.is_some() && self.pid(c) == *old {
+                    all = false;
+                    continue;
+                }
+                let ok = self
+                    .http
+                    .get(&c.health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                all &= ok;
+            }
+            if all {
+                if restart {
+                    // A restarted process applies its faults only after its
+                    // agent's first poll; judging before that would credit
+                    // the restart with a recovery it does not bring.
+                    tokio::time::sleep(FAULT_REAPPLY).await;
+                    self.breakers_settle(&self.service_of(&op.target)).await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// After a restart of `service`: waits (at most [`BREAKER_SETTLE`])
@@ -848,72 +910,6 @@ impl Lab {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The pid each component runs as now, from the run directory's pid
-    /// files (empty when the lab keeps none).
-    fn pids(&self) -> HashMap<String, String> {
-        let Some(dir) = &self.run_dir else {
-            return HashMap::new();
-        };
-        self.components
-            .iter()
-            .filter_map(|c| {
-                let pid = std::fs::read_to_string(dir.join("pids").join(format!("{}.pid", c.id)));
-                Some((c.id.clone(), pid.ok()?.trim().to_string()))
-            })
-            .collect()
-    }
-
-    /// After an op, waits (at most 10 s) until every process the op
-    /// touched answers its health check again; after a restart, the new
-    /// process must be the one answering (its pid differs from `before`),
-    /// or a window could open on the old process and close on the new one.
-    async fn settle(&self, op: &Op, before: &HashMap<String, String>) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let touched: Vec<&Component> = self
-            .components
-            .iter()
-            .filter(|c| {
-                !op.target.is_empty()
-                    && op
-                        .target
-                        .split("->")
-                        .next()
-                        .is_some_and(|t| c.id == t || c.name == t)
-            })
-            .collect();
-        while Instant::now() < deadline {
-            let now = self.pids();
-            let mut all = true;
-            for c in &touched {
-                let replaced = before
-                    .get(&c.id)
-                    .is_none_or(|old| now.get(&c.id) != Some(old));
-                if op.op == Verb::Restart && !replaced {
-                    all = false;
-                    continue;
-                }
-                let ok = self
-                    .http
-                    .get(&c.health)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                all &= ok;
-            }
-            if all {
-                if op.op == Verb::Restart {
-                    // A restarted process applies its faults only after its
-                    // agent's first poll; judging before that would credit
-                    // the restart with a recovery it does not bring.
-                    tokio::time::sleep(FAULT_REAPPLY).await;
-                    self.breakers_settle(&self.service_of(&op.target)).await;
-                }
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
