@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use firedrill_runtime::ServiceContext;
 use firedrill_runtime::client::CallError;
 use firedrill_runtime::config::parse_service_args;
@@ -43,6 +43,15 @@ fn context_of(service: &str, peers: &str, extra: &[&str]) -> ServiceContext {
     let args = parse_service_args(&flags).unwrap();
     let meters = Meters::new(&args.identity(service));
     ServiceContext::new(service, args, meters, CancellationToken::new()).unwrap()
+}
+
+/// A GET handler that answers its `n`th call (from 0) with `status(n)`,
+/// counting the calls in `calls`.
+fn answering(calls: Arc<AtomicUsize>, status: fn(usize) -> StatusCode) -> MethodRouter {
+    get(move || {
+        let calls = calls.clone();
+        async move { status(calls.fetch_add(1, Ordering::Relaxed)) }
+    })
 }
 
 fn counting(hits: Arc<AtomicUsize>) -> Router {
@@ -117,17 +126,13 @@ async fn a_dead_instance_trips_its_breaker_and_traffic_moves_away() {
 async fn idempotent_calls_retry_5xx_and_posts_do_not() {
     let stop = CancellationToken::new();
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
     let flaky = Router::new().route(
         "/flaky",
-        get(move || {
-            let c = c.clone();
-            async move {
-                if c.fetch_add(1, Ordering::Relaxed) < 2 {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::OK
-                }
+        answering(calls.clone(), |n| {
+            if n < 2 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
             }
         })
         .post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
@@ -476,16 +481,9 @@ async fn retry_amplification_multiplies_the_calls_a_failing_peer_gets() {
 
     let stop = CancellationToken::new();
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
     let failing = Router::new().route(
         "/busy",
-        get(move || {
-            let c = c.clone();
-            async move {
-                c.fetch_add(1, Ordering::Relaxed);
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }),
+        answering(calls.clone(), |_| StatusCode::SERVICE_UNAVAILABLE),
     );
     let url = start(failing, &stop).await;
     let ctx = context_of(
