@@ -12,6 +12,8 @@
 //! - `ops`: what each mitigation verb does to the live lab.
 //! - `deploys`: the deploy history, the version files `firedrill up`'s
 //!   supervisor rolls out, and scenario deploy steps.
+//! - `replicas`: how many instances each scaled service should run (the
+//!   files `firedrill up`'s supervisor acts on).
 //! - `openapi`: the API description.
 //!
 //! # Invariants
@@ -30,6 +32,7 @@ mod api;
 pub mod deploys;
 mod openapi;
 pub mod ops;
+pub mod replicas;
 pub mod scenario;
 pub mod state;
 
