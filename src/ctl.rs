@@ -201,7 +201,8 @@ pub enum DeployCommand {
 /// `ops drain payment-2`, `ops config-set payment retries.budget=0.1`,
 /// `ops flag-set catalog recommendations=0`,
 /// `ops rate-limit gateway /api/products 50`, `ops dlq-replay queue
-/// order-events`, `ops rollback checkout`; `ops list` shows the log.
+/// order-events`, `ops rollback checkout`, `ops scale catalog replicas=3`;
+/// `ops list` shows the log.
 #[derive(Args, Debug)]
 pub struct OpsArgs {
     /// rollback, restart, scale, drain, undrain, config-set, flag-set,
@@ -213,7 +214,8 @@ pub struct OpsArgs {
     /// Settings as `KEY=VALUE` (or `KEY VALUE`): config keys for config-set
     /// (`retries.budget=0.1`, `timeouts.payment=500ms`), flag names for
     /// flag-set (`recommendations=0`), route templates for rate-limit
-    /// (`/api/products=50`); for dlq-replay and dlq-purge, the topic.
+    /// (`/api/products=50`), `replicas=N` for scale; for dlq-replay and
+    /// dlq-purge, the topic.
     pub settings: Vec<String>,
     /// A setting, `KEY=VALUE` (repeatable; the same as a positional one).
     #[arg(long = "set", value_name = "KEY=VALUE")]

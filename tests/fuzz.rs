@@ -225,14 +225,14 @@ async fn deploys_answer_honestly_without_process_control() {
     )
     .await;
     assert_eq!(status, 409, "{body}");
-    for (op, needle) in [
-        ("rollback", "no deploy of catalog to roll back"),
-        ("scale", "not performed"),
+    for (op, set, needle) in [
+        ("rollback", json!({}), "no deploy of catalog to roll back"),
+        ("scale", json!({"replicas": 3}), "not performed"),
     ] {
         let (status, body) = post(
             &http,
             format!("{}/v1/ops", bare.url),
-            json!({"op": op, "target": "catalog", "actor": "eve"}),
+            json!({"op": op, "target": "catalog", "actor": "eve", "set": set}),
         )
         .await;
         assert_eq!(status, 201, "{body}");

@@ -114,6 +114,10 @@ struct AgentQuery {
     /// reach only processes that report it.
     #[serde(default)]
     version: Option<String>,
+    /// Where the process serves (`http://host:port`), once it does: where
+    /// callers of a scaled service are sent.
+    #[serde(default)]
+    url: Option<String>,
 }
 
 async fn agent_faults(
@@ -128,8 +132,16 @@ async fn agent_faults(
         "fault agents get it from FIREDRILL_AGENT_TOKEN",
     )?;
     ctl.agent_polls.inc(&[]);
+    let serving_at = q.url.as_deref().filter(|u| !u.is_empty());
+    if let Some(url) = serving_at {
+        crate::replicas::check_serving(&q.service, &q.instance, url)
+            .map_err(AppError::bad_request)?;
+    }
     let now = now_ms();
     let mut state = ctl.state.lock();
+    if let Some(url) = serving_at {
+        crate::replicas::record_serving(&mut ctl.serving.lock(), &state.replicas, &q.instance, url);
+    }
     // A config push that started or ended since the last poll becomes the
     // service's next version now, and is persisted before anyone sees it.
     if state.refresh_config(&ctl.scenarios, &q.service, now) {
@@ -146,6 +158,7 @@ async fn agent_faults(
         ),
         config: state.config_version(&q.service),
         drained: state.drained.clone(),
+        endpoints: crate::replicas::endpoints(&state.replicas, &ctl.peers, &ctl.serving.lock()),
     }))
 }
 
@@ -389,7 +402,7 @@ async fn perform_op(
             .map_err(|e| AppError::bad_request(format!("target: {e}")))?;
     }
     let args = crate::ops::OpArgs {
-        set: request.set,
+        set: request.set.clone(),
         topic: request.topic,
     };
     let result = crate::ops::perform(&ctl, request.op, &request.target, actor, &args).await?;
@@ -400,34 +413,35 @@ async fn perform_op(
         target: request.target.clone(),
         result,
     };
-    let record =
-        ctl.update(|state| {
-            // An accepted mitigation of the running scenario ends the faults
-            // that wait for one; any other op changes only what it did itself.
-            if let Some(running) = state.scenario.as_mut()
-                && running.mitigated_ms.is_none()
-                && ctl.scenario(&running.id).is_ok_and(|s| {
-                    s.mitigation.get_ref().accepted.iter().any(|accepted| {
-                        accepted.op == request.op && accepted.target == request.target
-                    })
-                })
-            {
-                running.mitigated_ms = Some(record.at_ms);
-                // Config pushes that waited for a mitigation end with it: their
-                // services move to a new version now, and the answer says so,
-                // rather than naming a version that is already gone.
-                for service in firedrill_runtime::faults::model::SERVICES {
-                    if state.refresh_config(&ctl.scenarios, service, record.at_ms) {
-                        let version = state.config_version(service).version;
-                        record.result.push_str(&format!(
+    let record = ctl.update(|state| {
+        // An accepted mitigation of the running scenario ends the faults
+        // that wait for one; any other op changes only what it did itself.
+        if let Some(running) = state.scenario.as_mut()
+            && running.mitigated_ms.is_none()
+            && ctl.scenario(&running.id).is_ok_and(|s| {
+                s.mitigation
+                    .get_ref()
+                    .accepted
+                    .iter()
+                    .any(|accepted| accepted.matches(request.op, &request.target, &request.set))
+            })
+        {
+            running.mitigated_ms = Some(record.at_ms);
+            // Config pushes that waited for a mitigation end with it: their
+            // services move to a new version now, and the answer says so,
+            // rather than naming a version that is already gone.
+            for service in firedrill_runtime::faults::model::SERVICES {
+                if state.refresh_config(&ctl.scenarios, service, record.at_ms) {
+                    let version = state.config_version(service).version;
+                    record.result.push_str(&format!(
                         "; the config push it mitigates ended: {service} config is now v{version}"
                     ));
-                    }
                 }
             }
-            state.ops.push(record.clone());
-            record
-        })?;
+        }
+        state.ops.push(record.clone());
+        record
+    })?;
     ctl.ops.inc(&[("op", record.op.to_string().as_str())]);
     tracing::info!(actor, op = %record.op, target = %record.target, result = %record.result, "op performed");
     Ok((StatusCode::CREATED, axum::Json(record)))

@@ -134,7 +134,26 @@ pub fn desired(history: &[DeployRecord], service: &str) -> BTreeMap<String, Stri
     versions
 }
 
-/// What `instance` of `service` should run.
+/// What each instance of `service` should run now: the history's fold,
+/// and for the instances a scale-out added (numbered above the `planned`
+/// count) that the history never named, what `<service>-1` runs. A new
+/// instance comes up on the service's current release, as a new pod comes
+/// up from its deployment's template, and a rollback of that release takes
+/// it along.
+pub fn desired_now(state: &State, service: &str, planned: usize) -> BTreeMap<String, String> {
+    let mut versions = desired(&state.deploys, service);
+    let count = state.replicas.get(service).copied().unwrap_or(0) as usize;
+    if let Some(template) = versions.get(&format!("{service}-1")).cloned() {
+        for n in planned + 1..=count {
+            versions
+                .entry(format!("{service}-{n}"))
+                .or_insert_with(|| template.clone());
+        }
+    }
+    versions
+}
+
+/// What `instance` of `service` should run, per the history alone.
 pub fn version_of(history: &[DeployRecord], service: &str, instance: &str) -> String {
     desired(history, service)
         .remove(instance)
@@ -143,8 +162,10 @@ pub fn version_of(history: &[DeployRecord], service: &str, instance: &str) -> St
 
 /// Plans a deploy among the `running` instances of the target's service:
 /// one named instance, the lowest-numbered `instances` (a canary), or all.
+/// `current` is what each instance should run now ([`desired_now`]).
 pub fn plan_deploy(
     history: &[DeployRecord],
+    current: &BTreeMap<String, String>,
     deploy: &Deploy,
     running: &[String],
     actor: &str,
@@ -182,7 +203,10 @@ pub fn plan_deploy(
             .collect(),
         previous: chosen
             .iter()
-            .map(|i| (i.to_string(), version_of(history, service, i)))
+            .map(|i| {
+                let version = current.get(*i).map_or(BUILD_VERSION, String::as_str);
+                (i.to_string(), version.to_string())
+            })
             .collect(),
         rolled_back_ms: None,
         origin,
@@ -403,13 +427,26 @@ pub fn sync_files(ctl: &Controller) -> Result<(), AppError> {
         return Ok(());
     };
     let state = ctl.state.lock();
-    let services: BTreeSet<&str> = state.deploys.iter().map(|r| r.service.as_str()).collect();
+    let services: BTreeSet<&str> = state
+        .deploys
+        .iter()
+        .map(|r| r.service.as_str())
+        .chain(state.replicas.keys().map(String::as_str))
+        .collect();
     for service in services {
-        let versions = desired(&state.deploys, service);
+        let versions = desired_now(&state, service, ctl.planned(service));
         if write_versions(run_dir, service, &versions)
             .map_err(|e| AppError::internal(format!("cannot write the {service} versions: {e}")))?
         {
             tracing::info!(service, versions = ?versions, "desired versions written");
+        }
+    }
+    // Versions first: an instance a scale-out starts finds its version.
+    for (service, &count) in &state.replicas {
+        if crate::replicas::write_replicas(run_dir, service, count).map_err(|e| {
+            AppError::internal(format!("cannot write the {service} instance count: {e}"))
+        })? {
+            tracing::info!(service, count, "desired instance count written");
         }
     }
     Ok(())
@@ -421,7 +458,20 @@ pub fn deploy(ctl: &Controller, deploy: &Deploy, actor: &str) -> Result<DeployRe
     let run_dir = run_dir(ctl)?;
     let running = running_instances(run_dir, &deploy.target.service);
     let record = ctl.update(|state| {
-        let record = plan_deploy(&state.deploys, deploy, &running, actor, None, now_ms())?;
+        let current = desired_now(
+            state,
+            &deploy.target.service,
+            ctl.planned(&deploy.target.service),
+        );
+        let record = plan_deploy(
+            &state.deploys,
+            &current,
+            deploy,
+            &running,
+            actor,
+            None,
+            now_ms(),
+        )?;
         if !record.changes_anything() {
             return Err(AppError::conflict(format!(
                 "{} already runs {} ({})",
@@ -507,8 +557,14 @@ pub async fn reconcile(ctl: Arc<Controller>, shutdown: CancellationToken) {
                 {
                     return Ok(None);
                 }
+                let current = desired_now(
+                    state,
+                    &deploy.target.service,
+                    ctl.planned(&deploy.target.service),
+                );
                 let record = plan_deploy(
                     &state.deploys,
+                    &current,
                     &deploy,
                     &running,
                     &actor,
@@ -557,6 +613,7 @@ mod tests {
         let mut history = Vec::new();
         let first = plan_deploy(
             &history,
+            &desired(&history, "catalog"),
             &deploy("catalog", "2.4.0", None),
             &all,
             "ann",
@@ -572,6 +629,7 @@ mod tests {
         // A canary of the next version on the lowest-numbered instance.
         let canary = plan_deploy(
             &history,
+            &desired(&history, "catalog"),
             &deploy("catalog", "2.5.0", Some(1)),
             &all,
             "ann",
@@ -610,18 +668,43 @@ mod tests {
     #[test]
     fn a_deploy_names_instances_that_run() {
         let all = running(&["catalog-1", "catalog-2"]);
-        let one =
-            plan_deploy(&[], &deploy("catalog-2", "2.4.0", None), &all, "a", None, 1).unwrap();
+        let one = plan_deploy(
+            &[],
+            &BTreeMap::new(),
+            &deploy("catalog-2", "2.4.0", None),
+            &all,
+            "a",
+            None,
+            1,
+        )
+        .unwrap();
         assert_eq!(one.versions.keys().collect::<Vec<_>>(), ["catalog-2"]);
-        let err =
-            plan_deploy(&[], &deploy("catalog-3", "2.4.0", None), &all, "a", None, 1).unwrap_err();
+        let err = plan_deploy(
+            &[],
+            &BTreeMap::new(),
+            &deploy("catalog-3", "2.4.0", None),
+            &all,
+            "a",
+            None,
+            1,
+        )
+        .unwrap_err();
         assert!(err.message.contains("catalog-3 does not run"), "{err:?}");
-        let err =
-            plan_deploy(&[], &deploy("catalog", "2.4.0", None), &[], "a", None, 1).unwrap_err();
+        let err = plan_deploy(
+            &[],
+            &BTreeMap::new(),
+            &deploy("catalog", "2.4.0", None),
+            &[],
+            "a",
+            None,
+            1,
+        )
+        .unwrap_err();
         assert!(err.message.contains("no instance of catalog"), "{err:?}");
         // Asking for more instances than run deploys to all of them.
         let many = plan_deploy(
             &[],
+            &BTreeMap::new(),
             &deploy("catalog", "2.4.0", Some(5)),
             &all,
             "a",
@@ -641,6 +724,7 @@ mod tests {
         state.deploys.push(
             plan_deploy(
                 &[],
+                &BTreeMap::new(),
                 &deploy("catalog", "2.4.0", None),
                 &running(&["catalog-1"]),
                 "scenario:x",
@@ -735,6 +819,7 @@ mod tests {
         assert_eq!(step.version, "2.4.0");
         let record = plan_deploy(
             &state.deploys,
+            &desired(&state.deploys, "catalog"),
             step,
             &running(&["catalog-1", "catalog-2"]),
             "scenario:catalog-bad-deploy",

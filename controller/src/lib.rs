@@ -115,6 +115,8 @@ pub struct Controller {
     state_file: PathBuf,
     /// Service name → instance URLs, from `--peers`.
     pub peers: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where callers of a scaled service are sent (`replicas::endpoints`).
+    pub serving: Mutex<replicas::Serving>,
     /// For ops that call a service (the queue's dead letters).
     http: reqwest::Client,
 }
@@ -166,6 +168,7 @@ impl Controller {
             meters,
             state_file,
             peers,
+            serving: Mutex::new(std::collections::BTreeMap::new()),
             http,
         })
     }
@@ -177,6 +180,12 @@ impl Controller {
         let out = change(&mut state);
         state.save(&self.state_file).map_err(AppError::internal)?;
         Ok(out)
+    }
+
+    /// How many instances of `service` the lab started with (`--peers`);
+    /// 0 when the controller was not told the layout.
+    pub fn planned(&self, service: &str) -> usize {
+        self.peers.get(service).map_or(0, Vec::len)
     }
 
     pub fn scenario(&self, id: &str) -> Result<&Scenario, AppError> {

@@ -124,7 +124,14 @@ pub const DOCUMENT: &str = r##"{
             }
           },
           "config": { "$ref": "#/components/schemas/ConfigVersion" },
-          "drained": { "type": "array", "items": { "type": "string" }, "description": "Instances (payment-2) every caller leaves out of rotation." }
+          "drained": { "type": "array", "items": { "type": "string" }, "description": "Instances (payment-2) every caller leaves out of rotation." },
+          "endpoints": {
+            "type": "object", "description": "For each scaled service, its instances and where they serve: callers put exactly these in rotation. Services never scaled are absent (callers keep their --peers).",
+            "additionalProperties": {
+              "type": "array",
+              "items": { "type": "object", "required": ["id", "url"], "properties": { "id": { "type": "string" }, "url": { "type": "string" } } }
+            }
+          }
         }
       },
       "Inject": {
@@ -145,11 +152,11 @@ pub const DOCUMENT: &str = r##"{
         "type": "object", "required": ["op", "actor"], "additionalProperties": false,
         "properties": {
           "op": { "type": "string", "enum": ["rollback","restart","scale","drain","undrain","config-set","flag-set","rate-limit","dlq-replay","dlq-purge","no-action"] },
-          "target": { "type": "string", "pattern": "^(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector)(-[1-9][0-9]{0,8})?(@[A-Za-z0-9._+-]{1,64})?(->(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector|db|queue-consumer))?$", "description": "catalog, payment-2, gateway->catalog, catalog@2.4.0 (not needed for no-action). config-set, flag-set and rate-limit take a service; drain and undrain an instance; dlq-replay and dlq-purge the queue." },
+          "target": { "type": "string", "pattern": "^(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector)(-[1-9][0-9]{0,8})?(@[A-Za-z0-9._+-]{1,64})?(->(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector|db|queue-consumer))?$", "description": "catalog, payment-2, gateway->catalog, catalog@2.4.0 (not needed for no-action). config-set, flag-set, rate-limit and scale take a service; drain and undrain an instance; dlq-replay and dlq-purge the queue." },
           "actor": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S" },
           "set": {
             "type": "object",
-            "description": "Only for config-set (config keys: timeouts.<peer>, retries.count, retries.budget, retries.jitter, breaker.failureThreshold, breaker.cooldown, db.poolSize, rateLimits.<route>, flags.<name>), flag-set (flag name -> share of users 0..1) and rate-limit (route template -> requests per second, 0 lifts it). Values are JSON or text (\"0.1\", \"500ms\", \"false\").",
+            "description": "Only for config-set (config keys: timeouts.<peer>, retries.count, retries.budget, retries.jitter, breaker.failureThreshold, breaker.cooldown, db.poolSize, rateLimits.<route>, flags.<name>), flag-set (flag name -> share of users 0..1), rate-limit (route template -> requests per second, 0 lifts it) and scale (replicas -> instances, 1..8; not the gateway or the queue). Values are JSON or text (\"0.1\", \"500ms\", \"false\").",
             "additionalProperties": { "oneOf": [ { "type": "number" }, { "type": "string" }, { "type": "boolean" } ] }
           },
           "topic": { "type": "string", "pattern": "^[a-z0-9-]{1,64}$", "description": "Only for dlq-replay and dlq-purge; without it, every topic with dead letters." }
@@ -257,7 +264,8 @@ pub const DOCUMENT: &str = r##"{
         "parameters": [
           { "name": "service", "in": "query", "required": true, "schema": { "type": "string" }, "description": "e.g. catalog" },
           { "name": "instance", "in": "query", "required": true, "schema": { "type": "string" }, "description": "e.g. catalog-2" },
-          { "name": "version", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the service.version the process runs; faults aimed at a version reach only processes that report it" }
+          { "name": "version", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the service.version the process runs; faults aimed at a version reach only processes that report it" },
+          { "name": "url", "in": "query", "required": false, "schema": { "type": "string" }, "description": "where the process serves (http://host:port), once it does; callers of a scaled service are sent there" }
         ],
         "responses": { "200": { "description": "Assignment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Assignment" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       }

@@ -15,7 +15,10 @@
 //! - `rollback`: a rolling restart to the service's previous version
 //!   (`deploys`) and the end of its latest config change (an op's or a
 //!   config push), whichever exist.
-//! - `scale` says why it cannot act: callers learn their peers at start.
+//! - `scale`: the service's desired instance count (`replicas`); under
+//!   `firedrill up` the supervisor starts or stops instances to match, and
+//!   callers learn where the instances are from the controller's answers
+//!   to their agents (`replicas::endpoints`).
 //!
 //! Bad input is refused (400) with a message that names what was wrong,
 //! before anything changes.
@@ -25,7 +28,8 @@ use std::path::Path;
 
 use axum::http::StatusCode;
 use firedrill_runtime::AppError;
-use firedrill_runtime::faults::model::{FaultKind, THIRD_PARTIES, Target};
+use firedrill_runtime::config::BUILD_VERSION;
+use firedrill_runtime::faults::model::{FaultKind, SERVICES, THIRD_PARTIES, Target};
 use firedrill_runtime::live::{ConfigPatch, KEYS, describe};
 use serde_json::Value;
 
@@ -66,27 +70,19 @@ pub async fn perform(
                 );
             };
             let target = Target::parse(target).map_err(AppError::bad_request)?;
-            let history = ctl.state.lock().deploys.clone();
-            restart(run_dir, &target, |service, instance| {
-                deploys::version_of(&history, service, instance)
+            let versions = deploys::desired_now(
+                &ctl.state.lock(),
+                &target.service,
+                ctl.planned(&target.service),
+            );
+            restart(run_dir, &target, |_, instance| {
+                versions
+                    .get(instance)
+                    .cloned()
+                    .unwrap_or_else(|| BUILD_VERSION.to_string())
             })
         }
-        Verb::Scale => {
-            let target = Target::parse(target).map_err(AppError::bad_request)?;
-            Ok(match &ctl.config.run_dir {
-                None => format!("recorded; not performed: {}", deploys::NO_PROCESS_CONTROL),
-                // Callers learn their peers' addresses once, at start
-                // (`--peers`): an extra instance would get no traffic, and a
-                // stopped one would keep receiving it. Saying so beats a
-                // scale that only pretends.
-                Some(_) => format!(
-                    "recorded; not performed: `firedrill up` fixes each service's instances at start \
-                     (callers learn their peers' addresses once), so {} cannot be scaled live; \
-                     restart the lab with --instances {}=<n>",
-                    target.service, target.service
-                ),
-            })
-        }
+        Verb::Scale => scale(ctl, target, &args.set),
         Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit => {
             let service = service_of(verb, target)?;
             let values = settings(verb, &args.set)?;
@@ -189,9 +185,107 @@ pub fn operable(target: &Target) -> Result<(), String> {
     Ok(())
 }
 
+/// Scales a service out or in: `replicas=N` becomes its desired instance
+/// count. Instances are `<service>-1..=N`, so scaling in removes the
+/// highest-numbered ones; they leave their callers' rotation with the
+/// next poll, before the supervisor stops them.
+fn scale(
+    ctl: &Controller,
+    target: &str,
+    set: &BTreeMap<String, Value>,
+) -> Result<String, AppError> {
+    let parsed = Target::parse(target).map_err(AppError::bad_request)?;
+    if parsed.instance.is_some()
+        || parsed.version.is_some()
+        || parsed.peer.is_some()
+        || parsed.route.is_some()
+    {
+        return Err(AppError::bad_request(format!(
+            "scale acts on a whole service; name it ({}), not {target}",
+            parsed.service
+        )));
+    }
+    let count = replicas_setting(set)?;
+    let service = parsed.service;
+    if service == "gateway" {
+        return Err(AppError::bad_request(
+            "the gateway is the lab's edge: one process owns the public port, so it is not scaled; \
+             scale the services behind it",
+        ));
+    }
+    if service == "queue" {
+        return Err(AppError::bad_request(
+            "the queue broker runs as one process in this lab (its wake-ups and depth gauges are \
+             per broker), so it is not scaled; scale its consumers (notification, projector)",
+        ));
+    }
+    if !SERVICES.contains(&service.as_str()) {
+        return Err(AppError::bad_request(format!(
+            "{service} is not a shop service; scale one of {}",
+            SERVICES.join(", ")
+        )));
+    }
+    if ctl.config.run_dir.is_none() {
+        return Ok(format!(
+            "recorded; not performed: {} (there, scale the service's deployment)",
+            deploys::NO_PROCESS_CONTROL
+        ));
+    }
+    let planned = ctl.planned(&service);
+    let before = ctl
+        .update(|state| {
+            crate::replicas::forget_above(&mut ctl.serving.lock(), &service, count);
+            state.replicas.insert(service.clone(), count)
+        })?
+        .map_or(planned, |n| n as usize);
+    deploys::sync_files(ctl)?;
+    let count = count as usize;
+    let ids = |range: std::ops::RangeInclusive<usize>| {
+        range
+            .map(|n| format!("{service}-{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(match count.cmp(&before) {
+        std::cmp::Ordering::Equal => format!("{service} already runs {count} instance(s)"),
+        std::cmp::Ordering::Greater => format!(
+            "scaling {service} out from {before} to {count} instances: {} start now and join \
+             their callers' rotation once they serve",
+            ids(before + 1..=count)
+        ),
+        std::cmp::Ordering::Less => format!(
+            "scaling {service} in from {before} to {count} instances: {} leave their callers' \
+             rotation now and stop shortly after",
+            ids(count + 1..=before)
+        ),
+    })
+}
+
+/// The `replicas=N` setting of a scale: a whole number within the limits.
+fn replicas_setting(set: &BTreeMap<String, Value>) -> Result<u32, AppError> {
+    let usage = format!(
+        "scale takes one setting, replicas=N (1 to {}), e.g. `firedrill ops scale catalog replicas=3`",
+        crate::replicas::MAX_REPLICAS
+    );
+    let (Some(value), 1) = (set.get("replicas"), set.len()) else {
+        return Err(AppError::bad_request(usage));
+    };
+    let count = match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok())
+    .ok_or_else(|| AppError::bad_request(format!("replicas must be a whole number; {usage}")))?;
+    crate::replicas::check_replicas(count).map_err(AppError::bad_request)
+}
+
 /// Refuses settings or a topic given to an op that takes none.
 fn check_args(verb: Verb, args: &OpArgs) -> Result<(), AppError> {
-    let takes_settings = matches!(verb, Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit);
+    let takes_settings = matches!(
+        verb,
+        Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit | Verb::Scale
+    );
     if !takes_settings && !args.set.is_empty() {
         return Err(AppError::bad_request(format!(
             "{verb} takes no key=value settings"
@@ -264,7 +358,8 @@ fn drain(ctl: &Controller, verb: Verb, target: &str) -> Result<String, AppError>
     };
     let service = parsed.service;
     // Under a lab that told us its layout, the instance must exist.
-    let count = ctl.peers.get(&service).map(Vec::len);
+    let scaled = ctl.state.lock().replicas.get(&service).map(|&n| n as usize);
+    let count = scaled.or(ctl.peers.get(&service).map(Vec::len));
     if let Some(count) = count {
         let n: usize = instance
             .rsplit_once('-')

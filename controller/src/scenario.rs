@@ -14,6 +14,7 @@ use firedrill_runtime::faults::model::{
     DEPENDENCIES, FaultKind, FaultSpec, Millis, Target, parse_millis,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use toml::Spanned;
 
 /// A scenario as written in its file.
@@ -261,6 +262,47 @@ pub struct Op {
     /// `config-set`, flags for `flag-set`, `route = rps` for `rate-limit`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub set: BTreeMap<String, String>,
+}
+
+impl Op {
+    /// Whether performing `verb` on `target` with `set` is this op. A scale
+    /// is matched by its direction too: scaling out to at least the
+    /// replicas named is the op, scaling to fewer is not.
+    pub fn matches(&self, verb: Verb, target: &str, set: &BTreeMap<String, Value>) -> bool {
+        if self.op != verb || self.target != target {
+            return false;
+        }
+        if verb != Verb::Scale {
+            return true;
+        }
+        let performed = set.get("replicas").and_then(|v| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        matches!((self.replicas(), performed), (Ok(wanted), Some(done)) if done >= u64::from(wanted))
+    }
+
+    /// A scale's `replicas` setting.
+    fn replicas(&self) -> Result<u32, String> {
+        let value = self.set.get("replicas").filter(|_| self.set.len() == 1);
+        let Some(value) = value else {
+            return Err(format!(
+                "scale {} needs one setting, the instances: set = {{ replicas = \"3\" }}",
+                self.target
+            ));
+        };
+        value
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| {
+                format!(
+                    "scale {}: replicas {value:?} is not a whole number",
+                    self.target
+                )
+            })
+            .and_then(crate::replicas::check_replicas)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -666,7 +708,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, Vec<Problem>> {
 }
 
 fn check_op(op: &Op) -> Result<(), String> {
-    let takes_settings = matches!(op.op, Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit);
+    if op.op == Verb::Scale {
+        op.replicas()?;
+    }
+    let takes_settings = matches!(
+        op.op,
+        Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit | Verb::Scale
+    );
     if takes_settings && op.set.is_empty() {
         return Err(format!(
             "{} {} needs its settings, as `firedrill ops` takes them: set = {{ \"retries.budget\" = \"0.1\" }}",

@@ -1,5 +1,6 @@
 //! The controller's desired state: faults, the running scenario, the ops log,
-//! each service's live config and the drained instances.
+//! each service's live config, the drained instances and the scaled
+//! services' instance counts.
 //!
 //! Times are wall-clock milliseconds so the state survives a restart: a
 //! fault injected for ten minutes still ends ten minutes after injection,
@@ -93,6 +94,10 @@ pub struct State {
     /// Instances (`payment-2`) every caller leaves out of rotation.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub drained: BTreeSet<String>,
+    /// How many instances each scaled service runs (`ops scale`); the
+    /// others run what the lab planned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<String, u32>,
 }
 
 /// One service's live config.
@@ -526,13 +531,14 @@ mod tests {
     }
 
     #[test]
-    fn config_versions_and_drains_survive_a_restart() {
+    fn config_versions_drains_and_scales_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let mut state = State::default();
         state.change_config(&[], "checkout", change(10, "retries.budget", "0.1"), 10);
         state.change_config(&[], "checkout", change(20, "retries.count", "1"), 20);
         state.drained.insert("payment-2".into());
+        state.replicas.insert("catalog".into(), 4);
         state.save(&path).unwrap();
         let mut again = State::load(&path).unwrap();
         assert_eq!(again, state);
@@ -540,6 +546,7 @@ mod tests {
         let v = again.change_config(&[], "checkout", change(30, "retries.jitter", "false"), 30);
         assert_eq!(v, 3, "the count continues where it was");
         assert!(again.drained.contains("payment-2"));
+        assert_eq!(again.replicas["catalog"], 4);
         // A state file from before live config still loads.
         std::fs::write(
             &path,

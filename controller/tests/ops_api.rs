@@ -33,6 +33,15 @@ impl Running {
 
 /// Starts a controller on a free port over `state` (kept across restarts).
 async fn start(state: &std::path::Path, peers: &str) -> Running {
+    start_in(state, peers, None).await
+}
+
+/// As [`start`], with process control through `run_dir` (as under `up`).
+async fn start_in(
+    state: &std::path::Path,
+    peers: &str,
+    run_dir: Option<std::path::PathBuf>,
+) -> Running {
     let scenarios = state.join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
     let args = ControllerArgs {
@@ -42,7 +51,7 @@ async fn start(state: &std::path::Path, peers: &str) -> Running {
         lease: Duration::from_secs(5),
         state_dir: state.join("controller"),
         scenarios,
-        run_dir: None,
+        run_dir,
         peers: peers.into(),
     };
     let controller = Controller::open(args).unwrap();
@@ -80,18 +89,45 @@ async fn ok(base: &str, body: Value) -> String {
 
 /// What the agent of `instance` hears.
 async fn poll(base: &str, service: &str, instance: &str) -> Value {
-    http()
+    poll_serving(base, service, instance, None).await.1
+}
+
+/// What the agent of `instance`, serving at `url`, hears; with the status.
+async fn poll_serving(
+    base: &str,
+    service: &str,
+    instance: &str,
+    url: Option<&str>,
+) -> (u16, Value) {
+    let mut query = vec![("service", service), ("instance", instance)];
+    query.extend(url.map(|u| ("url", u)));
+    let r = http()
         .get(format!("{base}/v1/agent/faults"))
-        .query(&[("service", service), ("instance", instance)])
+        .query(&query)
         .bearer_auth(AGENT)
         .send()
         .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The instances the agent of checkout-1 is told `service` has, as
+/// `id url` lines (none: it keeps its --peers).
+async fn rotation(base: &str, service: &str) -> Vec<String> {
+    poll(base, "checkout", "checkout-1").await["endpoints"][service]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["id"].as_str().unwrap(),
+                        e["url"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A stand-in queue: two topics, one with dead letters; records calls.
@@ -528,4 +564,155 @@ async fn a_mitigating_op_names_the_version_its_mitigation_leaves() {
         "{result} (agents hear v{version})"
     );
     lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_declares_the_count_and_sends_callers_to_the_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // Two catalog processes run, as `up` would have started them.
+    std::fs::create_dir_all(run.join("pids")).unwrap();
+    for id in ["catalog-1", "catalog-2"] {
+        std::fs::write(run.join("pids").join(format!("{id}.pid")), "1").unwrap();
+    }
+    let lab = start_in(
+        dir.path(),
+        "catalog=http://127.0.0.1:11,http://127.0.0.1:12;checkout=http://127.0.0.1:1",
+        Some(run.clone()),
+    )
+    .await;
+    let base = lab.url.clone();
+    let scale = |target: &str, replicas: Value| json!({"op": "scale", "target": target, "actor": "dan", "set": {"replicas": replicas}});
+    // Never scaled: callers keep their --peers.
+    assert!(rotation(&base, "catalog").await.is_empty());
+
+    // A release is out on both instances; then catalog scales out.
+    let (status, answer) = post_instructor(
+        &base,
+        "/v1/deploys",
+        json!({"target": "catalog", "version": "2.4.0"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let done = ok(&base, scale("catalog", json!(3))).await;
+    assert!(
+        done.contains("from 2 to 3") && done.contains("catalog-3"),
+        "{done}"
+    );
+    assert_eq!(
+        firedrill_controller::replicas::read_replicas(&run, "catalog").unwrap(),
+        Some(3)
+    );
+    // The new instance comes up on the current release.
+    let versions = firedrill_controller::deploys::read_versions(&run, "catalog").unwrap();
+    assert_eq!(versions["catalog-3"], "2.4.0", "{versions:?}");
+    // Until catalog-3 says where it serves, callers get the two they know.
+    assert_eq!(
+        rotation(&base, "catalog").await,
+        [
+            "catalog-1 http://127.0.0.1:11",
+            "catalog-2 http://127.0.0.1:12"
+        ]
+    );
+    let (status, _) =
+        poll_serving(&base, "catalog", "catalog-3", Some("http://127.0.0.1:13")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        rotation(&base, "catalog").await,
+        [
+            "catalog-1 http://127.0.0.1:11",
+            "catalog-2 http://127.0.0.1:12",
+            "catalog-3 http://127.0.0.1:13"
+        ]
+    );
+    // A scaled instance can be drained like any other.
+    let drained = json!({"op": "drain", "target": "catalog-3", "actor": "dan"});
+    assert!(ok(&base, drained).await.contains("drained catalog-3"));
+
+    // Scaled in: the highest numbers leave every caller's rotation now.
+    let done = ok(&base, scale("catalog", json!("1"))).await;
+    assert!(
+        done.contains("from 3 to 1") && done.contains("catalog-2, catalog-3"),
+        "{done}"
+    );
+    assert_eq!(
+        rotation(&base, "catalog").await,
+        ["catalog-1 http://127.0.0.1:11"]
+    );
+    let (status, answer) = op(
+        &base,
+        json!({"op": "drain", "target": "catalog-2", "actor": "dan"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("catalog runs catalog-1"),
+        "{answer}"
+    );
+    assert_eq!(
+        ok(&base, scale("catalog", json!(1))).await,
+        "catalog already runs 1 instance(s)"
+    );
+
+    // The count survives a controller restart.
+    lab.stop().await;
+    let lab = start_in(
+        dir.path(),
+        "catalog=http://127.0.0.1:11,http://127.0.0.1:12;checkout=http://127.0.0.1:1",
+        Some(run.clone()),
+    )
+    .await;
+    assert_eq!(
+        rotation(&lab.url, "catalog").await,
+        ["catalog-1 http://127.0.0.1:11"]
+    );
+
+    for (body, needle) in [
+        (scale("gateway", json!(2)), "edge"),
+        (scale("queue", json!(2)), "one process"),
+        (scale("payment-provider", json!(2)), "third party"),
+        (scale("catalog-1", json!(2)), "whole service"),
+        (scale("catalog", json!(0)), "1 to 8"),
+        (scale("catalog", json!(9)), "1 to 8"),
+        (scale("catalog", json!("two")), "whole number"),
+        (scale("catalog", json!(-1)), "whole number"),
+        (
+            json!({"op": "scale", "target": "catalog", "actor": "dan"}),
+            "replicas=N",
+        ),
+        (
+            json!({"op": "scale", "target": "catalog", "actor": "dan", "set": {"replicas": 2, "x": 1}}),
+            "replicas=N",
+        ),
+    ] {
+        let (status, answer) = op(&lab.url, body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{body} -> {answer}"
+        );
+    }
+    // An agent reporting a bogus address is refused, and changes nothing.
+    let (status, answer) =
+        poll_serving(&lab.url, "catalog", "catalog-1", Some("file:///etc/passwd")).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        rotation(&lab.url, "catalog").await,
+        ["catalog-1 http://127.0.0.1:11"]
+    );
+    lab.stop().await;
+}
+
+async fn post_instructor(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = http()
+        .post(format!("{base}{path}"))
+        .bearer_auth(INSTRUCTOR)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
 }

@@ -71,6 +71,8 @@ struct Lab {
     /// Where `firedrill up` keeps its pid files (to tell a restarted
     /// process from the one it replaces).
     run_dir: Option<PathBuf>,
+    /// Where to read the components again after a scale.
+    conn: Connection,
 }
 
 /// One `/metrics` sample.
@@ -129,6 +131,16 @@ const FAULT_REAPPLY: Duration = Duration::from_millis(1000);
 /// breakers towards the restarted service to close again.
 const BREAKER_SETTLE: Duration = Duration::from_secs(8);
 
+/// How long a scale may take to show in the lab: new instances started
+/// and healthy, removed ones gone.
+const SCALE_SETTLE: Duration = Duration::from_secs(30);
+
+/// The processes `endpoints.json` lists.
+fn components_of(endpoints: &Value) -> anyhow::Result<Vec<Component>> {
+    serde_json::from_value(endpoints["components"].clone())
+        .context("endpoints.json lists no components")
+}
+
 /// `circuit_breaker_state` of a breaker that refuses calls.
 const BREAKER_OPEN: f64 = 2.0;
 
@@ -141,7 +153,7 @@ pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow::anyhow!("cannot use {}:\n{}", path.display(), lines.join("\n"))
     })?;
-    let lab = Lab::connect(conn)?;
+    let mut lab = Lab::connect(conn)?;
     println!("verifying {}: {}", scenario.id(), scenario.title);
     let running = lab
         .api
@@ -150,7 +162,7 @@ pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
     if let Some(id) = running["scenario"]["id"].as_str() {
         bail!("scenario {id:?} is running; stop it first (firedrill scenario stop)");
     }
-    let outcome = play(&lab, &scenario, &args).await;
+    let outcome = play(&mut lab, &scenario, &args).await;
     // Whatever happened, leave the lab clean for the next run.
     let _ = lab
         .api
@@ -173,7 +185,7 @@ pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the four phases; the answer lists every broken promise.
-async fn play(lab: &Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Result<Vec<String>> {
+async fn play(lab: &mut Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
     let mitigation = scenario.mitigation.get_ref();
     let recovery = &mitigation.recovery;
@@ -360,8 +372,7 @@ impl Lab {
         let endpoints = conn.endpoints().context(
             "cannot find the lab's endpoints.json: pass --run-dir (the directory `firedrill up` prints)",
         )?;
-        let components: Vec<Component> = serde_json::from_value(endpoints["components"].clone())
-            .context("endpoints.json lists no components")?;
+        let components = components_of(&endpoints)?;
         let query = endpoints["query"]
             .as_str()
             .context("endpoints.json names no collector query endpoint")?
@@ -376,6 +387,7 @@ impl Lab {
             query,
             components,
             run_dir: conn.run_dir.clone().or_else(super::newest_run),
+            conn: conn.clone(),
         })
     }
 
@@ -811,7 +823,7 @@ impl Lab {
 
     /// Performs `op` and waits for the lab to settle (see [`Lab::settle`]);
     /// returns the op's result and when it was performed.
-    async fn act(&self, op: &Op) -> anyhow::Result<(String, Instant)> {
+    async fn act(&mut self, op: &Op) -> anyhow::Result<(String, Instant)> {
         let touched = self.touched(op);
         let before: Vec<Option<String>> = touched.iter().map(|c| self.pid(c)).collect();
         let record = self
@@ -826,7 +838,11 @@ impl Lab {
             .await
             .with_context(|| format!("performing `{} {}`", op.op, op.target))?;
         let performed = Instant::now();
-        self.settle(op, &touched, &before).await;
+        if op.op == Verb::Scale {
+            self.settle_scale(op).await;
+        } else {
+            self.settle(op, &touched, &before).await;
+        }
         let result = record["result"].as_str().unwrap_or("done").to_string();
         Ok((result, performed))
     }
@@ -888,6 +904,44 @@ impl Lab {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// After a scale: waits (at most 30 s) until `endpoints.json` lists the
+    /// service's new number of instances and each answers its health check,
+    /// then for their agents' first polls (faults, and callers learning
+    /// where they are), and from then on reads the new set of processes.
+    async fn settle_scale(&mut self, op: &Op) {
+        let service = self.service_of(&op.target);
+        let Some(wanted) = op.set.get("replicas").and_then(|r| r.parse::<usize>().ok()) else {
+            return;
+        };
+        let deadline = Instant::now() + SCALE_SETTLE;
+        while Instant::now() < deadline {
+            let listed = self
+                .conn
+                .endpoints()
+                .and_then(|e| components_of(&e).ok())
+                .unwrap_or_default();
+            let instances: Vec<&Component> =
+                listed.iter().filter(|c| c.name == service).collect();
+            if instances.len() == wanted {
+                let mut healthy = true;
+                for c in &instances {
+                    healthy &= self
+                        .http
+                        .get(&c.health)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                }
+                if healthy {
+                    tokio::time::sleep(FAULT_REAPPLY).await;
+                    self.components = listed;
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

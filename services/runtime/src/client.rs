@@ -19,6 +19,13 @@
 //! there too. The n-th URL of a peer in
 //! `--peers` is instance `<peer>-<n>` (as `firedrill up` and the compose
 //! file list them), which is how a drained `payment-2` is found.
+//!
+//! The instances themselves can change: once a service is scaled, the
+//! controller's answer lists where each of its instances listens
+//! ([`Live::endpoints`]), and that list replaces the `--peers` one until
+//! the answer lapses. An instance keeps its breaker and in-flight count
+//! across such changes (it is known by id and URL), so a scale-out does not
+//! reset what the caller learned about the instances it already had.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,7 +36,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_http::HeaderInjector;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -164,7 +171,7 @@ impl ClientMetrics {
 
 /// One instance of a peer.
 #[derive(Debug)]
-struct Instance {
+pub struct Instance {
     url: String,
     /// `host:port` of `url`: where its name resolves to.
     address: String,
@@ -173,6 +180,21 @@ struct Instance {
     breaker: Breaker,
     in_flight: AtomicUsize,
 }
+
+impl Instance {
+    fn new(id: String, url: String) -> Instance {
+        Instance {
+            address: authority(&url).unwrap_or(&url).to_string(),
+            url,
+            id,
+            breaker: Breaker::new(),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The instances a peer's calls choose from.
+type Rotation = Arc<[Arc<Instance>]>;
 
 /// All peers of this process, by service name.
 #[derive(Clone, Default)]
@@ -229,7 +251,12 @@ impl Peers {
 
 pub struct Peer {
     name: String,
-    instances: Vec<Instance>,
+    /// The instances `--peers` names: the rotation unless the controller
+    /// lists the peer's instances.
+    configured: Rotation,
+    /// The rotation now, and the [`Live::endpoints_generation`] it
+    /// follows.
+    rotation: RwLock<(u64, Rotation)>,
     policy: CallPolicy,
     http: reqwest::Client,
     metrics: ClientMetrics,
@@ -253,20 +280,15 @@ impl Peer {
         faults: Faults,
         live: Live,
     ) -> Self {
-        let instances = urls
+        let configured: Rotation = urls
             .iter()
             .enumerate()
-            .map(|(i, url)| Instance {
-                url: url.clone(),
-                address: authority(url).unwrap_or(url).to_string(),
-                id: format!("{name}-{}", i + 1),
-                breaker: Breaker::new(),
-                in_flight: AtomicUsize::new(0),
-            })
+            .map(|(i, url)| Arc::new(Instance::new(format!("{name}-{}", i + 1), url.clone())))
             .collect();
         Peer {
             name: name.to_string(),
-            instances,
+            rotation: RwLock::new((0, configured.clone())),
+            configured,
             policy,
             http,
             metrics,
@@ -321,17 +343,49 @@ impl Peer {
         Call::new(self, Method::DELETE, route, path.into(), None, true)
     }
 
+    /// The instances calls choose from now: the controller's list for a
+    /// scaled peer, else the configured ones. Rebuilt only when the
+    /// controller's answer changed; instances that stay keep their state.
+    fn rotation(&self) -> Rotation {
+        let generation = self.live.endpoints_generation();
+        let current = {
+            let rotation = self.rotation.read();
+            if rotation.0 == generation {
+                return rotation.1.clone();
+            }
+            rotation.1.clone()
+        };
+        let next: Rotation = match self.live.endpoints().get(&self.name) {
+            None => self.configured.clone(),
+            Some(listed) => listed
+                .iter()
+                .map(|e| {
+                    current
+                        .iter()
+                        .chain(self.configured.iter())
+                        .find(|i| i.id == e.id && i.url == e.url)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(Instance::new(e.id.clone(), e.url.clone())))
+                })
+                .collect(),
+        };
+        *self.rotation.write() = (generation, next.clone());
+        next
+    }
+
     /// Chooses an instance and takes a breaker permit on it. A retry passes
     /// the instance that just failed in `avoid`, so it goes elsewhere when
     /// there is anywhere else to go (like a proxy's previous-hosts rule).
-    fn choose(&self, avoid: Option<usize>, breaker: &BreakerConfig) -> Result<usize, CallError> {
+    fn choose(
+        &self,
+        avoid: Option<&str>,
+        breaker: &BreakerConfig,
+    ) -> Result<Arc<Instance>, CallError> {
+        let instances = self.rotation();
         let drained = self.live.drained();
-        let mut candidates: Vec<usize> = (0..self.instances.len())
-            .filter(|&i| {
-                !drained
-                    .as_ref()
-                    .is_some_and(|d| d.contains(&self.instances[i].id))
-            })
+        let mut candidates: Vec<&Arc<Instance>> = instances
+            .iter()
+            .filter(|i| !drained.as_ref().is_some_and(|d| d.contains(&i.id)))
             .collect();
         if candidates.is_empty() {
             return Err(CallError::NoInstance {
@@ -339,19 +393,19 @@ impl Peer {
             });
         }
         if candidates.len() > 1 {
-            candidates.retain(|&i| Some(i) != avoid);
+            candidates.retain(|i| Some(i.id.as_str()) != avoid);
         }
         while !candidates.is_empty() {
             let pick = self
                 .skewed(&candidates)
                 .unwrap_or_else(|| self.power_of_two(&candidates));
-            let instance = &self.instances[candidates[pick]];
+            let instance = candidates[pick];
             let (permit, changed) = instance.breaker.acquire(Instant::now(), breaker);
             if let Some(state) = changed {
                 self.breaker_changed(instance, state);
             }
             if permit == Permit::Allowed {
-                return Ok(candidates[pick]);
+                return Ok(instance.clone());
             }
             candidates.swap_remove(pick);
         }
@@ -363,16 +417,16 @@ impl Peer {
     /// A misconfigured balancer (an lb-skew fault): the position in
     /// `candidates` of the instance it sends this call to regardless of
     /// load, if any. One atomic load when no fault is assigned.
-    fn skewed(&self, candidates: &[usize]) -> Option<usize> {
+    fn skewed(&self, candidates: &[&Arc<Instance>]) -> Option<usize> {
         if self.faults.idle() {
             return None;
         }
         let favoured = self.faults.skewed_instance(&self.name)?;
-        candidates.iter().position(|&i| i == favoured)
+        candidates.iter().position(|i| i.id == favoured)
     }
 
     /// Power of two choices: two random candidates, the less busy wins.
-    fn power_of_two(&self, candidates: &[usize]) -> usize {
+    fn power_of_two(&self, candidates: &[&Arc<Instance>]) -> usize {
         if candidates.len() == 1 {
             return 0;
         }
@@ -382,11 +436,7 @@ impl Peer {
         if b >= a {
             b += 1;
         }
-        let load = |i: usize| {
-            self.instances[candidates[i]]
-                .in_flight
-                .load(Ordering::Relaxed)
-        };
+        let load = |i: usize| candidates[i].in_flight.load(Ordering::Relaxed);
         if load(b) < load(a) { b } else { a }
     }
 
@@ -496,9 +546,10 @@ impl<'a> Call<'a> {
             self.peer.retry_budget.deposit(ratio);
         }
         let mut attempt = 0;
-        let mut last_instance = None;
+        let mut last_instance: Option<Arc<Instance>> = None;
         loop {
-            let (result, instance) = self.attempt(attempt, last_instance, &config).await;
+            let avoid = last_instance.as_ref().map(|i| i.id.as_str());
+            let (result, instance) = self.attempt(attempt, avoid, &config).await;
             last_instance = instance;
             let err = match result {
                 Ok(response) => return Ok(response),
@@ -533,28 +584,30 @@ impl<'a> Call<'a> {
     async fn attempt(
         &self,
         attempt: u32,
-        avoid: Option<usize>,
+        avoid: Option<&str>,
         config: &LiveConfig,
-    ) -> (Result<Response, CallError>, Option<usize>) {
+    ) -> (Result<Response, CallError>, Option<Arc<Instance>>) {
         let peer = self.peer;
-        let index = match peer.choose(avoid, &config.breaker) {
+        let instance = match peer.choose(avoid, &config.breaker) {
             Ok(i) => i,
             Err(err) => {
                 self.record_failure_metric(0.0, &err, None);
                 return (Err(err), None);
             }
         };
-        (self.attempt_on(index, attempt, config).await, Some(index))
+        (
+            self.attempt_on(&instance, attempt, config).await,
+            Some(instance),
+        )
     }
 
     async fn attempt_on(
         &self,
-        index: usize,
+        instance: &Instance,
         attempt: u32,
         config: &LiveConfig,
     ) -> Result<Response, CallError> {
         let peer = self.peer;
-        let instance = &peer.instances[index];
         let url = format!("{}{}", instance.url, self.path);
         let span = tracing::info_span!(
             "http.client",
@@ -587,7 +640,7 @@ impl<'a> Call<'a> {
         let started = Instant::now();
         let timeout = config.timeout_for(&peer.name);
         let outcome = self
-            .exchange(&url, &span, timeout)
+            .exchange(instance, &url, &span, timeout)
             .instrument(span.clone())
             .await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -653,6 +706,7 @@ impl<'a> Call<'a> {
     /// One HTTP exchange under the per-attempt timeout.
     async fn exchange(
         &self,
+        instance: &Instance,
         url: &str,
         span: &tracing::Span,
         timeout: Duration,
@@ -741,7 +795,7 @@ impl<'a> Call<'a> {
             return Ok(Response {
                 status,
                 body,
-                instance: self.peer.instances_url_of(url),
+                instance: instance.url.clone(),
             });
         }
         Err(CallError::Status {
@@ -749,16 +803,6 @@ impl<'a> Call<'a> {
             status,
             message: error_message(&body),
         })
-    }
-}
-
-impl Peer {
-    fn instances_url_of(&self, url: &str) -> String {
-        self.instances
-            .iter()
-            .find(|i| url.starts_with(&i.url))
-            .map(|i| i.url.clone())
-            .unwrap_or_default()
     }
 }
 
@@ -848,7 +892,7 @@ mod tests {
     use super::*;
     use crate::config::Identity;
     use crate::faults::ActiveFault;
-    use crate::faults::model::{FaultKind, FaultSpec, Target};
+    use crate::faults::model::{Endpoint, FaultKind, FaultSpec, Target};
 
     fn payment_peer(faults: &Faults) -> (Arc<Peer>, crate::live::Live) {
         let meters = Meters::new(&Identity {
@@ -876,14 +920,84 @@ mod tests {
         (peer, live)
     }
 
-    /// How many of 10 000 picks went to each instance.
-    fn picks(peer: &Peer) -> [usize; 3] {
+    /// How many of 10 000 picks went to each instance (`payment-1` first).
+    fn picks(peer: &Peer) -> Vec<usize> {
         let breaker = peer.live.config().breaker;
-        let mut counts = [0; 3];
+        let mut counts = BTreeMap::<String, usize>::new();
         for _ in 0..10_000 {
-            counts[peer.choose(None, &breaker).unwrap()] += 1;
+            *counts
+                .entry(peer.choose(None, &breaker).unwrap().id.clone())
+                .or_default() += 1;
         }
-        counts
+        let mut ids: Vec<_> = counts.keys().cloned().collect();
+        ids.sort_by_key(|id| id.rsplit_once('-').and_then(|(_, n)| n.parse::<u32>().ok()));
+        ids.iter().map(|id| counts[id]).collect()
+    }
+
+    fn endpoint(id: &str, port: u16) -> Endpoint {
+        Endpoint {
+            id: id.into(),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    #[test]
+    fn a_scaled_peer_is_called_where_the_controller_says_its_instances_are() {
+        let faults = Faults::new("checkout", "checkout-1", 5);
+        let (peer, live) = payment_peer(&faults);
+        assert_eq!(picks(&peer).len(), 3, "the configured instances");
+
+        // payment-1 has failed enough to open its breaker.
+        let breaker = live.config().breaker;
+        let first = peer.rotation()[0].clone();
+        for _ in 0..breaker.failure_threshold {
+            first.breaker.record(false, Instant::now(), &breaker);
+        }
+
+        // Scaled out to four: payment-4 is new, the others are the same
+        // instances at the same addresses.
+        let scaled: Vec<Endpoint> = (1..=4)
+            .map(|n| endpoint(&format!("payment-{n}"), n as u16))
+            .collect();
+        live.set_endpoints(BTreeMap::from([("payment".to_string(), scaled)]));
+        let rotation = peer.rotation();
+        assert_eq!(
+            rotation.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["payment-1", "payment-2", "payment-3", "payment-4"]
+        );
+        assert!(
+            Arc::ptr_eq(&rotation[0], &first),
+            "payment-1 kept its state"
+        );
+        let four = picks(&peer);
+        assert_eq!(
+            four.len(),
+            3,
+            "payment-1's open breaker keeps it out: {four:?}"
+        );
+        assert!(four.iter().all(|n| (2_900..3_800).contains(n)), "{four:?}");
+
+        // Scaled in to one, at a new address: a new instance, nothing else.
+        live.set_endpoints(BTreeMap::from([(
+            "payment".to_string(),
+            vec![endpoint("payment-1", 9)],
+        )]));
+        let one = peer.rotation();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].url, "http://127.0.0.1:9");
+        assert!(
+            !Arc::ptr_eq(&one[0], &first),
+            "another address, another instance"
+        );
+
+        // Another service's instances change nothing here; the lease
+        // lapsing goes back to --peers.
+        live.set_endpoints(BTreeMap::from([(
+            "cart".to_string(),
+            vec![endpoint("cart-1", 1)],
+        )]));
+        assert_eq!(peer.rotation().len(), 3);
+        assert!(Arc::ptr_eq(&peer.rotation()[0], &first));
     }
 
     #[test]
@@ -903,6 +1017,7 @@ mod tests {
         let faults = Faults::new("checkout", "checkout-1", 5);
         let (peer, live) = payment_peer(&faults);
         let even = picks(&peer);
+        assert_eq!(even.len(), 3);
         assert!(even.iter().all(|n| (3_000..3_700).contains(n)), "{even:?}");
 
         let spec = FaultSpec {
@@ -926,7 +1041,10 @@ mod tests {
 
         // A drained favourite gets nothing; the others share the calls.
         live.set_drained(std::collections::BTreeSet::from(["payment-2".to_string()]));
-        let drained = picks(&peer);
-        assert_eq!(drained[1], 0, "{drained:?}");
+        let breaker = peer.live.config().breaker;
+        let drained = (0..10_000)
+            .filter(|_| peer.choose(None, &breaker).unwrap().id == "payment-2")
+            .count();
+        assert_eq!(drained, 0);
     }
 }

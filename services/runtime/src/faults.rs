@@ -64,6 +64,10 @@ struct Inner {
     /// The `service.version` this process runs; faults aimed at another
     /// version (a defect shipped with a deploy) do not apply here.
     version: String,
+    /// Where this process serves, once it does (`http://127.0.0.1:7131`):
+    /// reported in every poll, so the controller can send the callers of a
+    /// scaled service to it.
+    serving_at: std::sync::OnceLock<String>,
     /// False whenever `active` is empty: the hot path's only cost.
     any: AtomicBool,
     active: RwLock<Arc<Vec<ActiveFault>>>,
@@ -172,6 +176,7 @@ impl Faults {
                 service: service.to_string(),
                 instance: instance.to_string(),
                 version: version.to_string(),
+                serving_at: std::sync::OnceLock::new(),
                 any: AtomicBool::new(false),
                 active: RwLock::new(Arc::new(Vec::new())),
                 rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0x5eed_fa17)),
@@ -197,6 +202,17 @@ impl Faults {
 
     pub fn version(&self) -> &str {
         &self.inner.version
+    }
+
+    /// Records where this process serves; the first call wins (a process
+    /// listens on one address for its life).
+    pub fn serving_at(&self, url: String) {
+        let _ = self.inner.serving_at.set(url);
+    }
+
+    /// Where this process serves, once it does.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.serving_at.get().map(String::as_str)
     }
 
     /// Replaces the assigned faults (the agent calls this on every poll).
@@ -429,9 +445,9 @@ impl Faults {
             .expect("worker pools are never closed")
     }
 
-    /// For one call to `peer`: the index (0-based, in `--peers` order) of the
-    /// instance a skewed balancer sends it to, or `None` to balance normally.
-    pub fn skewed_instance(&self, peer: &str) -> Option<usize> {
+    /// For one call to `peer`: the instance (`payment-2`) a skewed balancer
+    /// sends it to, or `None` to balance normally.
+    pub fn skewed_instance(&self, peer: &str) -> Option<String> {
         let snapshot = self.snapshot()?;
         let now = Instant::now();
         let (instance, percent) = snapshot.iter().find_map(|f| match &f.spec.kind {
@@ -442,9 +458,8 @@ impl Faults {
             }
             _ => None,
         })?;
-        let n: usize = instance.rsplit_once('-')?.1.parse().ok()?;
         let roll = self.inner.rng.lock().random_range(0..100u32);
-        (roll < percent && n >= 1).then(|| n - 1)
+        (roll < percent).then(|| instance.to_string())
     }
 
     /// Whether the message `id` arrives unreadable (a poison-message fault).

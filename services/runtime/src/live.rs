@@ -10,8 +10,9 @@
 //! The runtime really uses every knob, at the point where it acts:
 //!
 //! - the peer client reads the timeout, retry count, retry budget, jitter
-//!   and breaker settings for each call (`client`), and skips drained
-//!   instances;
+//!   and breaker settings for each call (`client`), skips drained
+//!   instances, and calls a scaled service's instances where the controller
+//!   says they listen ([`Live::endpoints`]);
 //! - the database pool is resized when `db.poolSize` changes (`db`);
 //! - the server refuses requests over a route's rate limit with 429
 //!   (`server`);
@@ -27,15 +28,15 @@
 //!
 //! - Version 0 is the process's flags, untouched. A process that stops
 //!   hearing from the controller goes back to it after one lease (and takes
-//!   every instance back into rotation), as faults lapse: no lab stays
-//!   broken without its controller.
+//!   every instance back into rotation, at the addresses its `--peers`
+//!   name), as faults lapse: no lab stays broken without its controller.
 //! - Values arrive validated (the controller checks them with
 //!   [`ConfigPatch::validate`]); the process applies them as given.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -43,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::ServiceArgs;
-use crate::faults::model::{Millis, SERVICES, parse_millis};
+use crate::faults::model::{Assignment, Endpoint, Millis, SERVICES, parse_millis};
 use crate::metrics::{Gauge, Meters, Unit};
 use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::rate_limit::RateLimiter;
@@ -533,6 +534,9 @@ impl LiveConfig {
     }
 }
 
+/// Service name → its instances, for the services the controller scaled.
+pub type Endpoints = BTreeMap<String, Vec<Endpoint>>;
+
 /// What the process runs with now, cheap to clone and to consult.
 #[derive(Clone)]
 pub struct Live {
@@ -549,6 +553,11 @@ struct Inner {
     drained: RwLock<Arc<BTreeSet<String>>>,
     /// False whenever `drained` is empty: the peer picker's only cost.
     any_drained: AtomicBool,
+    /// Where each scaled service's instances listen, per the controller.
+    endpoints: RwLock<Arc<Endpoints>>,
+    /// Counts changes of `endpoints`: a caller rebuilds its rotation only
+    /// when this moved, so its hot path is one atomic load.
+    endpoints_generation: AtomicU64,
     /// When the controller's last answer stops counting (its lease).
     lease_until: Mutex<Option<Instant>>,
     /// One token bucket per rate-limited route, with its rate.
@@ -591,6 +600,8 @@ impl Live {
                 base,
                 drained: RwLock::new(Arc::new(BTreeSet::new())),
                 any_drained: AtomicBool::new(false),
+                endpoints: RwLock::new(Arc::new(Endpoints::new())),
+                endpoints_generation: AtomicU64::new(0),
                 lease_until: Mutex::new(None),
                 limiters: RwLock::new(BTreeMap::new()),
                 any_limit: AtomicBool::new(false),
@@ -645,11 +656,14 @@ impl Live {
         true
     }
 
-    /// Applies what the controller answered, good until `until` (its lease).
-    pub fn assign(&self, config: &ConfigVersion, drained: &BTreeSet<String>, until: Instant) {
+    /// Applies what the controller answered, good until `until` (its lease):
+    /// the config version, the drained set and the scaled services'
+    /// instances.
+    pub fn assign(&self, assignment: &Assignment, until: Instant) {
         *self.inner.lease_until.lock() = Some(until);
-        self.apply(config.version, &config.values);
-        self.set_drained(drained.clone());
+        self.apply(assignment.config.version, &assignment.config.values);
+        self.set_drained(assignment.drained.clone());
+        self.set_endpoints(assignment.endpoints.clone());
     }
 
     /// Past the lease of the controller's last answer, goes back to the
@@ -668,7 +682,42 @@ impl Live {
         if lapsed {
             self.apply(0, &ConfigPatch::default());
             self.set_drained(BTreeSet::new());
+            self.set_endpoints(Endpoints::new());
         }
+    }
+
+    /// Replaces where the scaled services' instances listen. A service
+    /// absent from `endpoints` is called at the addresses `--peers` names.
+    pub fn set_endpoints(&self, endpoints: Endpoints) {
+        let mut current = self.inner.endpoints.write();
+        if **current == endpoints {
+            return;
+        }
+        let ids = |list: &[Endpoint]| list.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+        for (service, list) in &endpoints {
+            if current.get(service) != Some(list) {
+                tracing::info!(peer = %service, instances = ?ids(list), "peer instances changed");
+            }
+        }
+        for service in current.keys().filter(|s| !endpoints.contains_key(*s)) {
+            tracing::info!(peer = %service, "peer instances back to the configured ones");
+        }
+        *current = Arc::new(endpoints);
+        self.inner
+            .endpoints_generation
+            .fetch_add(1, Ordering::Release);
+    }
+
+    /// Where each scaled service's instances listen.
+    pub fn endpoints(&self) -> Arc<Endpoints> {
+        self.inner.endpoints.read().clone()
+    }
+
+    /// How many times the scaled services' instances changed. A caller
+    /// reads it before [`Live::endpoints`]: if a newer answer lands in
+    /// between, it only rebuilds once more on its next call.
+    pub fn endpoints_generation(&self) -> u64 {
+        self.inner.endpoints_generation.load(Ordering::Acquire)
     }
 
     /// Replaces the set of drained instances (`payment-2`, ...).
@@ -938,11 +987,13 @@ mod tests {
         let values = patch(&[("db.poolSize", json!(2))]).unwrap();
         let now = Instant::now();
         live.assign(
-            &ConfigVersion {
-                version: 3,
-                values: values.clone(),
+            &Assignment {
+                config: ConfigVersion {
+                    version: 3,
+                    values: values.clone(),
+                },
+                ..Assignment::default()
             },
-            &BTreeSet::new(),
             now + Duration::from_secs(5),
         );
         assert!(!live.apply(3, &values), "the same version applies once");
@@ -975,6 +1026,31 @@ mod tests {
         assert!(live.drained().unwrap().contains("payment-2"));
         live.set_drained(BTreeSet::new());
         assert!(live.drained().is_none());
+    }
+
+    #[test]
+    fn scaled_instances_hold_for_the_lease_and_lapse_to_the_flags() {
+        let live = Live::new("checkout", base(), &meters());
+        let scaled = BTreeMap::from([(
+            "payment".to_string(),
+            vec![Endpoint {
+                id: "payment-3".into(),
+                url: "http://127.0.0.1:9".into(),
+            }],
+        )]);
+        let now = Instant::now();
+        let answer = Assignment {
+            endpoints: scaled.clone(),
+            ..Assignment::default()
+        };
+        live.assign(&answer, now + Duration::from_secs(5));
+        assert_eq!(*live.endpoints(), scaled);
+        let generation = live.endpoints_generation();
+        live.assign(&answer, now + Duration::from_secs(6));
+        assert_eq!(live.endpoints_generation(), generation, "the same answer");
+        live.expire(now + Duration::from_secs(6));
+        assert!(live.endpoints().is_empty(), "the lease lapsed");
+        assert!(live.endpoints_generation() > generation);
     }
 
     #[test]

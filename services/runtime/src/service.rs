@@ -196,11 +196,18 @@ where
     }
     let routes = build(ctx.clone()).await?;
     let app = ctx.app(routes);
+    let address = listener.local_addr()?;
+    // Ready to serve: from the next poll on, callers of a scaled service
+    // may be sent here. A wildcard address names no host, so such a
+    // process is called only where `--peers` says.
+    if !address.ip().is_unspecified() {
+        ctx.faults.serving_at(format!("http://{address}"));
+    }
     tracing::info!(
         service,
         instance = %ctx.identity.instance_id,
         version = %ctx.identity.version,
-        address = %listener.local_addr()?,
+        %address,
         "listening"
     );
     server::serve(app, listener, shutdown).await

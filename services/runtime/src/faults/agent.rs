@@ -89,7 +89,7 @@ pub fn spawn(
                     let now = Instant::now();
                     let until = now + Duration::from_millis(assignment.lease_ms);
                     if let Some(live) = &live {
-                        live.assign(&assignment.config, &assignment.drained, until);
+                        live.assign(&assignment, until);
                     }
                     faults.assign(lease(assignment, now));
                 }
@@ -116,16 +116,15 @@ async fn poll(
     token: &str,
     faults: &Faults,
 ) -> anyhow::Result<Assignment> {
-    let response = http
-        .get(url)
-        .bearer_auth(token)
-        .query(&[
-            ("service", faults.service()),
-            ("instance", faults.instance()),
-            ("version", faults.version()),
-        ])
-        .send()
-        .await?;
+    let mut request = http.get(url).bearer_auth(token).query(&[
+        ("service", faults.service()),
+        ("instance", faults.instance()),
+        ("version", faults.version()),
+    ]);
+    if let Some(serving_at) = faults.url() {
+        request = request.query(&[("url", serving_at)]);
+    }
+    let response = request.send().await?;
     let status = response.status();
     if !status.is_success() {
         anyhow::bail!("controller answered {status}");

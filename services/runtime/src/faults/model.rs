@@ -979,6 +979,21 @@ pub struct Assignment {
     /// the same lease.
     #[serde(default)]
     pub drained: std::collections::BTreeSet<String>,
+    /// Where the instances of each scaled service listen (`catalog` →
+    /// `catalog-1`..`catalog-3`), held for the same lease: callers put
+    /// exactly these in rotation. A service never scaled is absent, and
+    /// callers keep the instances their `--peers` name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub endpoints: std::collections::BTreeMap<String, Vec<Endpoint>>,
+}
+
+/// One instance of a service and where it listens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// `catalog-3`.
+    pub id: String,
+    /// `http://127.0.0.1:7131`.
+    pub url: String,
 }
 
 #[cfg(test)]
