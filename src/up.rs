@@ -2,9 +2,14 @@
 //!
 //! [`plan`] decides which processes run on which ports with which flags;
 //! [`supervisor`] starts each as `firedrill <role>` and restarts the ones
-//! that die, with backoff, as an orchestrator would; [`status`] waits for
-//! health, writes `endpoints.json` into the run directory and prints a
-//! compact live status. Ctrl-C or SIGTERM stops every child cleanly.
+//! that die, with backoff, as an orchestrator would, and keeps each
+//! service at the instance count and versions the controller declares in
+//! the run directory (`replicas/`, `versions/`); [`status`] keeps the list
+//! of the processes that run now (the roster), waits for health, writes
+//! `endpoints.json` into the run directory (again whenever a scale changes
+//! the list) and prints a compact live status; [`prometheus`] runs a
+//! Prometheus beside the lab, its targets kept current by the roster.
+//! Ctrl-C or SIGTERM stops every child cleanly.
 
 mod plan;
 mod prometheus;
@@ -147,19 +152,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut prometheus = match (&plan.prometheus_bin, &plan.prometheus_url) {
         (Some(bin), Some(url)) => {
             let address = url.trim_start_matches("http://");
-            Some(prometheus::Prometheus::start(
+            match prometheus::Prometheus::start(
                 bin,
-                &plan,
+                supervisor.roster(),
                 address,
                 args.prometheus_interval,
                 &run_dir,
-            )?)
+            ) {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    supervisor.stop().await;
+                    return Err(err);
+                }
+            }
         }
         _ => None,
     };
     let ready = tokio::select! {
         r = async {
-            status::wait_ready(&plan, args.ready_timeout).await?;
+            status::wait_ready(supervisor.roster(), args.ready_timeout).await?;
             match prometheus.as_mut() {
                 Some(p) => p.wait_ready(args.ready_timeout).await,
                 None => Ok(()),
@@ -178,10 +189,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         )));
     }
     let ready_in = started.elapsed();
-    status::write_endpoints(&plan, &run_dir, ready_in)?;
-    status::print_banner(&plan, &run_dir, ready_in);
+    // From now on the roster rewrites endpoints.json whenever a scale
+    // changes the lab's processes.
+    supervisor.roster().publish_endpoints(ready_in)?;
+    status::print_banner(&plan, supervisor.roster(), &run_dir, ready_in);
 
-    status::report_until(&plan, &supervisor, args.status_every, shutdown.clone()).await;
+    status::report_until(
+        &plan,
+        supervisor.roster(),
+        args.status_every,
+        shutdown.clone(),
+    )
+    .await;
     println!("stopping the lab...");
     supervisor.stop().await;
     if let Some(p) = prometheus {

@@ -249,13 +249,13 @@ fn scale(
     Ok(match count.cmp(&before) {
         std::cmp::Ordering::Equal => format!("{service} already runs {count} instance(s)"),
         std::cmp::Ordering::Greater => format!(
-            "scaling {service} out from {before} to {count} instances: {} start now and join \
-             their callers' rotation once they serve",
+            "scaling {service} out from {before} to {count} instances: starting {}; callers add \
+             each to their rotation once it serves",
             ids(before + 1..=count)
         ),
         std::cmp::Ordering::Less => format!(
-            "scaling {service} in from {before} to {count} instances: {} leave their callers' \
-             rotation now and stop shortly after",
+            "scaling {service} in from {before} to {count} instances: taking {} out of their \
+             callers' rotation now, and stopping them 2 s later",
             ids(count + 1..=before)
         ),
     })

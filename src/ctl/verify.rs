@@ -185,7 +185,11 @@ pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the four phases; the answer lists every broken promise.
-async fn play(lab: &mut Lab, scenario: &Scenario, args: &VerifyArgs) -> anyhow::Result<Vec<String>> {
+async fn play(
+    lab: &mut Lab,
+    scenario: &Scenario,
+    args: &VerifyArgs,
+) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
     let mitigation = scenario.mitigation.get_ref();
     let recovery = &mitigation.recovery;
@@ -923,8 +927,7 @@ impl Lab {
                 .endpoints()
                 .and_then(|e| components_of(&e).ok())
                 .unwrap_or_default();
-            let instances: Vec<&Component> =
-                listed.iter().filter(|c| c.name == service).collect();
+            let instances: Vec<&Component> = listed.iter().filter(|c| c.name == service).collect();
             if instances.len() == wanted {
                 let mut healthy = true;
                 for c in &instances {

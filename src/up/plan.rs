@@ -1,17 +1,28 @@
 //! Which processes the lab runs, where, and with which flags.
+//!
+//! [`Plan::new`] decides every process `up` starts: the collector, the
+//! controller, each planned service instance (`--instances`) and the load
+//! generator, with their ports, flags and environment. Service instances
+//! are built in one place, [`Plan::service_instance`], which the
+//! supervisor also calls when a service is scaled out: a scaled instance
+//! is started exactly like a planned one, on a new free port from the same
+//! allocator (which the plan keeps for that).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use parking_lot::Mutex;
 
+use firedrill_controller::replicas::MAX_REPLICAS;
 use firedrill_loadgen::JourneyKind;
 
 use super::UpArgs;
 
 /// One process of the lab.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Component {
     /// `catalog-2`, `collector`, `loadgen`.
     pub id: String,
@@ -32,6 +43,14 @@ impl Component {
     pub fn is_service(&self) -> bool {
         self.argv.first().is_some_and(|a| a == "service")
     }
+
+    /// Where a service listens (its `--listen` flag), for log lines.
+    pub fn listen(&self) -> Option<&str> {
+        self.argv
+            .windows(2)
+            .find(|w| w[0] == "--listen")
+            .map(|w| w[1].as_str())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +68,42 @@ pub struct Plan {
     /// The Prometheus `up` starts beside the lab (see `prometheus.rs`).
     pub prometheus_bin: Option<std::path::PathBuf>,
     pub prometheus_url: Option<String>,
+    /// What every service instance is started with.
+    services: InstanceTemplate,
+    /// The allocator the planned ports came from; scaled-out instances take
+    /// theirs from it too, so no two processes are handed the same port.
+    ports: Arc<Mutex<Ports>>,
+}
+
+/// What the service instances of a run share, and where each planned one
+/// was placed: everything [`Plan::service_instance`] needs.
+#[derive(Clone, Debug)]
+struct InstanceTemplate {
+    host: String,
+    seed: u64,
+    /// `catalog-2` → its port and ordinal, for every planned instance.
+    planned: BTreeMap<String, Placed>,
+    /// Ordinals of scaled instances start here, past every planned one.
+    scaled_ordinals: u64,
+    /// `FIREDRILL_PEERS`: the planned instances, fixed for the run (callers
+    /// learn scaled instances from the controller).
+    peers: String,
+    otlp: String,
+    protocol: &'static str,
+    controller_url: String,
+    agent_token: String,
+    shop_db: String,
+    queue_db: String,
+    /// The payment provider's merchant rate, when there is load.
+    provider_rate: Option<f64>,
+}
+
+/// Where a planned instance was placed.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    port: u16,
+    /// Its place among the plan's processes, which fixes its seed.
+    ordinal: u64,
 }
 
 /// The lab's secrets: the instructor's token (given or generated) and the
@@ -145,6 +200,7 @@ enum Needs {
 /// thousands) may take the same port. Ports below the ephemeral range are
 /// only ever taken by an explicit bind, so the window cannot be hit by the
 /// lab's own traffic.
+#[derive(Debug)]
 struct Ports {
     bind: IpAddr,
     auto: bool,
@@ -292,22 +348,30 @@ impl Plan {
 
         // Every instance's port, decided before any process starts, so each
         // one can be told where all its peers are.
-        let mut placed: Vec<(&str, Needs, u32, u16)> = Vec::new();
-        for (name, needs) in SERVICES {
+        let mut placed: Vec<(&str, u32)> = Vec::new();
+        let mut planned = BTreeMap::new();
+        let mut peers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, _) in SERVICES {
             let count = instances.get(*name).copied().unwrap_or(1);
             for i in 1..=count {
+                let id = format!("{name}-{i}");
                 let port = if *name == "gateway" {
                     gateway_port
                 } else {
-                    ports.take(None, &format!("{name}-{i}"), "--base-port")?
+                    ports.take(None, &id, "--base-port")?
                 };
-                placed.push((name, *needs, i, port));
+                // The collector and the controller come first in the plan.
+                let ordinal = 2 + placed.len() as u64;
+                planned.insert(id, Placed { port, ordinal });
+                peers.entry(name.to_string()).or_default().push(url(port));
+                placed.push((name, i));
             }
         }
-        let mut peers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, _, _, port) in &placed {
-            peers.entry(name.to_string()).or_default().push(url(*port));
-        }
+        let loadgen_port = if args.load_rate > 0.0 {
+            Some(ports.take(None, "loadgen metrics", "--base-port")?)
+        } else {
+            None
+        };
         let peers = firedrill_runtime::config::format_peers(&peers);
         let shop_db = run_dir.join("shop.db").display().to_string();
         let queue_db = run_dir.join("queue.db").display().to_string();
@@ -324,7 +388,36 @@ impl Plan {
             firedrill_runtime::config::OtlpProtocol::Http => "http",
         };
 
-        let mut components = vec![Component {
+        let mut plan = Plan {
+            components: Vec::new(),
+            gateway_url: url(gateway_port),
+            query_url: url(query),
+            otlp_grpc: url(grpc),
+            otlp_http: url(http),
+            loadgen_url: loadgen_port.map(url),
+            controller_url: url(controller_port),
+            instructor_token_file: tokens.instructor_file.display().to_string(),
+            database: shop_db.clone(),
+            prometheus_bin,
+            prometheus_url,
+            services: InstanceTemplate {
+                host: host.clone(),
+                seed: args.seed,
+                scaled_ordinals: 2 + planned.len() as u64,
+                planned,
+                peers: peers.clone(),
+                otlp,
+                protocol,
+                controller_url: url(controller_port),
+                agent_token: tokens.agent.clone(),
+                shop_db,
+                queue_db,
+                provider_rate: (args.load_rate > 0.0).then(|| merchant_rate(args.load_rate)),
+            },
+            ports: Arc::new(Mutex::new(ports)),
+        };
+
+        plan.components.push(Component {
             id: "collector".into(),
             name: "collector".into(),
             argv: vec![
@@ -339,8 +432,8 @@ impl Plan {
             env: vec![],
             health_url: format!("{}/health", url(query)),
             metrics_url: format!("{}/metrics", url(query)),
-        }];
-        components.push(Component {
+        });
+        plan.components.push(Component {
             id: "controller".into(),
             name: "controller".into(),
             argv: vec![
@@ -364,58 +457,17 @@ impl Plan {
                 ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
                 // Which instances exist (drains) and where the queue is
                 // (dead-letter ops).
-                ("FIREDRILL_PEERS".into(), peers.clone()),
+                ("FIREDRILL_PEERS".into(), peers),
             ],
             health_url: format!("{}/health", url(controller_port)),
             metrics_url: format!("{}/metrics", url(controller_port)),
         });
-        for (name, needs, instance, port) in &placed {
-            let mut argv = vec![
-                "service".to_string(),
-                name.to_string(),
-                "--listen".into(),
-                format!("{host}:{port}"),
-                "--instance".into(),
-                instance.to_string(),
-                "--seed".into(),
-                (args.seed.wrapping_mul(1000) + components.len() as u64).to_string(),
-            ];
-            match needs {
-                Needs::ShopDb => argv.extend(["--database".into(), shop_db.clone()]),
-                Needs::QueueDb => argv.extend(["--database".into(), queue_db.clone()]),
-                Needs::Nothing => {}
-            }
-            if *name == "gateway" {
-                // The edge sheds earlier than the services behind it.
-                argv.extend(["--max-in-flight".into(), "512".into()]);
-            }
-            let mut env = vec![
-                ("FIREDRILL_PEERS".into(), peers.clone()),
-                ("FIREDRILL_OTLP_ENDPOINT".into(), otlp.clone()),
-                ("FIREDRILL_OTLP_PROTOCOL".into(), protocol.into()),
-                ("FIREDRILL_CONTROLLER".into(), url(controller_port)),
-                ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
-            ];
-            if *name == "payment-provider" && args.load_rate > 0.0 {
-                env.push((
-                    "FIREDRILL_PROVIDER_RATE".into(),
-                    merchant_rate(args.load_rate).to_string(),
-                ));
-            }
-            components.push(Component {
-                id: format!("{name}-{instance}"),
-                name: name.to_string(),
-                argv,
-                env,
-                health_url: format!("{}/health", url(*port)),
-                metrics_url: format!("{}/metrics", url(*port)),
-            });
+        for (name, instance) in placed {
+            let component = plan.service_instance(name, instance)?;
+            plan.components.push(component);
         }
-        let mut loadgen_url = None;
-        if args.load_rate > 0.0 {
-            let port = ports.take(None, "loadgen metrics", "--base-port")?;
-            loadgen_url = Some(url(port));
-            components.push(Component {
+        if let Some(port) = loadgen_port {
+            plan.components.push(Component {
                 id: "loadgen".into(),
                 name: "loadgen".into(),
                 argv: vec![
@@ -446,18 +498,85 @@ impl Plan {
                 metrics_url: format!("{}/metrics", url(port)),
             });
         }
-        Ok(Plan {
-            components,
-            gateway_url: url(gateway_port),
-            query_url: url(query),
-            otlp_grpc: url(grpc),
-            otlp_http: url(http),
-            loadgen_url,
-            controller_url: url(controller_port),
-            instructor_token_file: tokens.instructor_file.display().to_string(),
-            database: shop_db,
-            prometheus_bin,
-            prometheus_url,
+        Ok(plan)
+    }
+
+    /// Instance `n` of service `name`: the one way a service process is
+    /// described, for the planned instances and for those a scale-out adds.
+    ///
+    /// A planned instance keeps its planned port (callers' `--peers` name
+    /// it as instance `n`, also when it comes back after a scale-in); an
+    /// instance beyond the plan gets a new free port each time it starts.
+    /// Flags and environment are the same for every instance but for
+    /// `--listen`, `--instance` and `--seed`; `FIREDRILL_PEERS` stays the
+    /// planned list. The gateway runs exactly once: it owns the public port.
+    pub fn service_instance(&self, name: &str, n: u32) -> anyhow::Result<Component> {
+        let Some((index, (name, needs))) = SERVICES
+            .iter()
+            .enumerate()
+            .find(|(_, (service, _))| *service == name)
+        else {
+            bail!("unknown service {name:?}");
+        };
+        if !(1..=MAX_REPLICAS).contains(&n) {
+            bail!("{name}: instance {n} is not 1 to {MAX_REPLICAS}");
+        }
+        let t = &self.services;
+        let id = format!("{name}-{n}");
+        let (port, ordinal) = match t.planned.get(&id) {
+            Some(placed) => (placed.port, placed.ordinal),
+            None if *name == "gateway" => {
+                bail!("the gateway runs exactly once (it owns the public port)")
+            }
+            None => {
+                let port = self.ports.lock().take_free(&id)?;
+                // Past every planned ordinal, fixed by service and number:
+                // the same seed each time this instance starts.
+                let ordinal =
+                    t.scaled_ordinals + index as u64 * u64::from(MAX_REPLICAS) + u64::from(n - 1);
+                (port, ordinal)
+            }
+        };
+        let host = &t.host;
+        let url = format!("http://{host}:{port}");
+        let mut argv = vec![
+            "service".to_string(),
+            name.to_string(),
+            "--listen".into(),
+            format!("{host}:{port}"),
+            "--instance".into(),
+            n.to_string(),
+            "--seed".into(),
+            t.seed.wrapping_mul(1000).wrapping_add(ordinal).to_string(),
+        ];
+        match needs {
+            Needs::ShopDb => argv.extend(["--database".into(), t.shop_db.clone()]),
+            Needs::QueueDb => argv.extend(["--database".into(), t.queue_db.clone()]),
+            Needs::Nothing => {}
+        }
+        if *name == "gateway" {
+            // The edge sheds earlier than the services behind it.
+            argv.extend(["--max-in-flight".into(), "512".into()]);
+        }
+        let mut env = vec![
+            ("FIREDRILL_PEERS".into(), t.peers.clone()),
+            ("FIREDRILL_OTLP_ENDPOINT".into(), t.otlp.clone()),
+            ("FIREDRILL_OTLP_PROTOCOL".into(), t.protocol.into()),
+            ("FIREDRILL_CONTROLLER".into(), t.controller_url.clone()),
+            ("FIREDRILL_AGENT_TOKEN".into(), t.agent_token.clone()),
+        ];
+        if *name == "payment-provider"
+            && let Some(rate) = t.provider_rate
+        {
+            env.push(("FIREDRILL_PROVIDER_RATE".into(), rate.to_string()));
+        }
+        Ok(Component {
+            id,
+            name: name.to_string(),
+            argv,
+            env,
+            health_url: format!("{url}/health"),
+            metrics_url: format!("{url}/metrics"),
         })
     }
 }
@@ -492,6 +611,152 @@ mod tests {
                 err.contains(needle) && err.contains("--instances"),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    /// A plan on free ports, as `up --base-port 0` makes one.
+    fn plan_with(instances: &str, run_dir: &Path) -> Plan {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            up: UpArgs,
+        }
+        let args = Cli::parse_from([
+            "up",
+            "--base-port",
+            "0",
+            "--prometheus",
+            "off",
+            "--load-rate",
+            "5",
+            "--instances",
+            instances,
+        ])
+        .up;
+        let tokens = Tokens::for_run(&args, run_dir).unwrap();
+        Plan::new(&args, run_dir, &tokens).unwrap()
+    }
+
+    fn flag<'a>(c: &'a Component, name: &str) -> &'a str {
+        c.argv
+            .windows(2)
+            .find(|w| w[0] == name)
+            .map(|w| w[1].as_str())
+            .unwrap_or_else(|| panic!("{} has no {name}: {:?}", c.id, c.argv))
+    }
+
+    fn port(c: &Component) -> u16 {
+        c.listen()
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .parse()
+            .unwrap()
+    }
+
+    /// The argv without the three flags that differ between instances.
+    fn shape(c: &Component) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut args = c.argv.iter();
+        while let Some(a) = args.next() {
+            if ["--listen", "--instance", "--seed"].contains(&a.as_str()) {
+                args.next();
+            } else {
+                out.push(a.as_str());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn planned_instances_are_built_by_service_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_with("catalog=2,payment=2", dir.path());
+        let services: Vec<_> = plan.components.iter().filter(|c| c.is_service()).collect();
+        assert_eq!(services.len(), SERVICES.len() + 2);
+        for c in services {
+            let n: u32 = flag(c, "--instance").parse().unwrap();
+            assert_eq!(&plan.service_instance(&c.name, n).unwrap(), c);
+        }
+        // Seeds as before service_instance existed: the run's seed times
+        // 1000 plus the place in the plan (collector, controller, then
+        // services in start order).
+        let queue = plan.components.iter().find(|c| c.id == "queue-1").unwrap();
+        assert_eq!(flag(queue, "--seed"), "1002");
+    }
+
+    #[test]
+    fn a_scaled_instance_is_the_next_number_on_a_new_free_port_with_the_planned_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_with("catalog=2", dir.path());
+        let planned: Vec<&Component> = plan.components.iter().collect();
+        let first = planned.iter().find(|c| c.id == "catalog-1").unwrap();
+
+        let third = plan.service_instance("catalog", 3).unwrap();
+        assert_eq!(
+            (third.id.as_str(), third.name.as_str()),
+            ("catalog-3", "catalog")
+        );
+        assert_eq!(flag(&third, "--instance"), "3");
+        assert_eq!(third.env, first.env, "same peers, OTLP, controller, token");
+        assert_eq!(shape(&third), shape(first));
+        let p = port(&third);
+        assert!(
+            planned
+                .iter()
+                .filter(|c| c.listen().is_some())
+                .all(|c| port(c) != p),
+            "{p} is a planned port"
+        );
+        TcpListener::bind(("127.0.0.1", p)).expect("the new port is free");
+        assert_eq!(third.health_url, format!("http://127.0.0.1:{p}/health"));
+        assert_eq!(third.metrics_url, format!("http://127.0.0.1:{p}/metrics"));
+        let seeds: Vec<&str> = planned
+            .iter()
+            .filter(|c| c.is_service())
+            .map(|c| flag(c, "--seed"))
+            .collect();
+        assert!(!seeds.contains(&flag(&third, "--seed")), "{seeds:?}");
+
+        // The next number gets another port; the same number started again
+        // gets a new port (the last one may not be released yet) and the
+        // same seed.
+        let fourth = plan.service_instance("catalog", 4).unwrap();
+        assert_ne!(port(&fourth), p);
+        assert_ne!(flag(&fourth, "--seed"), flag(&third, "--seed"));
+        let again = plan.service_instance("catalog", 3).unwrap();
+        assert!(![p, port(&fourth)].contains(&port(&again)));
+        assert_eq!(flag(&again, "--seed"), flag(&third, "--seed"));
+
+        // The payment provider's merchant rate comes along too.
+        let provider = planned
+            .iter()
+            .find(|c| c.id == "payment-provider-1")
+            .unwrap();
+        let second = plan.service_instance("payment-provider", 2).unwrap();
+        assert!(
+            second
+                .env
+                .iter()
+                .any(|(k, _)| k == "FIREDRILL_PROVIDER_RATE")
+        );
+        assert_eq!(second.env, provider.env);
+    }
+
+    #[test]
+    fn instances_the_lab_cannot_run_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_with("catalog=2", dir.path());
+        for (name, n, needle) in [
+            ("gateway", 2, "exactly once"),
+            ("nope", 1, "unknown service"),
+            ("catalog", 0, "1 to 8"),
+            ("catalog", 9, "1 to 8"),
+        ] {
+            let err = plan.service_instance(name, n).unwrap_err().to_string();
+            assert!(err.contains(needle), "{name}-{n}: {err}");
         }
     }
 

@@ -12,6 +12,11 @@
 //! data/                the TSDB
 //! ```
 //!
+//! The target file lists the lab's processes as they are now: the
+//! supervisor's [`Roster`] rewrites it (whole, by rename) whenever a scale
+//! adds or removes an instance, and Prometheus, which watches file_sd
+//! files, scrapes the new instance and stops scraping the removed one.
+//!
 //! Without a `prometheus` binary the lab runs as before and the banner says
 //! how to get one.
 
@@ -25,7 +30,8 @@ use nix::unistd::Pid;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use super::plan::Plan;
+use super::plan::Component;
+use super::status::Roster;
 
 const CONFIG: &str = include_str!("../../deploy/prometheus/prometheus.yml");
 const RULES: &[(&str, &str)] = &[
@@ -110,9 +116,8 @@ fn config_with_interval(interval: Duration) -> anyhow::Result<String> {
 }
 
 /// One target group per process, labelled as every deployment labels them.
-fn targets(plan: &Plan, self_address: &str) -> serde_json::Value {
-    let mut groups: Vec<_> = plan
-        .components
+fn targets(components: &[Component], self_address: &str) -> serde_json::Value {
+    let mut groups: Vec<_> = components
         .iter()
         .map(|c| {
             json!({
@@ -128,6 +133,28 @@ fn targets(plan: &Plan, self_address: &str) -> serde_json::Value {
     serde_json::Value::Array(groups)
 }
 
+/// Writes `<run>/prometheus/targets/lab.json` for `components` and
+/// Prometheus itself at `self_address`: a temporary file renamed over the
+/// old one, so Prometheus never reads half a list (the temporary's name does
+/// not match the `targets/*.json` it watches). Only the [`Roster`] calls
+/// this.
+pub fn write_targets(
+    run_dir: &Path,
+    components: &[Component],
+    self_address: &str,
+) -> anyhow::Result<()> {
+    let dir = run_dir.join("prometheus").join("targets");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("lab.json");
+    let tmp = dir.join("lab.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(&targets(components, self_address))?,
+    )
+    .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// `http://127.0.0.1:7100/metrics` → `127.0.0.1:7100`.
 fn host_port(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -141,10 +168,11 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Writes `<run>/prometheus/` and starts `binary` on `address`.
+    /// Writes `<run>/prometheus/` (the target file through `roster`, which
+    /// keeps it current from now on) and starts `binary` on `address`.
     pub fn start(
         binary: &Path,
-        plan: &Plan,
+        roster: &Roster,
         address: &str,
         interval: Duration,
         run_dir: &Path,
@@ -159,10 +187,7 @@ impl Prometheus {
         for (name, text) in RULES {
             write(&format!("rules/{name}"), text)?;
         }
-        write(
-            "targets/lab.json",
-            &serde_json::to_string_pretty(&targets(plan, address))?,
-        )?;
+        roster.publish_targets(address)?;
         let log = std::fs::File::create(run_dir.join("logs").join("prometheus.log"))
             .context("cannot create logs/prometheus.log")?;
         let child = Command::new(binary)

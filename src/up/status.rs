@@ -1,44 +1,179 @@
-//! Readiness, the endpoints file, the banner and the live status line.
+//! The lab's current processes, readiness, the endpoints file, the banner
+//! and the live status line.
+//!
+//! [`Roster`] is the one list of the processes that run now — the planned
+//! ones plus those a scale-out added, minus those a scale-in removed —
+//! kept by the supervisor and read by everything else. It also owns the
+//! two files that publish that list: `<run>/endpoints.json` (from the
+//! moment the lab is first ready) and Prometheus' target file (from the
+//! moment Prometheus starts). Both are rewritten, atomically, on every
+//! change, under the roster's lock, so a change never overtakes the first
+//! write and an older list never overwrites a newer one.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use parking_lot::Mutex;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::Plan;
-use super::supervisor::Supervisor;
+use super::plan::{Component, Plan};
+use super::supervisor::ChildState;
 
-/// Polls every component's `/health` until all answer 200 or `timeout`.
-pub async fn wait_ready(plan: &Plan, timeout: Duration) -> anyhow::Result<()> {
+/// The processes of the lab as they are now, in plan order (a service's
+/// scaled instances after its planned ones), and the files that list them.
+pub struct Roster {
+    plan: Plan,
+    run_dir: PathBuf,
+    inner: Mutex<Members>,
+}
+
+struct Members {
+    list: Vec<(Component, Arc<ChildState>)>,
+    /// When the lab first became ready: set once `endpoints.json` is
+    /// written; from then on every change rewrites it.
+    ready_in: Option<Duration>,
+    /// Prometheus' own address, once it runs: from then on every change
+    /// rewrites its target file.
+    prometheus: Option<String>,
+}
+
+impl Roster {
+    pub fn new(plan: &Plan, run_dir: &Path) -> Roster {
+        Roster {
+            plan: plan.clone(),
+            run_dir: run_dir.to_path_buf(),
+            inner: Mutex::new(Members {
+                list: Vec::new(),
+                ready_in: None,
+                prometheus: None,
+            }),
+        }
+    }
+
+    /// Lists a started process: after the last one of its service, else at
+    /// the end.
+    pub fn add(&self, component: Component, state: Arc<ChildState>) {
+        let mut members = self.inner.lock();
+        let at = members
+            .list
+            .iter()
+            .rposition(|(c, _)| c.name == component.name)
+            .map_or(members.list.len(), |i| i + 1);
+        members.list.insert(at, (component, state));
+        self.republish(&members);
+    }
+
+    /// Unlists a process that leaves the lab.
+    pub fn remove(&self, id: &str) {
+        let mut members = self.inner.lock();
+        members.list.retain(|(c, _)| c.id != id);
+        self.republish(&members);
+    }
+
+    pub fn components(&self) -> Vec<Component> {
+        self.inner
+            .lock()
+            .list
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    /// What the supervisor knows about each current process.
+    pub fn children(&self) -> Vec<Arc<ChildState>> {
+        self.inner
+            .lock()
+            .list
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// Crash restarts of the current processes.
+    pub fn total_restarts(&self) -> u32 {
+        self.inner
+            .lock()
+            .list
+            .iter()
+            .map(|(_, s)| s.restarts.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The lab is ready: writes `endpoints.json` now, and on every change
+    /// from now on (`ready_in` stays the first readiness).
+    pub fn publish_endpoints(&self, ready_in: Duration) -> anyhow::Result<()> {
+        let mut members = self.inner.lock();
+        members.ready_in.get_or_insert(ready_in);
+        self.publish(&members)
+    }
+
+    /// Prometheus starts at `address`: writes its target file now, and on
+    /// every change from now on.
+    pub fn publish_targets(&self, address: &str) -> anyhow::Result<()> {
+        let mut members = self.inner.lock();
+        members.prometheus = Some(address.to_string());
+        self.publish(&members)
+    }
+
+    /// After a change: a file that cannot be rewritten is reported, and the
+    /// next change tries again.
+    fn republish(&self, members: &Members) {
+        if let Err(e) = self.publish(members) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot rewrite the lab's endpoint files");
+        }
+    }
+
+    /// Writes every file published so far from `members`: the one place
+    /// both files are rendered, always under the roster's lock.
+    fn publish(&self, members: &Members) -> anyhow::Result<()> {
+        let components: Vec<Component> = members.list.iter().map(|(c, _)| c.clone()).collect();
+        if let Some(ready_in) = members.ready_in {
+            write_endpoints(&self.plan, &components, &self.run_dir, ready_in)?;
+        }
+        if let Some(address) = &members.prometheus {
+            super::prometheus::write_targets(&self.run_dir, &components, address)?;
+        }
+        Ok(())
+    }
+}
+
+/// Polls every current component's `/health` until all have answered 200
+/// once, or `timeout`. The list is read anew each round, so an instance
+/// scaled in before the lab was ready is not waited for.
+pub async fn wait_ready(roster: &Roster, timeout: Duration) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(1))
         .build()?;
     let deadline = Instant::now() + timeout;
-    let mut pending: Vec<_> = plan.components.iter().collect();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for c in pending {
+    let mut healthy: HashSet<String> = HashSet::new();
+    loop {
+        let mut pending = Vec::new();
+        for c in roster.components() {
+            if healthy.contains(&c.id) {
+                continue;
+            }
             let ok =
                 matches!(client.get(&c.health_url).send().await, Ok(r) if r.status().is_success());
-            if !ok {
-                still.push(c);
+            if ok {
+                healthy.insert(c.id);
+            } else {
+                pending.push(c.id);
             }
         }
-        pending = still;
         if pending.is_empty() {
-            break;
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            let ids: Vec<_> = pending.iter().map(|c| c.id.as_str()).collect();
-            anyhow::bail!("not healthy after {timeout:?}: {}", ids.join(", "));
+            anyhow::bail!("not healthy after {timeout:?}: {}", pending.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 #[derive(Serialize)]
@@ -64,8 +199,15 @@ struct ComponentEndpoints<'a> {
     metrics: &'a str,
 }
 
-/// Writes `endpoints.json` (atomically: tests wait for it to appear).
-pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyhow::Result<()> {
+/// Writes `endpoints.json` listing `components` (atomically: tests wait for
+/// it to appear, and read it again after a scale). Only the [`Roster`]
+/// calls this.
+fn write_endpoints(
+    plan: &Plan,
+    components: &[Component],
+    run_dir: &Path,
+    ready_in: Duration,
+) -> anyhow::Result<()> {
     let endpoints = Endpoints {
         gateway: &plan.gateway_url,
         query: &plan.query_url,
@@ -77,8 +219,7 @@ pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyho
         prometheus: plan.prometheus_url.as_deref(),
         database: &plan.database,
         ready_ms: ready_in.as_millis(),
-        components: plan
-            .components
+        components: components
             .iter()
             .map(|c| ComponentEndpoints {
                 id: &c.id,
@@ -95,12 +236,13 @@ pub fn write_endpoints(plan: &Plan, run_dir: &Path, ready_in: Duration) -> anyho
     Ok(())
 }
 
-pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
+pub fn print_banner(plan: &Plan, roster: &Roster, run_dir: &Path, ready_in: Duration) {
+    let components = roster.components();
     println!();
     println!(
         "firedrill lab ready in {} ms ({} processes)",
         ready_in.as_millis(),
-        plan.components.len()
+        components.len()
     );
     println!("  shop (gateway)     {}/api/products", plan.gateway_url);
     println!(
@@ -123,7 +265,7 @@ pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
         None => println!("  prometheus         {}", super::prometheus::HINT),
     }
     println!("  metrics (/metrics):");
-    for c in &plan.components {
+    for c in &components {
         println!("    {:<22} {}", c.id, c.metrics_url);
     }
     println!(
@@ -134,10 +276,12 @@ pub fn print_banner(plan: &Plan, run_dir: &Path, ready_in: Duration) {
     println!();
 }
 
-/// Prints a compact status line every `every` until `shutdown`.
+/// Prints a compact status line every `every` until `shutdown`: how many of
+/// the current processes (scaled instances included) are healthy, their
+/// crash restarts, memory and CPU.
 pub async fn report_until(
     plan: &Plan,
-    supervisor: &Supervisor,
+    roster: &Roster,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -161,14 +305,15 @@ pub async fn report_until(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let components = roster.components();
         let mut healthy = 0;
-        for c in &plan.components {
+        for c in &components {
             if matches!(client.get(&c.health_url).send().await, Ok(r) if r.status().is_success()) {
                 healthy += 1;
             }
         }
-        let (pss, cpu) = supervisor
-            .children
+        let (pss, cpu) = roster
+            .children()
             .iter()
             .fold((0u64, 0f64), |(pss, cpu), c| {
                 let pid = c.pid.load(Ordering::Relaxed);
@@ -185,8 +330,8 @@ pub async fn report_until(
         println!(
             "[{:>5}s] {healthy}/{} healthy | restarts {} | memory {} MiB (PSS) | CPU {:.1}s total | {load}",
             started.elapsed().as_secs(),
-            plan.components.len(),
-            supervisor.total_restarts(),
+            components.len(),
+            roster.total_restarts(),
             pss / (1024 * 1024),
             cpu,
         );

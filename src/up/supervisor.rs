@@ -9,18 +9,42 @@
 //! reaches only `up`, which then stops them in order with SIGTERM (and
 //! SIGKILL after a grace period).
 //!
-//! Rollouts: every service process starts at the `service.version` that
-//! `<run>/versions/<service>` names for its instance (the build's version
-//! when none), passed as `FIREDRILL_SERVICE_VERSION`. The controller writes
-//! those files (`firedrill_controller::deploys`); one task per service
-//! watches its file and, when an instance runs another version than the
-//! file says, replaces it (SIGTERM, start at the new version) and waits until
-//! it has answered `/health` with the new version for `--rollout-min-ready`
-//! (default 3 s), without restarting, before it replaces the next: a rolling update, one instance
-//! unavailable at a time. A replacement is not
-//! a crash: no backoff, not counted as a restart. A wait for an instance
-//! that never becomes healthy (a crashing release) ends as soon as the file
-//! changes again, so a rollback is never stuck behind a bad rollout.
+//! Every service has one more task, its manager, which owns the service's
+//! instances (`<service>-1` to `<service>-<n>`, always numbered from 1
+//! without gaps) and, every 250 ms, first scales them, then rolls them out.
+//! It acts on two files the controller writes, each replaced whole:
+//!
+//! - Scaling: `<run>/replicas/<service>` (`firedrill_controller::replicas`)
+//!   names how many instances should run; without it, the planned count
+//!   does. One step per tick: a missing instance is started, built by
+//!   [`Plan::service_instance`] like a planned one (on a new port, with its
+//!   own pid file, log and crash restarts), and the manager waits up to
+//!   30 s for it to answer `/health` (less if the lab stops or the count
+//!   drops again) before it does anything else. A surplus instance, always
+//!   the highest-numbered, leaves the [`Roster`] (so `endpoints.json` and
+//!   Prometheus' targets drop it) and keeps serving for a 2 s drain — its
+//!   callers take it out of rotation when the controller's count drops —
+//!   then gets SIGTERM; its pid file goes once it has exited. The gateway
+//!   is never scaled (it owns the public port), nor are the collector,
+//!   the controller and the load generator.
+//! - Rollouts: every service process starts at the `service.version` that
+//!   `<run>/versions/<service>` names for its instance (the build's version
+//!   when none), passed as `FIREDRILL_SERVICE_VERSION`
+//!   (`firedrill_controller::deploys`). When an instance runs another
+//!   version than the file says, the manager replaces it (SIGTERM, start at
+//!   the new version) and waits until it has answered `/health` with the
+//!   new version for `--rollout-min-ready` (default 3 s), without
+//!   restarting, before it replaces the next: a rolling update, one
+//!   instance unavailable at a time. A replacement is not a crash: no
+//!   backoff, not counted as a restart. A wait for an instance that never
+//!   becomes healthy (a crashing release) ends as soon as the file changes
+//!   again, so a rollback is never stuck behind a bad rollout; it pauses
+//!   while the service is scaled (and then resumes with the same instance,
+//!   its `--rollout-min-ready` counted again), so a stuck rollout never
+//!   blocks scaling either.
+//!
+//! An unreadable file of either kind is reported once and changes nothing
+//! until it is fixed.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -30,18 +54,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use firedrill_controller::deploys;
+use firedrill_controller::{deploys, replicas};
 use firedrill_runtime::config::BUILD_VERSION;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::SUPERVISOR_PID_ENV;
 use super::plan::{Component, Plan};
+use super::status::Roster;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -50,13 +75,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15);
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a child may take to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(8);
-/// How often a service's version file is read.
+/// How often a service's manager reads its replica and version files.
 const VERSIONS_POLL: Duration = Duration::from_millis(250);
-/// How often a replaced instance's `/health` is asked during a rollout.
+/// How often a replaced instance's `/health` is asked during a rollout (and
+/// a new one's after a scale-out).
 const ROLLOUT_HEALTH_POLL: Duration = Duration::from_millis(100);
 /// After this long waiting for a replaced instance, the rollout says it is
 /// stuck (and keeps waiting, unless the desired version changes).
 const ROLLOUT_STUCK_AFTER: Duration = Duration::from_secs(30);
+/// How long a scale-out waits for the new instance to answer `/health`
+/// before its service's manager goes on (a release that cannot start must
+/// not hold up the service's rollouts and scaling for ever).
+const SCALE_OUT_READY: Duration = Duration::from_secs(30);
+/// How long after a failed scale-out (no free port, a spawn error) the
+/// next attempt is made.
+const SCALE_OUT_RETRY: Duration = Duration::from_secs(15);
+/// How long a removed instance keeps serving before it gets SIGTERM. Its
+/// callers drop it from rotation within one agent poll (500 ms) of the
+/// controller's count dropping; the rest lets requests in flight finish.
+const SCALE_IN_DRAIN: Duration = Duration::from_secs(2);
+/// The one service that is never scaled: it owns the public port.
+const GATEWAY: &str = "gateway";
 
 /// What the supervisor knows about one component.
 #[derive(Debug)]
@@ -69,15 +108,28 @@ pub struct ChildState {
     pub version: Mutex<String>,
 }
 
+impl ChildState {
+    fn new() -> Arc<ChildState> {
+        Arc::new(ChildState {
+            pid: AtomicU32::new(0),
+            restarts: AtomicU32::new(0),
+            last_exit: Mutex::new(None),
+            version: Mutex::new(String::new()),
+        })
+    }
+}
+
 pub struct Supervisor {
-    pub children: Vec<Arc<ChildState>>,
+    roster: Arc<Roster>,
     stop: CancellationToken,
     tasks: Mutex<Option<JoinSet<()>>>,
 }
 
 impl Supervisor {
-    /// Starts every component; `min_ready` is how long a replaced instance
-    /// must stay healthy before a rollout replaces the next.
+    /// Starts every planned component, and a manager per service that
+    /// scales and rolls out its instances; `min_ready` is how long a
+    /// replaced instance must stay healthy before a rollout replaces the
+    /// next.
     pub fn start(
         exe: &Path,
         plan: &Plan,
@@ -86,21 +138,44 @@ impl Supervisor {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Supervisor> {
         let stop = shutdown.child_token();
+        // Should a later component fail to start, those already running
+        // stop again.
+        let on_error = stop.clone().drop_guard();
+        let shared = Arc::new(Shared {
+            exe: exe.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            plan: plan.clone(),
+            roster: Arc::new(Roster::new(plan, run_dir)),
+            min_ready,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .context("cannot build the supervisor's HTTP client")?,
+        });
+        clear_pid_files(run_dir);
         let mut tasks = JoinSet::new();
-        let mut children = Vec::new();
-        let mut services: Vec<(String, Vec<Rollable>)> = Vec::new();
+        let mut services: Vec<(String, Vec<Instance>)> = Vec::new();
         for component in &plan.components {
-            let state = Arc::new(ChildState {
-                pid: AtomicU32::new(0),
-                restarts: AtomicU32::new(0),
-                last_exit: Mutex::new(None),
-                version: Mutex::new(String::new()),
-            });
-            let log = run_dir.join("logs").join(format!("{}.log", component.id));
-            // Spawn the first instance synchronously so a broken executable
+            // Spawn the first process synchronously so a broken executable
             // or log directory fails `up` at once with a clear message.
+            if component.is_service() {
+                let instance = Instance::start(&shared, component.clone(), &stop)?;
+                match services
+                    .iter_mut()
+                    .find(|(name, _)| *name == component.name)
+                {
+                    Some((_, instances)) => instances.push(instance),
+                    None => services.push((component.name.clone(), vec![instance])),
+                }
+                continue;
+            }
+            let state = ChildState::new();
+            let log = shared.log_file(&component.id);
             let child = spawn(exe, component, &log, run_dir, &state)?;
-            let (replace, replace_rx) = mpsc::channel(1);
+            // Nothing replaces these: the sender goes at once, which turns
+            // the receiver's branch off.
+            let (_, replace) = mpsc::channel(1);
             tasks.spawn(keep_running(
                 Process {
                     exe: exe.to_path_buf(),
@@ -110,54 +185,74 @@ impl Supervisor {
                     state: state.clone(),
                 },
                 child,
-                replace_rx,
+                replace,
                 stop.clone(),
             ));
-            if component.is_service() {
-                let rollable = Rollable {
-                    component: component.clone(),
-                    state: state.clone(),
-                    replace,
-                };
-                match services
-                    .iter_mut()
-                    .find(|(name, _)| *name == component.name)
-                {
-                    Some((_, instances)) => instances.push(rollable),
-                    None => services.push((component.name.clone(), vec![rollable])),
-                }
-            }
-            children.push(state);
+            shared.roster.add(component.clone(), state);
         }
         for (service, instances) in services {
-            tasks.spawn(roll_out(
-                service,
-                instances,
-                run_dir.to_path_buf(),
-                min_ready,
-                stop.clone(),
-            ));
+            tasks
+                .spawn(ServiceManager::new(service, instances, shared.clone(), stop.clone()).run());
         }
+        on_error.disarm();
         Ok(Supervisor {
-            children,
+            roster: shared.roster.clone(),
             stop,
             tasks: Mutex::new(Some(tasks)),
         })
     }
 
-    pub fn total_restarts(&self) -> u32 {
-        self.children
-            .iter()
-            .map(|c| c.restarts.load(Ordering::Relaxed))
-            .sum()
+    /// The lab's current processes, scaled instances included.
+    pub fn roster(&self) -> &Arc<Roster> {
+        &self.roster
     }
 
-    /// Stops every child and waits for them.
+    /// Stops every child, scaled instances included, and waits for them.
     pub async fn stop(&self) {
         self.stop.cancel();
         let tasks = self.tasks.lock().take();
         if let Some(mut tasks) = tasks {
             while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// What every task of the supervisor shares.
+struct Shared {
+    exe: PathBuf,
+    run_dir: PathBuf,
+    /// Builds the instances a scale-out adds.
+    plan: Plan,
+    roster: Arc<Roster>,
+    min_ready: Duration,
+    /// Asks instances' `/health` (rollouts, scale-outs).
+    http: reqwest::Client,
+}
+
+impl Shared {
+    fn log_file(&self, id: &str) -> PathBuf {
+        self.run_dir.join("logs").join(format!("{id}.log"))
+    }
+}
+
+/// `<run>/pids/<id>.pid`: lets operators (and tests) find a process to
+/// kill, and the controller see which instances run.
+fn pid_file(run_dir: &Path, id: &str) -> PathBuf {
+    run_dir.join("pids").join(format!("{id}.pid"))
+}
+
+/// Removes the pid files a previous `up` on the same run directory left
+/// (a stop leaves them): the controller takes a service's pid files for its
+/// running instances, and a scaled instance of an earlier run must not
+/// count as one of this run's.
+fn clear_pid_files(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("pids")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "pid") {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -207,7 +302,7 @@ fn spawn(
     state: &ChildState,
 ) -> anyhow::Result<Child> {
     let version = desired_version(run_dir, component, &state.version.lock());
-    let child = spawn_process(exe, component, log, version.as_deref())?;
+    let child = spawn_process(exe, component, log, run_dir, version.as_deref())?;
     state.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
     *state.version.lock() = version.unwrap_or_default();
     Ok(child)
@@ -217,6 +312,7 @@ fn spawn_process(
     exe: &Path,
     component: &Component,
     log: &Path,
+    run_dir: &Path,
     version: Option<&str>,
 ) -> anyhow::Result<Child> {
     let file = OpenOptions::new()
@@ -241,18 +337,11 @@ fn spawn_process(
     let child = command
         .spawn()
         .with_context(|| format!("cannot start {} ({})", component.id, exe.display()))?;
-    // `<run>/pids/<id>.pid` lets operators (and tests) find a process to kill.
-    if let Some(pids) = log
-        .parent()
-        .and_then(Path::parent)
-        .map(|run| run.join("pids"))
-    {
-        let _ = std::fs::create_dir_all(&pids);
-        let _ = std::fs::write(
-            pids.join(format!("{}.pid", component.id)),
-            child.id().unwrap_or(0).to_string(),
-        );
+    let pid_file = pid_file(run_dir, &component.id);
+    if let Some(pids) = pid_file.parent() {
+        let _ = std::fs::create_dir_all(pids);
     }
+    let _ = std::fs::write(&pid_file, child.id().unwrap_or(0).to_string());
     Ok(child)
 }
 
@@ -362,130 +451,439 @@ async fn respawn(process: &Process, stop: &CancellationToken) -> Option<Child> {
     }
 }
 
-// === rollouts ===
+// === scaling and rollouts ===
 
-/// One instance of a service, as its rollout sees it.
-struct Rollable {
+/// One instance of a service, owned by its service's manager.
+struct Instance {
     component: Component,
     state: Arc<ChildState>,
     /// Asks the instance's `keep_running` to replace the process.
     replace: mpsc::Sender<()>,
+    /// Stops this instance alone (scale-in); a child of the lab's stop
+    /// token, so stopping the lab stops it too.
+    cancel: CancellationToken,
+    /// Its `keep_running`, which ends once the process has exited.
+    task: JoinHandle<()>,
 }
 
-/// Keeps the instances of `service` at the versions its file names,
-/// replacing one instance at a time, in instance order.
-async fn roll_out(
+impl Instance {
+    /// Starts the process (synchronously: a spawn error is the caller's),
+    /// its `keep_running` task, and lists it in the roster.
+    fn start(
+        shared: &Shared,
+        component: Component,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Instance> {
+        let state = ChildState::new();
+        let log = shared.log_file(&component.id);
+        let child = spawn(&shared.exe, &component, &log, &shared.run_dir, &state)?;
+        let (replace, replace_rx) = mpsc::channel(1);
+        let cancel = stop.child_token();
+        let task = tokio::spawn(keep_running(
+            Process {
+                exe: shared.exe.clone(),
+                component: component.clone(),
+                log,
+                run_dir: shared.run_dir.clone(),
+                state: state.clone(),
+            },
+            child,
+            replace_rx,
+            cancel.clone(),
+        ));
+        shared.roster.add(component.clone(), state.clone());
+        Ok(Instance {
+            component,
+            state,
+            replace,
+            cancel,
+            task,
+        })
+    }
+}
+
+/// A rollout step: `id` was asked to run `version`, and the rollout waits
+/// for it before it replaces another instance.
+struct Step {
+    id: String,
+    version: String,
+    started: Instant,
+    /// Whether the step was already reported stuck.
+    warned: bool,
+}
+
+/// How a wait for a rollout step ended.
+#[derive(PartialEq, Eq)]
+enum Waited {
+    /// Rolled out, superseded, the instance is gone, or the lab stops.
+    Done,
+    /// The service is to be scaled first; the step resumes afterwards.
+    Paused,
+}
+
+/// Keeps one service's instances at the count its replica file names and at
+/// the versions its version file names (see the module comment).
+struct ServiceManager {
     service: String,
-    instances: Vec<Rollable>,
-    run_dir: PathBuf,
-    min_ready: Duration,
+    shared: Arc<Shared>,
+    /// `<service>-1` to `<service>-<len>`, in order: scaling out pushes the
+    /// next number, scaling in pops the highest.
+    instances: Vec<Instance>,
+    /// How many instances run while the service has no replica file.
+    planned: usize,
     stop: CancellationToken,
-) {
-    let Ok(http) = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(1))
-        .build()
-    else {
-        tracing::error!(%service, "cannot build an HTTP client; rollouts of this service are off");
-        return;
-    };
-    let mut tick = tokio::time::interval(VERSIONS_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut unreadable = false;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+    /// The rollout step in progress, kept while the service is scaled.
+    step: Option<Step>,
+    /// After a failed scale-out, when to try again.
+    retry_scale_out: Option<Instant>,
+    /// Whether the replica or version file's problem was already reported
+    /// (once, until the file is fixed).
+    replicas_warned: bool,
+    versions_warned: bool,
+}
+
+impl ServiceManager {
+    fn new(
+        service: String,
+        instances: Vec<Instance>,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+    ) -> ServiceManager {
+        ServiceManager {
+            service,
+            shared,
+            planned: instances.len(),
+            instances,
+            stop,
+            step: None,
+            retry_scale_out: None,
+            replicas_warned: false,
+            versions_warned: false,
         }
-        let desired = match deploys::read_versions(&run_dir, &service) {
+    }
+
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(VERSIONS_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            self.scale().await;
+            if self.stop.is_cancelled() {
+                break;
+            }
+            self.roll_out().await;
+        }
+        // Each instance's `keep_running` has seen the stop as well; wait
+        // until their processes are gone.
+        for instance in self.instances.drain(..) {
+            let _ = instance.task.await;
+        }
+    }
+
+    // --- scaling ---
+
+    /// The count the service should run, from its replica file: its
+    /// number, or the planned count without a file.
+    fn read_count(&self) -> Result<usize, String> {
+        let count = replicas::read_replicas(&self.shared.run_dir, &self.service)?;
+        Ok(count.map_or(self.planned, |c| c as usize))
+    }
+
+    /// [`Self::read_count`] for this tick; `None` when there is nothing to
+    /// act on: an unreadable file keeps what runs and is reported once
+    /// until it is fixed; a file for the gateway is ignored, and reported
+    /// once.
+    fn desired_count(&mut self) -> Option<usize> {
+        if self.service == GATEWAY {
+            let path = replicas::replicas_file(&self.shared.run_dir, GATEWAY);
+            if !self.replicas_warned && path.exists() {
+                tracing::warn!(file = %path.display(), "the gateway is never scaled (it owns the public port); ignoring its replica file");
+                self.replicas_warned = true;
+            }
+            return None;
+        }
+        match self.read_count() {
+            Ok(count) => {
+                self.replicas_warned = false;
+                Some(count)
+            }
+            Err(e) => {
+                if !self.replicas_warned {
+                    tracing::warn!(service = %self.service, error = %e, "unreadable replica file; keeping the instances that run until it is fixed");
+                    self.replicas_warned = true;
+                }
+                None
+            }
+        }
+    }
+
+    /// The count as a wait sees it: `None` when unknown (or the gateway),
+    /// without reports.
+    fn peek_count(&self) -> Option<usize> {
+        if self.service == GATEWAY {
+            return None;
+        }
+        self.read_count().ok()
+    }
+
+    /// Whether the next tick has a scaling step to take.
+    fn scale_due(&self) -> bool {
+        let running = self.instances.len();
+        match self.peek_count() {
+            Some(desired) if desired > running => self.may_scale_out(),
+            Some(desired) => desired < running,
+            None => false,
+        }
+    }
+
+    fn may_scale_out(&self) -> bool {
+        self.retry_scale_out.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// One scaling step towards the desired count, if any.
+    async fn scale(&mut self) {
+        let Some(desired) = self.desired_count() else {
+            return;
+        };
+        let running = self.instances.len();
+        if desired > running && self.may_scale_out() {
+            self.scale_out().await;
+        } else if desired < running {
+            self.scale_in().await;
+        }
+    }
+
+    /// Starts the next instance and waits for it to answer `/health`.
+    async fn scale_out(&mut self) {
+        let n = self.instances.len() as u32 + 1;
+        let started = self
+            .shared
+            .plan
+            .service_instance(&self.service, n)
+            .and_then(|component| Instance::start(&self.shared, component, &self.stop));
+        let instance = match started {
+            Ok(instance) => instance,
+            Err(e) => {
+                tracing::error!(
+                    service = %self.service,
+                    instance = n,
+                    error = %format!("{e:#}"),
+                    retry_in_s = SCALE_OUT_RETRY.as_secs(),
+                    "cannot scale out; retrying"
+                );
+                self.retry_scale_out = Some(Instant::now() + SCALE_OUT_RETRY);
+                return;
+            }
+        };
+        self.retry_scale_out = None;
+        tracing::info!(
+            instance = %instance.component.id,
+            listen = instance.component.listen().unwrap_or_default(),
+            version = %instance.state.version.lock(),
+            pid = instance.state.pid.load(Ordering::Relaxed),
+            "scaled out"
+        );
+        self.instances.push(instance);
+        self.wait_scaled_out().await;
+    }
+
+    /// Waits until the newest instance answers `/health`: at most
+    /// [`SCALE_OUT_READY`], and not after the lab stops or the desired
+    /// count drops below it again (the next tick removes it).
+    async fn wait_scaled_out(&self) {
+        let Some(instance) = self.instances.last() else {
+            return;
+        };
+        let id = &instance.component.id;
+        let n = self.instances.len();
+        let started = Instant::now();
+        loop {
+            let healthy = matches!(
+                self.shared.http.get(&instance.component.health_url).send().await,
+                Ok(r) if r.status().is_success()
+            );
+            if healthy {
+                tracing::info!(instance = %id, after_ms = started.elapsed().as_millis() as u64, "scaled-out instance is healthy");
+                return;
+            }
+            if self.peek_count().is_some_and(|desired| desired < n) {
+                tracing::info!(instance = %id, "the desired count dropped again; not waiting for the new instance");
+                return;
+            }
+            if started.elapsed() >= SCALE_OUT_READY {
+                tracing::warn!(instance = %id, waited_s = SCALE_OUT_READY.as_secs(), "scaled-out instance is not healthy; going on");
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(ROLLOUT_HEALTH_POLL) => {}
+                _ = self.stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Takes the highest-numbered instance out of the lab: out of the
+    /// roster at once, stopped after the drain (unless the desired count
+    /// rises back in the meantime), its pid file removed once it exited.
+    async fn scale_in(&mut self) {
+        let n = self.instances.len();
+        let Some(last) = self.instances.last() else {
+            return;
+        };
+        let (component, state) = (last.component.clone(), last.state.clone());
+        let id = component.id.as_str();
+        self.shared.roster.remove(id);
+        tracing::info!(instance = %id, drain_ms = SCALE_IN_DRAIN.as_millis() as u64, "scaling in: draining");
+        let deadline = tokio::time::Instant::now() + SCALE_IN_DRAIN;
+        while tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                biased;
+                // Still in `instances`: the lab's stop waits for it.
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + VERSIONS_POLL)) => {}
+            }
+            if self.peek_count().is_some_and(|desired| desired >= n) {
+                tracing::info!(instance = %id, "scale-in called off: the desired count rose again");
+                self.shared.roster.add(component, state);
+                return;
+            }
+        }
+        let Some(instance) = self.instances.pop() else {
+            return;
+        };
+        instance.cancel.cancel();
+        // `keep_running` sends SIGTERM, SIGKILL after the grace period, and
+        // ends once the process has exited.
+        let _ = instance.task.await;
+        let pid_file = pid_file(&self.shared.run_dir, id);
+        if let Err(e) = std::fs::remove_file(&pid_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %pid_file.display(), error = %e, "cannot remove the pid file");
+        }
+        if self.step.as_ref().is_some_and(|step| step.id == id) {
+            self.step = None;
+        }
+        tracing::info!(instance = %id, "scaled in");
+    }
+
+    // --- rollouts ---
+
+    /// Keeps the instances at the versions the service's file names,
+    /// replacing one instance at a time, in instance order.
+    async fn roll_out(&mut self) {
+        let desired = match deploys::read_versions(&self.shared.run_dir, &self.service) {
             Ok(desired) => {
-                unreadable = false;
+                self.versions_warned = false;
                 desired
             }
             Err(e) => {
-                if !unreadable {
-                    tracing::warn!(%service, error = %e, "unreadable version file; no rollout until it is fixed");
-                    unreadable = true;
+                if !self.versions_warned {
+                    tracing::warn!(service = %self.service, error = %e, "unreadable version file; no rollout until it is fixed");
+                    self.versions_warned = true;
                 }
-                continue;
+                return;
             }
         };
-        let wanted = |id: &str| {
-            desired
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| BUILD_VERSION.to_string())
+        let mut step = match self.step.take() {
+            Some(step) => step,
+            None => {
+                let wanted = |id: &str| {
+                    desired
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| BUILD_VERSION.to_string())
+                };
+                let Some(next) = self
+                    .instances
+                    .iter()
+                    .find(|i| *i.state.version.lock() != wanted(&i.component.id))
+                else {
+                    return;
+                };
+                let version = wanted(&next.component.id);
+                tracing::info!(
+                    instance = %next.component.id,
+                    from = %next.state.version.lock(),
+                    to = %version,
+                    "rolling out"
+                );
+                // A full channel means a replacement is already asked for.
+                let _ = next.replace.try_send(());
+                Step {
+                    id: next.component.id.clone(),
+                    version,
+                    started: Instant::now(),
+                    warned: false,
+                }
+            }
         };
-        let Some(next) = instances
-            .iter()
-            .find(|i| *i.state.version.lock() != wanted(&i.component.id))
-        else {
-            continue;
-        };
-        let version = wanted(&next.component.id);
-        tracing::info!(
-            instance = %next.component.id,
-            from = %next.state.version.lock(),
-            to = %version,
-            "rolling out"
-        );
-        // A full channel means a replacement is already asked for.
-        let _ = next.replace.try_send(());
-        wait_rolled(&http, next, &version, &run_dir, min_ready, &stop).await;
+        if self.wait_rolled(&mut step).await == Waited::Paused {
+            self.step = Some(step);
+        }
     }
-}
 
-/// Waits until `instance` has answered `/health` with `version` for
-/// `min_ready` without restarting, the lab stops, or its service's file
-/// asks for another version (a rollback of a release that never becomes
-/// healthy).
-async fn wait_rolled(
-    http: &reqwest::Client,
-    instance: &Rollable,
-    version: &str,
-    run_dir: &Path,
-    min_ready: Duration,
-    stop: &CancellationToken,
-) {
-    #[derive(serde::Deserialize)]
-    struct Health {
-        version: String,
-    }
-    let id = &instance.component.id;
-    let started = Instant::now();
-    let mut warned = false;
-    // Since when, and as which pid, the instance has been healthy.
-    let mut ready: Option<(Instant, u32)> = None;
-    loop {
-        let healthy = match http.get(&instance.component.health_url).send().await {
-            Ok(r) if r.status().is_success() => {
-                r.json::<Health>().await.is_ok_and(|h| h.version == version)
+    /// Waits until the step's instance has answered `/health` with its
+    /// version for `min_ready` without restarting, the lab stops, or the
+    /// service's file asks for another version (a rollback of a release
+    /// that never becomes healthy). Pauses when the service is to be
+    /// scaled first.
+    async fn wait_rolled(&self, step: &mut Step) -> Waited {
+        #[derive(serde::Deserialize)]
+        struct Health {
+            version: String,
+        }
+        let Some(instance) = self.instances.iter().find(|i| i.component.id == step.id) else {
+            return Waited::Done;
+        };
+        let (id, version) = (&step.id, &step.version);
+        // Since when, and as which pid, the instance has been healthy.
+        let mut ready: Option<(Instant, u32)> = None;
+        loop {
+            let healthy = match self
+                .shared
+                .http
+                .get(&instance.component.health_url)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Health>()
+                    .await
+                    .is_ok_and(|h| h.version == *version),
+                _ => false,
+            };
+            let pid = instance.state.pid.load(Ordering::Relaxed);
+            ready = match ready {
+                Some((since, same)) if healthy && same == pid => Some((since, same)),
+                _ if healthy => Some((Instant::now(), pid)),
+                _ => None,
+            };
+            if ready.is_some_and(|(since, _)| since.elapsed() >= self.shared.min_ready) {
+                tracing::info!(instance = %id, %version, after_ms = step.started.elapsed().as_millis() as u64, "rolled out");
+                return Waited::Done;
             }
-            _ => false,
-        };
-        let pid = instance.state.pid.load(Ordering::Relaxed);
-        ready = match ready {
-            Some((since, same)) if healthy && same == pid => Some((since, same)),
-            _ if healthy => Some((Instant::now(), pid)),
-            _ => None,
-        };
-        if ready.is_some_and(|(since, _)| since.elapsed() >= min_ready) {
-            tracing::info!(instance = %id, %version, after_ms = started.elapsed().as_millis() as u64, "rolled out");
-            return;
-        }
-        let superseded = deploys::read_versions(run_dir, &instance.component.name)
-            .is_ok_and(|d| d.get(id).map_or(BUILD_VERSION, String::as_str) != version);
-        if superseded {
-            tracing::info!(instance = %id, %version, "rollout superseded by a newer desired version");
-            return;
-        }
-        if !warned && started.elapsed() >= ROLLOUT_STUCK_AFTER {
-            tracing::warn!(instance = %id, %version, "rollout stuck: the new process is not healthy");
-            warned = true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(ROLLOUT_HEALTH_POLL) => {}
-            _ = stop.cancelled() => return,
+            let superseded = deploys::read_versions(&self.shared.run_dir, &self.service)
+                .is_ok_and(|d| d.get(id).map_or(BUILD_VERSION, String::as_str) != version);
+            if superseded {
+                tracing::info!(instance = %id, %version, "rollout superseded by a newer desired version");
+                return Waited::Done;
+            }
+            if !step.warned && step.started.elapsed() >= ROLLOUT_STUCK_AFTER {
+                tracing::warn!(instance = %id, %version, "rollout stuck: the new process is not healthy");
+                step.warned = true;
+            }
+            if self.scale_due() {
+                tracing::info!(instance = %id, %version, "rollout paused: scaling the service first");
+                return Waited::Paused;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(ROLLOUT_HEALTH_POLL) => {}
+                _ = self.stop.cancelled() => return Waited::Done,
+            }
         }
     }
 }
