@@ -202,3 +202,117 @@ async fn a_replica_file_scales_a_service_out_and_back_in() {
         .await;
     }
 }
+
+/// The sum of the samples of `metric` in a `/metrics` text whose labels
+/// contain every one of `labels`.
+fn sum_of(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && labels.iter().all(|needle| l.contains(needle)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The shop's failed answers so far, as the gateway counts them.
+async fn gateway_5xx(lab: &Lab) -> f64 {
+    let text = lab.get_text(lab.url("/metrics")).await;
+    sum_of(
+        &text,
+        "http_server_request_duration_seconds_count{",
+        &["http_response_status_code=\"5"],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
+    let lab = Lab::start(&["--load-rate", "20", "--instances", "catalog=2"]).await;
+    let run = lab.run_dir.clone();
+
+    // Out: the controller declares three, the supervisor starts catalog-3,
+    // and the gateway's calls reach it once it serves.
+    let out = lab.cli(&["ops", "scale", "catalog", "replicas=3"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("from 2 to 3") && said.contains("catalog-3"),
+        "{said}"
+    );
+    let metrics = lab
+        .eventually("endpoints.json to list catalog-3", WAIT, || async {
+            let endpoints = read_json(&run.join("endpoints.json"))?;
+            let c = endpoints["components"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == "catalog-3")?
+                .clone();
+            Some(c["metrics"].as_str()?.to_string())
+        })
+        .await;
+    lab.eventually("catalog-3 to serve the gateway's calls", WAIT, || async {
+        let text = lab
+            .http
+            .get(&metrics)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (sum_of(
+            &text,
+            "http_server_request_duration_seconds_count{",
+            &["http_route=\"/products"],
+        ) >= 5.0)
+            .then_some(())
+    })
+    .await;
+    let gateway_log = lab.component_log("gateway-1");
+    assert!(
+        gateway_log.contains("peer instances changed"),
+        "{gateway_log}"
+    );
+
+    // In: catalog-2 and catalog-3 leave the rotation before they stop, so
+    // the shop fails no request on their account.
+    let failed_before = gateway_5xx(&lab).await;
+    let out = lab.cli(&["ops", "scale", "catalog", "replicas=1"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("from 3 to 1"), "{said}");
+    lab.eventually("catalog-2 and catalog-3 to stop", WAIT, || async {
+        (!pid_file(&run, "catalog-2").exists() && !pid_file(&run, "catalog-3").exists())
+            .then_some(())
+    })
+    .await;
+    // A few more seconds of traffic on catalog-1 alone.
+    let served_before = sum_of(
+        &lab.get_text(lab.url("/metrics")).await,
+        "http_server_request_duration_seconds_count{",
+        &["http_route=\"/api/products"],
+    );
+    lab.eventually("more product pages served", WAIT, || async {
+        let text = lab.get_text(lab.url("/metrics")).await;
+        (sum_of(
+            &text,
+            "http_server_request_duration_seconds_count{",
+            &["http_route=\"/api/products"],
+        ) >= served_before + 20.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        gateway_5xx(&lab).await,
+        failed_before,
+        "the gateway failed requests while catalog scaled in"
+    );
+    // Bad input is refused with what was wrong, and changes nothing.
+    let out = lab.cli(&["ops", "scale", "gateway", "replicas=2"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("edge"),
+        "{out:?}"
+    );
+    assert!(!pid_file(&run, "catalog-2").exists());
+}
