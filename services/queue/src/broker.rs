@@ -137,8 +137,14 @@ impl Broker {
         Ok(id)
     }
 
-    /// Delivers up to `max` messages, waiting up to `wait` for the first.
-    pub async fn receive(&self, topic: &str, options: Receive) -> AppResult<Vec<Message>> {
+    /// Delivers up to `max` messages of `group`'s subscription to `topic`
+    /// (see `store`), waiting up to `wait` for the first.
+    pub async fn receive(
+        &self,
+        topic: &str,
+        group: &str,
+        options: Receive,
+    ) -> AppResult<Vec<Message>> {
         let waker = self.waker(topic);
         let deadline = Instant::now() + options.wait.min(MAX_WAIT);
         loop {
@@ -150,10 +156,18 @@ impl Broker {
 
             let now_ms = clock::now_unix_ms();
             let owned = topic.to_string();
+            let group = group.to_string();
             let claimed = self
                 .db
                 .run(CLAIM, move |conn| {
-                    store::claim(conn, &owned, options.max, now_ms, options.visibility_ms)
+                    store::claim(
+                        conn,
+                        &owned,
+                        &group,
+                        options.max,
+                        now_ms,
+                        options.visibility_ms,
+                    )
                 })
                 .await?;
             for &(id, attempts) in &claimed.dead_lettered {

@@ -89,6 +89,11 @@ struct ReceiveRequest {
     wait_ms: u64,
     #[serde(default = "default_visibility_ms")]
     visibility_ms: i64,
+    /// The consumer group (a service name): every group subscribed to a
+    /// topic gets each message, and a group's consumers share its copy.
+    /// Empty: no group.
+    #[serde(default)]
+    group: String,
 }
 
 fn one() -> i64 {
@@ -126,7 +131,11 @@ async fn receive(
         wait: Duration::from_millis(request.wait_ms),
         visibility_ms: request.visibility_ms,
     };
-    let messages = broker.receive(topic, options).await?;
+    if !request.group.is_empty() {
+        valid_topic(&request.group)
+            .map_err(|e| AppError::bad_request(format!("group: {}", e.message)))?;
+    }
+    let messages = broker.receive(topic, &request.group, options).await?;
     Ok(axum::Json(Received { messages }))
 }
 

@@ -1,5 +1,12 @@
 //! Messages in SQL: the broker's durable state.
 //!
+//! A topic fans out to its subscriptions: every consumer group (a service,
+//! e.g. `notification`) that ever received from a topic is subscribed to it
+//! from then on, and each message published to the topic is stored once per
+//! subscription, so every group gets every message and groups never compete
+//! (within a group, its processes share the work). A message published
+//! before any group subscribed is stored once, for whichever comes first.
+//!
 //! A message's life: `ready` → (receive) `inflight` until `visible_at_ms` →
 //! deleted on ack, or back to `ready` on nack or when its visibility expires
 //! and it is received again; after [`MAX_ATTEMPTS`] deliveries a failure moves
@@ -28,8 +35,25 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
              state          TEXT NOT NULL CHECK (state IN ('ready', 'inflight', 'dead')),
              last_error     TEXT
          );
-         CREATE INDEX IF NOT EXISTS messages_by_topic_state_visibility
-             ON messages (topic, state, visible_at_ms);",
+         CREATE TABLE IF NOT EXISTS subscriptions (
+             topic TEXT NOT NULL,
+             grp   TEXT NOT NULL,
+             PRIMARY KEY (topic, grp)
+         );",
+    )?;
+    // A store from before subscriptions: its messages belong to no group.
+    let has_group: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'grp'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_group {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT ''")?;
+    }
+    conn.execute_batch(
+        "DROP INDEX IF EXISTS messages_by_topic_state_visibility;
+         CREATE INDEX IF NOT EXISTS messages_by_topic_group_state_visibility
+             ON messages (topic, grp, state, visible_at_ms);",
     )
 }
 
@@ -44,7 +68,8 @@ pub struct Message {
     pub enqueued_at_ms: i64,
 }
 
-/// Stores a message, ready at once; returns its id.
+/// Stores a message, ready at once, once per subscription of `topic` (or
+/// once, for no group yet); returns the id of its first copy.
 pub fn publish(
     conn: &Connection,
     topic: &str,
@@ -52,13 +77,31 @@ pub fn publish(
     headers: &str,
     now_ms: i64,
 ) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "INSERT INTO messages (topic, payload, headers, attempts, enqueued_at_ms, visible_at_ms, state)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4, 'ready')
-         RETURNING id",
-        params![topic, payload, headers, now_ms],
-        |row| row.get(0),
-    )
+    // Not nested in another transaction: every caller hands a plain
+    // connection.
+    let tx = conn.unchecked_transaction()?;
+    let ids = {
+        let mut stmt = tx.prepare(
+            "INSERT INTO messages (topic, payload, headers, attempts, enqueued_at_ms, visible_at_ms, state, grp)
+             SELECT ?1, ?2, ?3, 0, ?4, ?4, 'ready', grp FROM subscriptions WHERE topic = ?1
+             ORDER BY grp
+             RETURNING id",
+        )?;
+        let rows = stmt.query_map(params![topic, payload, headers, now_ms], |row| row.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<i64>>>()?
+    };
+    let id = match ids.iter().min() {
+        Some(&id) => id,
+        None => tx.query_row(
+            "INSERT INTO messages (topic, payload, headers, attempts, enqueued_at_ms, visible_at_ms, state, grp)
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, 'ready', '')
+             RETURNING id",
+            params![topic, payload, headers, now_ms],
+            |row| row.get(0),
+        )?,
+    };
+    tx.commit()?;
+    Ok(id)
 }
 
 /// What one receive did.
@@ -76,24 +119,34 @@ pub struct Claimed {
     pub next_visible_at_ms: Option<i64>,
 }
 
-/// Delivers up to `max` visible messages of `topic`, in one transaction so
-/// concurrent receivers never get the same message.
+/// Delivers up to `max` visible messages of `topic` to the consumer group
+/// `group` (subscribing it to the topic from now on; `""` is no group and
+/// subscribes nothing), in one transaction so concurrent receivers never
+/// get the same message.
 pub fn claim(
     conn: &mut Connection,
     topic: &str,
+    group: &str,
     max: i64,
     now_ms: i64,
     visibility_ms: i64,
 ) -> rusqlite::Result<Claimed> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !group.is_empty() {
+        tx.execute(
+            "INSERT OR IGNORE INTO subscriptions (topic, grp) VALUES (?1, ?2)",
+            params![topic, group],
+        )?;
+    }
     let dead_lettered = {
         let mut stmt = tx.prepare(
             "UPDATE messages SET state = 'dead',
                  last_error = 'visibility timeout expired after ' || attempts || ' deliveries'
-             WHERE topic = ?1 AND state = 'inflight' AND visible_at_ms <= ?2 AND attempts >= ?3
+             WHERE topic = ?1 AND grp IN (?4, '') AND state = 'inflight' AND visible_at_ms <= ?2
+                 AND attempts >= ?3
              RETURNING id, attempts",
         )?;
-        let rows = stmt.query_map(params![topic, now_ms, MAX_ATTEMPTS], |row| {
+        let rows = stmt.query_map(params![topic, now_ms, MAX_ATTEMPTS, group], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
         rows.collect::<rusqlite::Result<Vec<(i64, i64)>>>()?
@@ -103,12 +156,19 @@ pub fn claim(
             "UPDATE messages SET state = 'inflight', attempts = attempts + 1, visible_at_ms = ?4
              WHERE id IN (
                  SELECT id FROM messages
-                 WHERE topic = ?1 AND state IN ('ready', 'inflight') AND visible_at_ms <= ?2
+                 WHERE topic = ?1 AND grp IN (?5, '') AND state IN ('ready', 'inflight')
+                     AND visible_at_ms <= ?2
                  ORDER BY id LIMIT ?3)
              RETURNING id, payload, headers, attempts, enqueued_at_ms",
         )?;
         let rows = stmt.query_map(
-            params![topic, now_ms, max, now_ms.saturating_add(visibility_ms)],
+            params![
+                topic,
+                now_ms,
+                max,
+                now_ms.saturating_add(visibility_ms),
+                group
+            ],
             |row| {
                 Ok(Message {
                     id: row.get(0)?,
@@ -125,8 +185,9 @@ pub fn claim(
     messages.sort_by_key(|m| m.id);
     let next_visible_at_ms = if messages.is_empty() {
         tx.query_row(
-            "SELECT MIN(visible_at_ms) FROM messages WHERE topic = ?1 AND state IN ('ready', 'inflight')",
-            [topic],
+            "SELECT MIN(visible_at_ms) FROM messages
+             WHERE topic = ?1 AND grp IN (?2, '') AND state IN ('ready', 'inflight')",
+            [topic, group],
             |row| row.get(0),
         )?
     } else {
@@ -309,23 +370,63 @@ mod tests {
     }
 
     #[test]
+    fn a_topic_fans_out_to_every_group_and_a_group_shares_its_copy() {
+        let mut conn = db();
+        // Before anyone subscribed: one copy, for whoever comes first.
+        let early = put(&conn, "orders", 0, 10);
+        let got = claim(&mut conn, "orders", "mail", 10, 20, 1000).unwrap();
+        assert_eq!(
+            got.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [early]
+        );
+        assert!(
+            claim(&mut conn, "orders", "history", 10, 20, 1000)
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+
+        // Both groups have received now: each later message is theirs twice.
+        put(&conn, "orders", 1, 30);
+        let mail = claim(&mut conn, "orders", "mail", 1, 40, 1000).unwrap();
+        assert_eq!(mail.messages.len(), 1);
+        assert!(
+            claim(&mut conn, "orders", "mail", 10, 40, 1000)
+                .unwrap()
+                .messages
+                .is_empty(),
+            "the mail group's copy is in flight with one of its consumers"
+        );
+        let history = claim(&mut conn, "orders", "history", 10, 40, 1000).unwrap();
+        assert_eq!(history.messages.len(), 1);
+        assert_ne!(mail.messages[0].id, history.messages[0].id);
+        assert_eq!(mail.messages[0].payload, history.messages[0].payload);
+        // One group acking leaves the other's copy alone.
+        assert!(ack(&conn, "orders", mail.messages[0].id).unwrap());
+        assert_eq!(stats(&conn, "orders").unwrap().in_flight, 2);
+        // Other topics are not subscribed by receiving here.
+        put(&conn, "other", 2, 50);
+        assert_eq!(stats(&conn, "other").unwrap().ready, 1);
+    }
+
+    #[test]
     fn receive_delivers_oldest_first_once() {
         let mut conn = db();
         let a = put(&conn, "t", 1, 100);
         let b = put(&conn, "t", 2, 101);
         put(&conn, "other", 3, 102);
-        let first = claim(&mut conn, "t", 1, 200, 1000).unwrap();
+        let first = claim(&mut conn, "t", "", 1, 200, 1000).unwrap();
         assert_eq!(first.messages.len(), 1);
         let m = &first.messages[0];
         assert_eq!((m.id, m.attempts, m.enqueued_at_ms), (a, 1, 100));
         assert_eq!(m.payload, serde_json::json!({"n": 1}));
         assert_eq!(m.headers["traceparent"], "00-x");
-        let second = claim(&mut conn, "t", 10, 200, 1000).unwrap();
+        let second = claim(&mut conn, "t", "", 10, 200, 1000).unwrap();
         assert_eq!(
             second.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
             vec![b]
         );
-        let none = claim(&mut conn, "t", 10, 200, 1000).unwrap();
+        let none = claim(&mut conn, "t", "", 10, 200, 1000).unwrap();
         assert!(none.messages.is_empty());
         assert_eq!(
             none.next_visible_at_ms,
@@ -338,14 +439,14 @@ mod tests {
     fn an_unacked_message_reappears_after_its_visibility() {
         let mut conn = db();
         let id = put(&conn, "t", 1, 0);
-        claim(&mut conn, "t", 1, 10, 100).unwrap();
+        claim(&mut conn, "t", "", 1, 10, 100).unwrap();
         assert!(
-            claim(&mut conn, "t", 1, 109, 100)
+            claim(&mut conn, "t", "", 1, 109, 100)
                 .unwrap()
                 .messages
                 .is_empty()
         );
-        let again = claim(&mut conn, "t", 1, 110, 100).unwrap();
+        let again = claim(&mut conn, "t", "", 1, 110, 100).unwrap();
         assert_eq!(again.messages[0].id, id);
         assert_eq!(again.messages[0].attempts, 2);
         assert!(ack(&conn, "t", id).unwrap());
@@ -358,14 +459,14 @@ mod tests {
         let mut conn = db();
         let id = put(&conn, "t", 1, 0);
         for attempt in 1..MAX_ATTEMPTS {
-            let got = claim(&mut conn, "t", 1, attempt, 1000).unwrap();
+            let got = claim(&mut conn, "t", "", 1, attempt, 1000).unwrap();
             assert_eq!(got.messages[0].attempts, attempt);
             assert_eq!(
                 nack(&mut conn, "t", id, "boom", attempt).unwrap(),
                 Nacked::Requeued
             );
         }
-        claim(&mut conn, "t", 1, 10, 1000).unwrap();
+        claim(&mut conn, "t", "", 1, 10, 1000).unwrap();
         assert_eq!(
             nack(&mut conn, "t", id, "boom", 10).unwrap(),
             Nacked::DeadLettered {
@@ -381,7 +482,7 @@ mod tests {
             Nacked::NotFound
         );
         assert!(
-            claim(&mut conn, "t", 1, 20, 1000)
+            claim(&mut conn, "t", "", 1, 20, 1000)
                 .unwrap()
                 .messages
                 .is_empty()
@@ -399,7 +500,7 @@ mod tests {
         assert_eq!(stats(&conn, "t").unwrap().dead, 1);
 
         assert_eq!(replay_dead(&conn, "t", 30).unwrap(), 1);
-        let replayed = claim(&mut conn, "t", 1, 30, 1000).unwrap();
+        let replayed = claim(&mut conn, "t", "", 1, 30, 1000).unwrap();
         assert_eq!(
             replayed.messages[0].attempts, 1,
             "a replay starts a fresh attempt budget"
@@ -412,14 +513,14 @@ mod tests {
         let id = put(&conn, "t", 1, 0);
         for attempt in 0..MAX_ATTEMPTS {
             assert_eq!(
-                claim(&mut conn, "t", 1, attempt * 10, 5)
+                claim(&mut conn, "t", "", 1, attempt * 10, 5)
                     .unwrap()
                     .messages
                     .len(),
                 1
             );
         }
-        let got = claim(&mut conn, "t", 1, 1000, 5).unwrap();
+        let got = claim(&mut conn, "t", "", 1, 1000, 5).unwrap();
         assert!(got.messages.is_empty());
         assert_eq!(got.dead_lettered, vec![(id, MAX_ATTEMPTS)]);
         assert_eq!(stats(&conn, "t").unwrap().dead, 1);
@@ -433,7 +534,7 @@ mod tests {
         let dead = put(&conn, "t", 3, 50);
         conn.execute("UPDATE messages SET state = 'dead' WHERE id = ?1", [dead])
             .unwrap();
-        claim(&mut conn, "t", 1, 300, 1000).unwrap();
+        claim(&mut conn, "t", "", 1, 300, 1000).unwrap();
         let s = stats(&conn, "t").unwrap();
         assert_eq!((s.ready, s.in_flight, s.dead), (1, 1, 1));
         assert_eq!(

@@ -480,3 +480,46 @@ async fn messages_survive_a_broker_restart() {
     assert_eq!(back[0]["id"], inflight);
     assert_eq!(back[0]["attempts"], 2);
 }
+
+#[tokio::test]
+async fn every_consumer_group_gets_each_message_and_a_bad_group_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Broker::start(&db_path(&dir)).await;
+    let receive = |group: &'static str| {
+        let q = &q;
+        async move {
+            let (status, body) = q
+                .call(
+                    Method::POST,
+                    "/topics/order-events/receive",
+                    Some(json!({"max": 10, "wait_ms": 0, "group": group})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["messages"].as_array().unwrap().clone()
+        }
+    };
+    // Both services consume the topic: each subscribes with its first receive.
+    assert!(receive("notification").await.is_empty());
+    assert!(receive("projector").await.is_empty());
+    q.publish("order-events", json!({"order": 1})).await;
+    let mail = receive("notification").await;
+    let history = receive("projector").await;
+    assert_eq!(mail.len(), 1, "notification's copy");
+    assert_eq!(history.len(), 1, "projector's copy");
+    assert_eq!(mail[0]["payload"], history[0]["payload"]);
+    assert!(
+        receive("notification").await.is_empty(),
+        "delivered once per group"
+    );
+
+    let (status, body) = q
+        .call(
+            Method::POST,
+            "/topics/order-events/receive",
+            Some(json!({"max": 1, "group": "Not A Group"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("group"), "{body}");
+}

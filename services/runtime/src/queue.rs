@@ -48,10 +48,13 @@ struct Published {
 }
 
 #[derive(Serialize)]
-struct ReceiveBody {
+struct ReceiveBody<'a> {
     max: usize,
     wait_ms: u64,
     visibility_ms: u64,
+    /// The consumer group: this service. Every service that consumes a
+    /// topic gets each message; its instances share the work.
+    group: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +140,7 @@ pub fn spawn_consumer<H, Fut>(
                 max: config.batch,
                 wait_ms: config.wait.as_millis() as u64,
                 visibility_ms: config.visibility.as_millis() as u64,
+                group: broker.faults().service(),
             };
             let poll = broker
                 .post(
