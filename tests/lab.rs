@@ -77,6 +77,42 @@ async fn a_checkout_trace_crosses_the_mesh_with_logs_metrics_and_exemplars() {
     let order: Value = checkout.json().await.unwrap();
     assert_eq!(order["status"], "confirmed");
 
+    // Both consumers of order-events see the order: the confirmation email
+    // and the order history (a topic fans out to every consuming service).
+    let order_id = order["order_id"].clone();
+    for (id, path, list) in [
+        ("notification-1", "/notifications?user_id=7", "notifications"),
+        ("projector-1", "/users/7/orders", "orders"),
+    ] {
+        let base = lab
+            .endpoints
+            .components
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .health
+            .trim_end_matches("/health")
+            .to_string();
+        lab.eventually(
+            &format!("{id} to record order {order_id}"),
+            Duration::from_secs(10),
+            || {
+                let url = format!("{base}{path}");
+                let http = lab.http.clone();
+                let order_id = order_id.clone();
+                async move {
+                    let body: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                    body[list]
+                        .as_array()?
+                        .iter()
+                        .any(|o| o["order_id"] == order_id)
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     // The same trace id is queryable, spans from >= 5 services, with DB and
     // queue (producer + consumer) spans, all correctly parented.
     let query = lab.endpoints.query.clone();
