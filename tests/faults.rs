@@ -548,12 +548,7 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
 
 /// Requests `instance` has answered on `route`, from its own `/metrics`.
 async fn served(lab: &Lab, instance: &str, route: &str) -> f64 {
-    let component = lab
-        .endpoints
-        .components
-        .iter()
-        .find(|c| c.id == instance)
-        .unwrap_or_else(|| panic!("no component {instance}"));
+    let component = lab.component(instance);
     let route = format!("http_route=\"{route}\"");
     lab.get_text(&component.metrics)
         .await
@@ -638,14 +633,7 @@ async fn a_drained_instance_stops_getting_traffic_and_undrain_brings_it_back() {
     assert_eq!(served(&lab, "payment-2", "/payments").await, two);
     assert!(served(&lab, "payment-1", "/payments").await >= one + 10.0);
     // Out of rotation is not down: payment-2 stays up and healthy.
-    let health = lab
-        .endpoints
-        .components
-        .iter()
-        .find(|c| c.id == "payment-2")
-        .unwrap()
-        .health
-        .clone();
+    let health = lab.component("payment-2").health.clone();
     assert_eq!(lab.http.get(&health).send().await.unwrap().status(), 200);
 
     let done = ok(&lab.cli(&["ops", "undrain", "payment-2", "--actor", "test"]));
@@ -712,14 +700,7 @@ async fn a_config_push_times_out_a_link_until_it_is_rolled_back() {
         "{}",
         lab.component_log("checkout-1")
     );
-    let checkout_metrics = lab
-        .endpoints
-        .components
-        .iter()
-        .find(|c| c.id == "checkout-1")
-        .unwrap()
-        .metrics
-        .clone();
+    let checkout_metrics = lab.component("checkout-1").metrics.clone();
     let text = lab.get_text(&checkout_metrics).await;
     assert!(
         text.contains("firedrill_config_info{service_name=\"checkout\",config_version=\"1\"} 1"),

@@ -81,15 +81,15 @@ async fn a_checkout_trace_crosses_the_mesh_with_logs_metrics_and_exemplars() {
     // and the order history (a topic fans out to every consuming service).
     let order_id = order["order_id"].clone();
     for (id, path, list) in [
-        ("notification-1", "/notifications?user_id=7", "notifications"),
+        (
+            "notification-1",
+            "/notifications?user_id=7",
+            "notifications",
+        ),
         ("projector-1", "/users/7/orders", "orders"),
     ] {
         let base = lab
-            .endpoints
-            .components
-            .iter()
-            .find(|c| c.id == id)
-            .unwrap()
+            .component(id)
             .health
             .trim_end_matches("/health")
             .to_string();
@@ -390,15 +390,7 @@ async fn a_killed_service_fails_its_callers_then_is_restarted() {
         "{log}"
     );
     let gateway_metrics = lab
-        .get_text(
-            lab.endpoints
-                .components
-                .iter()
-                .find(|c| c.id == "gateway-1")
-                .unwrap()
-                .metrics
-                .clone(),
-        )
+        .get_text(lab.component("gateway-1").metrics.clone())
         .await;
     assert!(
         gateway_metrics.lines().any(|l| l

@@ -157,12 +157,7 @@ const TRACE_DERIVED: &[&str] = &[
 ];
 
 async fn trace_derived_families_missing(lab: &Lab) -> BTreeSet<&'static str> {
-    let collector = lab
-        .endpoints
-        .components
-        .iter()
-        .find(|c| c.id == "collector")
-        .expect("collector in endpoints.json");
+    let collector = lab.component("collector");
     let text = lab.get_text(&collector.metrics).await;
     TRACE_DERIVED
         .iter()

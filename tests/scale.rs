@@ -33,6 +33,16 @@ fn listed(run_dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The process `id` as `endpoints.json` lists it now, if it does.
+fn listed_component(run_dir: &Path, id: &str) -> Option<Value> {
+    let endpoints = read_json(&run_dir.join("endpoints.json"))?;
+    endpoints["components"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+}
+
 /// The `instance` labels of the Prometheus target file, when `up` started a
 /// Prometheus (it does when one is installed).
 fn targeted(run_dir: &Path) -> Option<Vec<String>> {
@@ -105,12 +115,7 @@ async fn a_replica_file_scales_a_service_out_and_back_in() {
         .await;
     let health_url = lab
         .eventually("endpoints.json to list catalog-3", WAIT, || async {
-            let endpoints = read_json(&run.join("endpoints.json"))?;
-            let c = endpoints["components"]
-                .as_array()?
-                .iter()
-                .find(|c| c["id"] == "catalog-3")?
-                .clone();
+            let c = listed_component(&run, "catalog-3")?;
             assert_eq!(c["name"], "catalog");
             Some(c["health"].as_str()?.to_string())
         })
@@ -177,14 +182,7 @@ async fn a_replica_file_scales_a_service_out_and_back_in() {
             "{targets:?}"
         );
     }
-    let catalog1 = lab
-        .endpoints
-        .components
-        .iter()
-        .find(|c| c.id == "catalog-1")
-        .unwrap()
-        .health
-        .clone();
+    let catalog1 = lab.component("catalog-1").health.clone();
     let r = lab.http.get(&catalog1).send().await.unwrap();
     assert!(r.status().is_success(), "catalog-1 answers {}", r.status());
     let up_log = lab.up_log();
@@ -242,12 +240,7 @@ async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
     );
     let metrics = lab
         .eventually("endpoints.json to list catalog-3", WAIT, || async {
-            let endpoints = read_json(&run.join("endpoints.json"))?;
-            let c = endpoints["components"]
-                .as_array()?
-                .iter()
-                .find(|c| c["id"] == "catalog-3")?
-                .clone();
+            let c = listed_component(&run, "catalog-3")?;
             Some(c["metrics"].as_str()?.to_string())
         })
         .await;

@@ -607,20 +607,21 @@ mod tests {
         ids.iter().map(|s| s.to_string()).collect()
     }
 
+    /// A deploy by `ann` at time 1 over `history`, no scale-out involved.
+    fn plan(
+        history: &[DeployRecord],
+        deploy: &Deploy,
+        running: &[String],
+    ) -> Result<DeployRecord, AppError> {
+        let current = desired(history, &deploy.target.service);
+        plan_deploy(history, &current, deploy, running, "ann", None, 1)
+    }
+
     #[test]
     fn deploys_and_rollbacks_fold_into_desired_versions() {
         let all = running(&["catalog-2", "catalog-1"]);
         let mut history = Vec::new();
-        let first = plan_deploy(
-            &history,
-            &desired(&history, "catalog"),
-            &deploy("catalog", "2.4.0", None),
-            &all,
-            "ann",
-            None,
-            1,
-        )
-        .unwrap();
+        let first = plan(&history, &deploy("catalog", "2.4.0", None), &all).unwrap();
         assert_eq!(first.describe(), "catalog-1, catalog-2: 0.1.0 → 2.4.0");
         history.push(first);
         assert_eq!(version_of(&history, "catalog", "catalog-2"), "2.4.0");
@@ -668,38 +669,11 @@ mod tests {
     #[test]
     fn a_deploy_names_instances_that_run() {
         let all = running(&["catalog-1", "catalog-2"]);
-        let one = plan_deploy(
-            &[],
-            &BTreeMap::new(),
-            &deploy("catalog-2", "2.4.0", None),
-            &all,
-            "a",
-            None,
-            1,
-        )
-        .unwrap();
+        let one = plan(&[], &deploy("catalog-2", "2.4.0", None), &all).unwrap();
         assert_eq!(one.versions.keys().collect::<Vec<_>>(), ["catalog-2"]);
-        let err = plan_deploy(
-            &[],
-            &BTreeMap::new(),
-            &deploy("catalog-3", "2.4.0", None),
-            &all,
-            "a",
-            None,
-            1,
-        )
-        .unwrap_err();
+        let err = plan(&[], &deploy("catalog-3", "2.4.0", None), &all).unwrap_err();
         assert!(err.message.contains("catalog-3 does not run"), "{err:?}");
-        let err = plan_deploy(
-            &[],
-            &BTreeMap::new(),
-            &deploy("catalog", "2.4.0", None),
-            &[],
-            "a",
-            None,
-            1,
-        )
-        .unwrap_err();
+        let err = plan(&[], &deploy("catalog", "2.4.0", None), &[]).unwrap_err();
         assert!(err.message.contains("no instance of catalog"), "{err:?}");
         // Asking for more instances than run deploys to all of them.
         let many = plan_deploy(

@@ -120,6 +120,16 @@ impl Lab {
             .expect("pid")
     }
 
+    /// The process `id` (`catalog-1`, `collector`) as `endpoints.json`
+    /// listed it when the lab became ready.
+    pub fn component(&self, id: &str) -> &ComponentEndpoints {
+        self.endpoints
+            .components
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no component {id} in endpoints.json"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoints.gateway)
     }
