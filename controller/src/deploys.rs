@@ -452,26 +452,36 @@ pub fn sync_files(ctl: &Controller) -> Result<(), AppError> {
     Ok(())
 }
 
+/// [`plan_deploy`] against what each instance should run now, scaled-out
+/// instances included.
+fn plan_now(
+    ctl: &Controller,
+    state: &State,
+    deploy: &Deploy,
+    running: &[String],
+    actor: &str,
+    origin: Option<String>,
+) -> Result<DeployRecord, AppError> {
+    let service = &deploy.target.service;
+    let current = desired_now(state, service, ctl.planned(service));
+    plan_deploy(
+        &state.deploys,
+        &current,
+        deploy,
+        running,
+        actor,
+        origin,
+        now_ms(),
+    )
+}
+
 /// Rolls `deploy.target` to `deploy.version` (an instructor's deploy).
 /// A deploy that would change nothing is refused.
 pub fn deploy(ctl: &Controller, deploy: &Deploy, actor: &str) -> Result<DeployRecord, AppError> {
     let run_dir = run_dir(ctl)?;
     let running = running_instances(run_dir, &deploy.target.service);
     let record = ctl.update(|state| {
-        let current = desired_now(
-            state,
-            &deploy.target.service,
-            ctl.planned(&deploy.target.service),
-        );
-        let record = plan_deploy(
-            &state.deploys,
-            &current,
-            deploy,
-            &running,
-            actor,
-            None,
-            now_ms(),
-        )?;
+        let record = plan_now(ctl, state, deploy, &running, actor, None)?;
         if !record.changes_anything() {
             return Err(AppError::conflict(format!(
                 "{} already runs {} ({})",
@@ -557,20 +567,8 @@ pub async fn reconcile(ctl: Arc<Controller>, shutdown: CancellationToken) {
                 {
                     return Ok(None);
                 }
-                let current = desired_now(
-                    state,
-                    &deploy.target.service,
-                    ctl.planned(&deploy.target.service),
-                );
-                let record = plan_deploy(
-                    &state.deploys,
-                    &current,
-                    &deploy,
-                    &running,
-                    &actor,
-                    Some(origin.clone()),
-                    now_ms(),
-                )?;
+                let record =
+                    plan_now(&ctl, state, &deploy, &running, &actor, Some(origin.clone()))?;
                 state.deploys.push(record.clone());
                 Ok(Some(record))
             });
