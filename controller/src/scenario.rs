@@ -933,6 +933,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A minimal valid scenario (a slow catalog, mitigated by a restart),
     /// for tests here and in `state`, independent of the shipped files.
@@ -1363,6 +1364,66 @@ kind = "drop-index"
             "{:?}",
             problems(&third_party)
         );
+    }
+
+    #[test]
+    fn a_scale_names_its_instances_and_matches_by_direction() {
+        let accepted = "accepted = [{ op = \"restart\", target = \"catalog\" }]";
+        for (scale, needle) in [
+            (
+                "{ op = \"scale\", target = \"catalog\" }",
+                "needs one setting",
+            ),
+            (
+                "{ op = \"scale\", target = \"catalog\", set = { replicas = \"x\" } }",
+                "not a whole number",
+            ),
+            (
+                "{ op = \"scale\", target = \"catalog\", set = { replicas = \"9\" } }",
+                "1 to 8",
+            ),
+            (
+                "{ op = \"scale\", target = \"catalog\", set = { replicas = \"2\", x = \"1\" } }",
+                "needs one setting",
+            ),
+        ] {
+            let bad = GOOD.replace(accepted, &format!("accepted = [{scale}]"));
+            let found = problems(&bad);
+            assert!(
+                found.iter().any(|p| p.contains(needle)),
+                "{scale}: {found:?}"
+            );
+        }
+        let good = GOOD.replace(
+            accepted,
+            "accepted = [{ op = \"scale\", target = \"catalog\", set = { replicas = \"4\" } }]",
+        );
+        assert!(problems(&good).is_empty(), "{:?}", problems(&good));
+
+        let op = Op {
+            op: Verb::Scale,
+            target: "catalog".into(),
+            set: BTreeMap::from([("replicas".into(), "4".into())]),
+        };
+        let with = |v: Value| BTreeMap::from([("replicas".to_string(), v)]);
+        assert!(op.matches(Verb::Scale, "catalog", &with(json!(4))));
+        assert!(
+            op.matches(Verb::Scale, "catalog", &with(json!("6"))),
+            "more is the op too"
+        );
+        assert!(
+            !op.matches(Verb::Scale, "catalog", &with(json!(3))),
+            "fewer is not"
+        );
+        assert!(!op.matches(Verb::Scale, "cart", &with(json!(4))));
+        assert!(!op.matches(Verb::Scale, "catalog", &BTreeMap::new()));
+        let restart = Op {
+            op: Verb::Restart,
+            target: "catalog".into(),
+            set: BTreeMap::new(),
+        };
+        assert!(restart.matches(Verb::Restart, "catalog", &BTreeMap::new()));
+        assert!(!restart.matches(Verb::Scale, "catalog", &with(json!(4))));
     }
 
     #[test]
