@@ -210,6 +210,18 @@ fn sum_of(text: &str, metric: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// The gateway's failed attempts to call catalog so far. Failed attempts,
+/// not failed requests: a retry would hide a call to a stopped instance
+/// from the shop's answers, not from the caller.
+async fn failed_calls(lab: &Lab) -> f64 {
+    let text = lab.get_text(lab.url("/metrics")).await;
+    sum_of(
+        &text,
+        "http_client_request_duration_seconds_count{",
+        &["server_address=\"catalog\"", "error_type="],
+    )
+}
+
 /// The shop's failed answers so far, as the gateway counts them.
 async fn gateway_5xx(lab: &Lab) -> f64 {
     let text = lab.get_text(lab.url("/metrics")).await;
@@ -222,7 +234,15 @@ async fn gateway_5xx(lab: &Lab) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
-    let lab = Lab::start(&["--load-rate", "20", "--instances", "catalog=2"]).await;
+    let lab = Lab::start(&[
+        "--load-rate",
+        "20",
+        "--instances",
+        "catalog=2",
+        "--fault-lease",
+        "1s",
+    ])
+    .await;
     let run = lab.run_dir.clone();
 
     // Out: the controller declares three, the supervisor starts catalog-3,
@@ -271,6 +291,7 @@ async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
     // In: catalog-2 and catalog-3 leave the rotation before they stop, so
     // the shop fails no request on their account.
     let failed_before = gateway_5xx(&lab).await;
+    let calls_failed_before = failed_calls(&lab).await;
     let out = lab.cli(&["ops", "scale", "catalog", "replicas=1"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("from 3 to 1"), "{said}");
@@ -300,6 +321,67 @@ async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
         failed_before,
         "the gateway failed requests while catalog scaled in"
     );
+    assert_eq!(
+        failed_calls(&lab).await,
+        calls_failed_before,
+        "the gateway's calls to catalog failed while it scaled in"
+    );
+
+    // Without the controller, callers keep calling where the instances
+    // are: a wedged controller's lease lapses (the gateway's config goes
+    // back to version 0), and no call to catalog fails, where going back
+    // to --peers would send calls to the stopped catalog-2.
+    let out = lab.cli(&["ops", "config-set", "gateway", "retries.count=2"]);
+    assert!(out.status.success(), "{out:?}");
+    let config_version = || async {
+        let text = lab.get_text(lab.url("/metrics")).await;
+        sum_of(&text, "firedrill_config_version{", &[])
+    };
+    lab.eventually("the gateway to run config v1", WAIT, || async {
+        (config_version().await >= 1.0).then_some(())
+    })
+    .await;
+    let controller = lab.pid("controller");
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &controller.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    lab.eventually("the gateway's lease to lapse", WAIT, || async {
+        (config_version().await == 0.0).then_some(())
+    })
+    .await;
+    let failed_before = failed_calls(&lab).await;
+    let served_before = sum_of(
+        &lab.get_text(lab.url("/metrics")).await,
+        "http_server_request_duration_seconds_count{",
+        &["http_route=\"/api/products"],
+    );
+    lab.eventually(
+        "more product pages served without the controller",
+        WAIT,
+        || async {
+            let text = lab.get_text(lab.url("/metrics")).await;
+            (sum_of(
+                &text,
+                "http_server_request_duration_seconds_count{",
+                &["http_route=\"/api/products"],
+            ) >= served_before + 20.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let failed = failed_calls(&lab).await - failed_before;
+    let resumed = std::process::Command::new("kill")
+        .args(["-CONT", &controller.to_string()])
+        .status()
+        .unwrap();
+    assert!(resumed.success());
+    assert_eq!(
+        failed, 0.0,
+        "the gateway's calls to catalog failed without the controller"
+    );
+
     // Bad input is refused with what was wrong, and changes nothing.
     let out = lab.cli(&["ops", "scale", "gateway", "replicas=2"]);
     assert!(!out.status.success());

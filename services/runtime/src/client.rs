@@ -22,8 +22,9 @@
 //!
 //! The instances themselves can change: once a service is scaled, the
 //! controller's answer lists where each of its instances listens
-//! ([`Live::endpoints`]), and that list replaces the `--peers` one until
-//! the answer lapses. An instance keeps its breaker and in-flight count
+//! ([`Live::endpoints`]), and that list replaces the `--peers` one (kept
+//! past the lease: the supervisor keeps the instances running without the
+//! controller). An instance keeps its breaker and in-flight count
 //! across such changes (it is known by id and URL), so a scale-out does not
 //! reset what the caller learned about the instances it already had.
 
@@ -990,8 +991,8 @@ mod tests {
             "another address, another instance"
         );
 
-        // Another service's instances change nothing here; the lease
-        // lapsing goes back to --peers.
+        // A controller that lists another service's instances, and not
+        // payment's, sends payment's callers back to --peers.
         live.set_endpoints(BTreeMap::from([(
             "cart".to_string(),
             vec![endpoint("cart-1", 1)],

@@ -28,8 +28,9 @@
 //!
 //! - Version 0 is the process's flags, untouched. A process that stops
 //!   hearing from the controller goes back to it after one lease (and takes
-//!   every instance back into rotation, at the addresses its `--peers`
-//!   name), as faults lapse: no lab stays broken without its controller.
+//!   every instance back into rotation), as faults lapse: no lab stays
+//!   broken without its controller. Where a scaled service's instances are
+//!   is not a fault, and is kept as last heard.
 //! - Values arrive validated (the controller checks them with
 //!   [`ConfigPatch::validate`]); the process applies them as given.
 
@@ -667,7 +668,8 @@ impl Live {
     }
 
     /// Past the lease of the controller's last answer, goes back to the
-    /// flags (version 0) and takes every instance back into rotation.
+    /// flags (version 0) and takes every instance back into rotation; the
+    /// scaled services' instances stay as last heard.
     pub fn expire(&self, now: Instant) {
         let lapsed = {
             let mut until = self.inner.lease_until.lock();
@@ -682,7 +684,10 @@ impl Live {
         if lapsed {
             self.apply(0, &ConfigPatch::default());
             self.set_drained(BTreeSet::new());
-            self.set_endpoints(Endpoints::new());
+            // The scaled services' instances are kept: they are where the
+            // processes are, not something injected, and the supervisor
+            // keeps them running without the controller. Going back to
+            // --peers would send calls to instances a scale-in stopped.
         }
     }
 
@@ -1029,7 +1034,7 @@ mod tests {
     }
 
     #[test]
-    fn scaled_instances_hold_for_the_lease_and_lapse_to_the_flags() {
+    fn scaled_instances_outlive_the_lease_until_the_controller_says_otherwise() {
         let live = Live::new("checkout", base(), &meters());
         let scaled = BTreeMap::from([(
             "payment".to_string(),
@@ -1049,7 +1054,11 @@ mod tests {
         live.assign(&answer, now + Duration::from_secs(6));
         assert_eq!(live.endpoints_generation(), generation, "the same answer");
         live.expire(now + Duration::from_secs(6));
-        assert!(live.endpoints().is_empty(), "the lease lapsed");
+        assert_eq!(*live.endpoints(), scaled, "kept past the lease");
+        // A controller that no longer lists the service sends callers back
+        // to --peers.
+        live.assign(&Assignment::default(), now + Duration::from_secs(10));
+        assert!(live.endpoints().is_empty());
         assert!(live.endpoints_generation() > generation);
     }
 

@@ -980,8 +980,9 @@ pub struct Assignment {
     #[serde(default)]
     pub drained: std::collections::BTreeSet<String>,
     /// Where the instances of each scaled service listen (`catalog` →
-    /// `catalog-1`..`catalog-3`), held for the same lease: callers put
-    /// exactly these in rotation. A service never scaled is absent, and
+    /// `catalog-1`..`catalog-3`): callers put exactly these in rotation,
+    /// and keep them past the lease (they are where processes run, not a
+    /// fault). A service never scaled is absent, and
     /// callers keep the instances their `--peers` name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub endpoints: std::collections::BTreeMap<String, Vec<Endpoint>>,
