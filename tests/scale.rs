@@ -222,6 +222,26 @@ async fn failed_calls(lab: &Lab) -> f64 {
     )
 }
 
+/// The product pages the gateway has served so far.
+async fn product_pages(lab: &Lab) -> f64 {
+    let text = lab.get_text(lab.url("/metrics")).await;
+    sum_of(
+        &text,
+        "http_server_request_duration_seconds_count{",
+        &["http_route=\"/api/products"],
+    )
+}
+
+/// Waits until the load has made 20 more product pages go through the
+/// gateway: enough traffic to have called every catalog in rotation.
+async fn more_product_pages(lab: &Lab, what: &str) {
+    let before = product_pages(lab).await;
+    lab.eventually(what, WAIT, || async {
+        (product_pages(lab).await >= before + 20.0).then_some(())
+    })
+    .await;
+}
+
 /// The shop's failed answers so far, as the gateway counts them.
 async fn gateway_5xx(lab: &Lab) -> f64 {
     let text = lab.get_text(lab.url("/metrics")).await;
@@ -301,21 +321,7 @@ async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
     })
     .await;
     // A few more seconds of traffic on catalog-1 alone.
-    let served_before = sum_of(
-        &lab.get_text(lab.url("/metrics")).await,
-        "http_server_request_duration_seconds_count{",
-        &["http_route=\"/api/products"],
-    );
-    lab.eventually("more product pages served", WAIT, || async {
-        let text = lab.get_text(lab.url("/metrics")).await;
-        (sum_of(
-            &text,
-            "http_server_request_duration_seconds_count{",
-            &["http_route=\"/api/products"],
-        ) >= served_before + 20.0)
-            .then_some(())
-    })
-    .await;
+    more_product_pages(&lab, "more product pages served").await;
     assert_eq!(
         gateway_5xx(&lab).await,
         failed_before,
@@ -352,25 +358,7 @@ async fn ops_scale_sends_traffic_to_new_instances_and_loses_none_scaling_in() {
     })
     .await;
     let failed_before = failed_calls(&lab).await;
-    let served_before = sum_of(
-        &lab.get_text(lab.url("/metrics")).await,
-        "http_server_request_duration_seconds_count{",
-        &["http_route=\"/api/products"],
-    );
-    lab.eventually(
-        "more product pages served without the controller",
-        WAIT,
-        || async {
-            let text = lab.get_text(lab.url("/metrics")).await;
-            (sum_of(
-                &text,
-                "http_server_request_duration_seconds_count{",
-                &["http_route=\"/api/products"],
-            ) >= served_before + 20.0)
-                .then_some(())
-        },
-    )
-    .await;
+    more_product_pages(&lab, "more product pages served without the controller").await;
     let failed = failed_calls(&lab).await - failed_before;
     let resumed = std::process::Command::new("kill")
         .args(["-CONT", &controller.to_string()])
