@@ -29,7 +29,7 @@ use std::path::Path;
 use axum::http::StatusCode;
 use firedrill_runtime::AppError;
 use firedrill_runtime::config::BUILD_VERSION;
-use firedrill_runtime::faults::model::{FaultKind, SERVICES, THIRD_PARTIES, Target};
+use firedrill_runtime::faults::model::{FaultKind, THIRD_PARTIES, Target};
 use firedrill_runtime::live::{ConfigPatch, KEYS, describe};
 use serde_json::Value;
 
@@ -205,26 +205,9 @@ fn scale(
             parsed.service
         )));
     }
-    let count = replicas_setting(set)?;
+    let count = crate::replicas::replicas_setting(set).map_err(AppError::bad_request)?;
     let service = parsed.service;
-    if service == "gateway" {
-        return Err(AppError::bad_request(
-            "the gateway is the lab's edge: one process owns the public port, so it is not scaled; \
-             scale the services behind it",
-        ));
-    }
-    if service == "queue" {
-        return Err(AppError::bad_request(
-            "the queue broker runs as one process in this lab (its wake-ups and depth gauges are \
-             per broker), so it is not scaled; scale its consumers (notification, projector)",
-        ));
-    }
-    if !SERVICES.contains(&service.as_str()) {
-        return Err(AppError::bad_request(format!(
-            "{service} is not a shop service; scale one of {}",
-            SERVICES.join(", ")
-        )));
-    }
+    crate::replicas::scalable(&service).map_err(AppError::bad_request)?;
     if ctl.config.run_dir.is_none() {
         return Ok(format!(
             "recorded; not performed: {} (there, scale the service's deployment)",
@@ -259,25 +242,6 @@ fn scale(
             ids(count + 1..=before)
         ),
     })
-}
-
-/// The `replicas=N` setting of a scale: a whole number within the limits.
-fn replicas_setting(set: &BTreeMap<String, Value>) -> Result<u32, AppError> {
-    let usage = format!(
-        "scale takes one setting, replicas=N (1 to {}), e.g. `firedrill ops scale catalog replicas=3`",
-        crate::replicas::MAX_REPLICAS
-    );
-    let (Some(value), 1) = (set.get("replicas"), set.len()) else {
-        return Err(AppError::bad_request(usage));
-    };
-    let count = match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .and_then(|n| u32::try_from(n).ok())
-    .ok_or_else(|| AppError::bad_request(format!("replicas must be a whole number; {usage}")))?;
-    crate::replicas::check_replicas(count).map_err(AppError::bad_request)
 }
 
 /// Refuses settings or a topic given to an op that takes none.

@@ -25,7 +25,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use firedrill_runtime::faults::model::Endpoint;
+use firedrill_runtime::faults::model::{Endpoint, SERVICES};
+use serde_json::Value;
 
 /// The run directory's folder of replica files.
 pub const REPLICAS_DIR: &str = "replicas";
@@ -35,6 +36,52 @@ pub const MAX_REPLICAS: u32 = 8;
 
 pub fn replicas_file(run_dir: &Path, service: &str) -> PathBuf {
     run_dir.join(REPLICAS_DIR).join(service)
+}
+
+/// Why `service` cannot be scaled, if it cannot: the gateway owns the
+/// public port, the queue broker's wake-ups and gauges are per broker, and
+/// only shop services run as instances. (The card processor is refused as
+/// every op on a third party is.) The controller refuses such a scale and
+/// the supervisor ignores a replica file for one.
+pub fn scalable(service: &str) -> Result<(), String> {
+    match service {
+        "gateway" => Err(
+            "the gateway is the lab's edge: one process owns the public port, so it is not scaled; \
+             scale the services behind it"
+                .into(),
+        ),
+        "queue" => Err(
+            "the queue broker runs as one process in this lab (its wake-ups and depth gauges are \
+             per broker), so it is not scaled; scale its consumers (notification, projector)"
+                .into(),
+        ),
+        _ if !SERVICES.contains(&service) => Err(format!(
+            "{service} is not a shop service; scale one of {}",
+            SERVICES.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A scale's `replicas=N` setting, as the API (JSON numbers or text) and
+/// scenario files (text) give it: the one setting, a whole number within
+/// the limits.
+pub fn replicas_setting(set: &BTreeMap<String, Value>) -> Result<u32, String> {
+    let usage = format!(
+        "scale needs one setting, replicas=N (1 to {MAX_REPLICAS}): \
+         `firedrill ops scale catalog replicas=3`, in a scenario set = {{ replicas = \"3\" }}"
+    );
+    let (Some(value), 1) = (set.get("replicas"), set.len()) else {
+        return Err(usage);
+    };
+    let count = match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok())
+    .ok_or_else(|| format!("replicas {value} is not a whole number; {usage}"))?;
+    check_replicas(count)
 }
 
 /// Checks a desired count: 1 to [`MAX_REPLICAS`].
@@ -134,21 +181,12 @@ pub fn record_serving(
     }
 }
 
-/// Marks the instances of `service` above `count` as not serving.
+/// Marks the instances of `service` above `count` as not serving: those
+/// that reported, and planned ones that never did (they still have a
+/// `--peers` address). No instance is numbered above [`MAX_REPLICAS`].
 pub fn forget_above(serving: &mut Serving, service: &str, count: u32) {
-    for (id, url) in serving.iter_mut() {
-        let above = id
-            .strip_prefix(service)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| n > count);
-        if above {
-            *url = None;
-        }
-    }
-    // Planned instances that never reported still have a --peers address.
     for n in count + 1..=MAX_REPLICAS {
-        serving.entry(format!("{service}-{n}")).or_insert(None);
+        serving.insert(format!("{service}-{n}"), None);
     }
 }
 

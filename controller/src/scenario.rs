@@ -275,33 +275,18 @@ impl Op {
         if verb != Verb::Scale {
             return true;
         }
-        let performed = set.get("replicas").and_then(|v| match v {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
-        matches!((self.replicas(), performed), (Ok(wanted), Some(done)) if done >= u64::from(wanted))
+        let performed = crate::replicas::replicas_setting(set);
+        matches!((self.replicas(), performed), (Ok(wanted), Ok(done)) if done >= wanted)
     }
 
-    /// A scale's `replicas` setting.
-    fn replicas(&self) -> Result<u32, String> {
-        let value = self.set.get("replicas").filter(|_| self.set.len() == 1);
-        let Some(value) = value else {
-            return Err(format!(
-                "scale {} needs one setting, the instances: set = {{ replicas = \"3\" }}",
-                self.target
-            ));
-        };
-        value
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| {
-                format!(
-                    "scale {}: replicas {value:?} is not a whole number",
-                    self.target
-                )
-            })
-            .and_then(crate::replicas::check_replicas)
+    /// A scale's `replicas` setting, checked as the API checks it.
+    pub fn replicas(&self) -> Result<u32, String> {
+        let set: BTreeMap<String, Value> = self
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        crate::replicas::replicas_setting(&set).map_err(|e| format!("scale {}: {e}", self.target))
     }
 }
 

@@ -917,7 +917,7 @@ impl Lab {
     /// where they are), and from then on reads the new set of processes.
     async fn settle_scale(&mut self, op: &Op) {
         let service = self.service_of(&op.target);
-        let Some(wanted) = op.set.get("replicas").and_then(|r| r.parse::<usize>().ok()) else {
+        let Ok(wanted) = op.replicas().map(|n| n as usize) else {
             return;
         };
         let deadline = Instant::now() + SCALE_SETTLE;

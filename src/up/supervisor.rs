@@ -25,8 +25,8 @@
 //!   Prometheus' targets drop it) and keeps serving for a 2 s drain — its
 //!   callers take it out of rotation when the controller's count drops —
 //!   then gets SIGTERM; its pid file goes once it has exited. The gateway
-//!   is never scaled (it owns the public port), nor are the collector,
-//!   the controller and the load generator.
+//!   and the queue broker are never scaled (`replicas::scalable`), nor are
+//!   the collector, the controller and the load generator.
 //! - Rollouts: every service process starts at the `service.version` that
 //!   `<run>/versions/<service>` names for its instance (the build's version
 //!   when none), passed as `FIREDRILL_SERVICE_VERSION`
@@ -94,8 +94,6 @@ const SCALE_OUT_RETRY: Duration = Duration::from_secs(15);
 /// callers drop it from rotation within one agent poll (500 ms) of the
 /// controller's count dropping; the rest lets requests in flight finish.
 const SCALE_IN_DRAIN: Duration = Duration::from_secs(2);
-/// The one service that is never scaled: it owns the public port.
-const GATEWAY: &str = "gateway";
 
 /// What the supervisor knows about one component.
 #[derive(Debug)]
@@ -595,13 +593,14 @@ impl ServiceManager {
 
     /// [`Self::read_count`] for this tick; `None` when there is nothing to
     /// act on: an unreadable file keeps what runs and is reported once
-    /// until it is fixed; a file for the gateway is ignored, and reported
+    /// until it is fixed; a file for a service that is never scaled (the
+    /// gateway, the queue: `replicas::scalable`) is ignored, and reported
     /// once.
     fn desired_count(&mut self) -> Option<usize> {
-        if self.service == GATEWAY {
-            let path = replicas::replicas_file(&self.shared.run_dir, GATEWAY);
+        if let Err(why) = replicas::scalable(&self.service) {
+            let path = replicas::replicas_file(&self.shared.run_dir, &self.service);
             if !self.replicas_warned && path.exists() {
-                tracing::warn!(file = %path.display(), "the gateway is never scaled (it owns the public port); ignoring its replica file");
+                tracing::warn!(file = %path.display(), reason = %why, "ignoring a replica file");
                 self.replicas_warned = true;
             }
             return None;
@@ -621,10 +620,10 @@ impl ServiceManager {
         }
     }
 
-    /// The count as a wait sees it: `None` when unknown (or the gateway),
-    /// without reports.
+    /// The count as a wait sees it: `None` when unknown (or never
+    /// scaled), without reports.
     fn peek_count(&self) -> Option<usize> {
-        if self.service == GATEWAY {
+        if replicas::scalable(&self.service).is_err() {
             return None;
         }
         self.read_count().ok()
