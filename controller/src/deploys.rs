@@ -367,12 +367,38 @@ pub fn parse_versions(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// Reads `<run>/versions/<service>`; no file means no instance was ever
 /// changed.
 pub fn read_versions(run_dir: &Path, service: &str) -> Result<BTreeMap<String, String>, String> {
-    let path = versions_file(run_dir, service);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse_versions(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+    Ok(read_parsed(&versions_file(run_dir, service), parse_versions)?.unwrap_or_default())
+}
+
+/// Reads a file the controller declares to the supervisor and parses it;
+/// `None` when there is no file. Errors name the file (and the parser's
+/// line).
+pub(crate) fn read_parsed<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
+}
+
+/// Replaces `path` with `text` when its content differs (write, then
+/// rename, so the supervisor never reads half a file); whether it changed.
+pub(crate) fn replace_whole(path: &Path, text: &str) -> std::io::Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
 }
 
 /// Replaces the service's version file when its content differs (write,
@@ -382,16 +408,7 @@ pub fn write_versions(
     service: &str,
     versions: &BTreeMap<String, String>,
 ) -> std::io::Result<bool> {
-    let path = versions_file(run_dir, service);
-    let text = render(versions);
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
-        return Ok(false);
-    }
-    std::fs::create_dir_all(run_dir.join(VERSIONS_DIR))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(true)
+    replace_whole(&versions_file(run_dir, service), &render(versions))
 }
 
 /// The instances of `service` the supervisor started (its pid files).

@@ -129,30 +129,14 @@ pub fn parse_replicas(text: &str) -> Result<u32, String> {
 /// Reads `<run>/replicas/<service>`: `None` when the service was never
 /// scaled (it runs what `up` planned).
 pub fn read_replicas(run_dir: &Path, service: &str) -> Result<Option<u32>, String> {
-    let path = replicas_file(run_dir, service);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse_replicas(&text)
-            .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
+    crate::deploys::read_parsed(&replicas_file(run_dir, service), parse_replicas)
 }
 
 /// Replaces the service's replica file when its content differs (write,
 /// then rename, so the supervisor never reads half a file). Whether it
 /// changed.
 pub fn write_replicas(run_dir: &Path, service: &str, count: u32) -> std::io::Result<bool> {
-    let path = replicas_file(run_dir, service);
-    let text = render(count);
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
-        return Ok(false);
-    }
-    std::fs::create_dir_all(run_dir.join(REPLICAS_DIR))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(true)
+    crate::deploys::replace_whole(&replicas_file(run_dir, service), &render(count))
 }
 
 /// Instance id → where it serves, as its agent last reported (`Some`), or
