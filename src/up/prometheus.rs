@@ -145,14 +145,10 @@ pub fn write_targets(
 ) -> anyhow::Result<()> {
     let dir = run_dir.join("prometheus").join("targets");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("lab.json");
-    let tmp = dir.join("lab.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(&targets(components, self_address))?,
+    super::status::write_whole(
+        &dir.join("lab.json"),
+        &serde_json::to_vec_pretty(&targets(components, self_address))?,
     )
-    .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `http://127.0.0.1:7100/metrics` → `127.0.0.1:7100`.

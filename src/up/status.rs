@@ -229,11 +229,20 @@ fn write_endpoints(
             })
             .collect(),
     };
-    let tmp = run_dir.join("endpoints.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&endpoints)?)
-        .context("cannot write endpoints.json")?;
-    std::fs::rename(&tmp, run_dir.join("endpoints.json")).context("cannot write endpoints.json")?;
-    Ok(())
+    write_whole(
+        &run_dir.join("endpoints.json"),
+        &serde_json::to_vec_pretty(&endpoints)?,
+    )
+}
+
+/// Replaces `path` whole: written beside it as `<name>.tmp`, then renamed,
+/// so a reader (a test, Prometheus' file discovery, which watches `*.json`)
+/// never sees half a file.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().context("a file path")?.to_string_lossy();
+    let tmp = path.with_file_name(format!("{name}.tmp"));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn print_banner(plan: &Plan, roster: &Roster, run_dir: &Path, ready_in: Duration) {
