@@ -529,16 +529,7 @@ pub fn rollback(
     target: &Target,
     actor: &str,
 ) -> Result<Option<String>, AppError> {
-    if target.instance.is_some()
-        || target.version.is_some()
-        || target.peer.is_some()
-        || target.route.is_some()
-    {
-        return Err(AppError::bad_request(format!(
-            "rollback acts on a whole service; name it ({}), not {target}",
-            target.service
-        )));
-    }
+    crate::ops::whole_service(crate::scenario::Verb::Rollback, target)?;
     let record =
         ctl.update(|state| rollback_latest(&mut state.deploys, &target.service, actor, now_ms()))?;
     let Some(record) = record else {

@@ -103,11 +103,7 @@ pub async fn perform(
         Verb::DlqReplay | Verb::DlqPurge => dlq(ctl, verb, target, args.topic.as_deref()).await,
         Verb::Rollback => {
             let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-            if parsed.peer.is_some() || parsed.route.is_some() {
-                return Err(AppError::bad_request(format!(
-                    "rollback acts on a service, e.g. checkout; not {parsed}"
-                )));
-            }
+            whole_service(Verb::Rollback, &parsed)?;
             // A rolling restart back to the previous version, then the
             // latest config change taken back: either, both, or neither.
             let deploy = deploys::rollback(ctl, &parsed, actor)?;
@@ -195,16 +191,7 @@ fn scale(
     set: &BTreeMap<String, Value>,
 ) -> Result<String, AppError> {
     let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-    if parsed.instance.is_some()
-        || parsed.version.is_some()
-        || parsed.peer.is_some()
-        || parsed.route.is_some()
-    {
-        return Err(AppError::bad_request(format!(
-            "scale acts on a whole service; name it ({}), not {target}",
-            parsed.service
-        )));
-    }
+    whole_service(Verb::Scale, &parsed)?;
     let count = crate::replicas::replicas_setting(set).map_err(AppError::bad_request)?;
     let service = parsed.service;
     crate::replicas::scalable(&service).map_err(AppError::bad_request)?;
@@ -242,6 +229,22 @@ fn scale(
             ids(count + 1..=before)
         ),
     })
+}
+
+/// Refuses a target narrower than a service (an instance, a version, a
+/// link or a route) for an op that acts on every instance of one.
+pub(crate) fn whole_service(verb: Verb, target: &Target) -> Result<(), AppError> {
+    let narrower = target.instance.is_some()
+        || target.version.is_some()
+        || target.peer.is_some()
+        || target.route.is_some();
+    if narrower {
+        return Err(AppError::bad_request(format!(
+            "{verb} acts on a service (the whole service): name it ({}), not {target}",
+            target.service
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses settings or a topic given to an op that takes none.
