@@ -55,6 +55,20 @@ pub enum Command {
         #[command(flatten)]
         connection: ctl::Connection,
     },
+    /// Add, list and remove learners (instructor).
+    Learner {
+        #[command(subcommand)]
+        command: ctl::LearnerCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// The lab as a whole: `lab reset` (instructor).
+    Lab {
+        #[command(subcommand)]
+        command: ctl::LabCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
     /// Perform a mitigation op on the live lab, e.g. `ops restart payment-2`.
     Ops {
         #[command(flatten)]
@@ -110,6 +124,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command,
             connection,
         } => ctl::deploy(connection, command).await,
+        Command::Learner {
+            command,
+            connection,
+        } => ctl::learner(connection, command).await,
+        Command::Lab {
+            command,
+            connection,
+        } => ctl::lab(connection, command).await,
         Command::Ops { args, connection } => ctl::ops(connection, args).await,
         Command::Loadgen { args, telemetry } => {
             let service_args = firedrill_runtime::config::parse_service_args(&[

@@ -1,9 +1,13 @@
-//! `firedrill fault|scenario|deploy|ops`: thin clients of the controller API.
+//! `firedrill fault|scenario|deploy|learner|lab|ops`: thin clients of the
+//! controller API.
 //!
-//! They find the controller and the instructor token the way a user expects:
-//! flags, then environment, then the newest run under `.firedrill/runs`
-//! (whose `endpoints.json` names both), so after `firedrill up` the verbs
-//! work from the same directory with no setup.
+//! They find the controller and the tokens the way a user expects: flags,
+//! then environment, then the newest run under `.firedrill/runs` (whose
+//! `endpoints.json` names the controller and the instructor token's file,
+//! and which holds the lab's own learner's token), so after `firedrill up`
+//! the verbs work from the same directory with no setup. Instructor verbs
+//! send the instructor token; learner verbs (`ops`) a learner token, or the
+//! instructor's when only that is given.
 
 mod verify;
 
@@ -29,7 +33,16 @@ pub struct Connection {
     )]
     pub instructor_token: Option<String>,
 
-    /// Run directory to read endpoints.json and the token from.
+    /// A learner's token (default: the newest run's learner-token file).
+    #[arg(
+        long = "token",
+        env = "FIREDRILL_LEARNER_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub learner_token: Option<String>,
+
+    /// Run directory to read endpoints.json and the tokens from.
     #[arg(long, env = "FIREDRILL_RUN_DIR", global = true)]
     pub run_dir: Option<PathBuf>,
 }
@@ -224,9 +237,33 @@ pub struct OpsArgs {
     /// letters).
     #[arg(long)]
     pub topic: Option<String>,
-    /// Who performs it (recorded with the op).
-    #[arg(long, env = "USER", default_value = "learner")]
-    pub actor: String,
+    /// Who performs it, recorded with the op: an instructor may name
+    /// anyone; a learner token always acts as its learner.
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+/// `firedrill learner ...` (instructor).
+#[derive(Subcommand, Debug)]
+pub enum LearnerCommand {
+    /// Adds a learner and prints their token (shown only this once).
+    Add { name: String },
+    /// Lists the learners.
+    List,
+    /// Removes a learner; their token stops working.
+    Remove { name: String },
+}
+
+/// How long `firedrill lab reset` waits for the lab to settle.
+const RESET_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `firedrill lab ...` (instructor).
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Undoes every change since the lab started (scenario, faults,
+    /// deploys, config, flags, rate limits, drains, scale, restart
+    /// backoffs) and waits until the lab is back.
+    Reset,
 }
 
 /// The ops `firedrill ops` knows, as the controller spells them.
@@ -258,6 +295,27 @@ impl Connection {
             .unwrap_or_else(|| "http://127.0.0.1:7070".into())
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// A learner's token: `--token`, `FIREDRILL_LEARNER_TOKEN`, the run
+    /// directory's `learner-token`; else the instructor's, when given.
+    fn operator_token(&self) -> anyhow::Result<String> {
+        if let Some(t) = &self.learner_token {
+            return Ok(t.clone());
+        }
+        if let Some(t) = &self.instructor_token {
+            return Ok(t.clone());
+        }
+        let dir = self.run_dir.clone().or_else(newest_run);
+        match dir {
+            Some(dir) => {
+                let file = firedrill_rundir::RunDir::new(dir).learner_token();
+                firedrill_rundir::read_secret(&file)
+            }
+            None => bail!(
+                "no learner token: pass --token, set FIREDRILL_LEARNER_TOKEN, or run from the directory where `firedrill up` runs"
+            ),
+        }
     }
 
     fn token(&self) -> anyhow::Result<String> {
@@ -299,18 +357,20 @@ struct Api {
 }
 
 impl Api {
+    /// A client that sends the instructor token (`instructor`), else a
+    /// learner's.
     fn new(conn: &Connection, instructor: bool) -> anyhow::Result<Api> {
         Ok(Api {
             http: reqwest::Client::builder()
                 .no_proxy()
-                .timeout(std::time::Duration::from_secs(10))
+                .timeout(std::time::Duration::from_secs(30))
                 .build()?,
             base: conn.url(),
-            token: if instructor {
-                Some(conn.token()?)
+            token: Some(if instructor {
+                conn.token()?
             } else {
-                None
-            },
+                conn.operator_token()?
+            }),
         })
     }
 
@@ -548,9 +608,9 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<()> {
     let mut ok = 0;
     for path in &paths {
         let result = if path.is_dir() {
-            firedrill_controller::scenario::load_dir(path).map(|s| s.len())
+            firedrill_controller::scenarios::load_dir(path).map(|s| s.len())
         } else {
-            firedrill_controller::scenario::load(Path::new(path)).map(|_| 1)
+            firedrill_controller::scenarios::load(Path::new(path)).map(|_| 1)
         };
         match result {
             Ok(n) => ok += n,
@@ -603,6 +663,87 @@ pub async fn deploy(conn: Connection, command: DeployCommand) -> anyhow::Result<
             );
         }
         DeployCommand::List => print(&api.call(reqwest::Method::GET, "/v1/deploys", None).await?),
+    }
+    Ok(())
+}
+
+pub async fn learner(conn: Connection, command: LearnerCommand) -> anyhow::Result<()> {
+    let api = Api::new(&conn, true)?;
+    match command {
+        LearnerCommand::Add { name } => {
+            let added = api
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/learners",
+                    Some(json!({ "name": name })),
+                )
+                .await?;
+            println!("{}", added["token"].as_str().unwrap_or_default());
+            eprintln!(
+                "learner {} added; give them this token (FIREDRILL_LEARNER_TOKEN, or --token); it is not shown again",
+                added["name"].as_str().unwrap_or_default()
+            );
+        }
+        LearnerCommand::List => {
+            let list = api.call(reqwest::Method::GET, "/v1/learners", None).await?;
+            for name in list["learners"].as_array().into_iter().flatten() {
+                println!("{}", name.as_str().unwrap_or_default());
+            }
+        }
+        LearnerCommand::Remove { name } => {
+            api.call(
+                reqwest::Method::DELETE,
+                &format!("/v1/learners/{name}"),
+                None,
+            )
+            .await?;
+            println!("learner {name} removed");
+        }
+    }
+    Ok(())
+}
+
+pub async fn lab(conn: Connection, command: LabCommand) -> anyhow::Result<()> {
+    let api = Api::new(&conn, true)?;
+    match command {
+        LabCommand::Reset => {
+            let started = std::time::Instant::now();
+            let report = api
+                .call(reqwest::Method::POST, "/v1/lab/reset", None)
+                .await?;
+            let undone = report["undone"].as_array().cloned().unwrap_or_default();
+            if undone.is_empty() {
+                println!("nothing to undo: the lab was as it started");
+            }
+            for line in &undone {
+                println!("undid: {}", line.as_str().unwrap_or_default());
+            }
+            // The controller answers at once; the processes follow.
+            let deadline = started + RESET_SETTLE;
+            loop {
+                let status = api
+                    .call(reqwest::Method::GET, "/v1/lab/reset", None)
+                    .await?;
+                let took = started.elapsed().as_millis();
+                if status["settled"].as_bool() == Some(true) {
+                    println!("the lab is back to its starting state ({took} ms)");
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    let pending: Vec<&str> = status["pending"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    bail!(
+                        "the lab had not settled after {took} ms: {}",
+                        pending.join("; ")
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
     }
     Ok(())
 }
@@ -669,7 +810,10 @@ fn op_body(args: &OpsArgs) -> anyhow::Result<Value> {
         }
         set.insert(key.to_string(), json!(value.trim()));
     }
-    let mut body = json!({ "op": op, "target": target, "actor": args.actor });
+    let mut body = json!({ "op": op, "target": target });
+    if let Some(actor) = &args.actor {
+        body["actor"] = json!(actor);
+    }
     if !set.is_empty() {
         body["set"] = Value::Object(set);
     }
@@ -717,7 +861,7 @@ mod tests {
             settings: settings.iter().map(|s| s.to_string()).collect(),
             set: set.iter().map(|s| s.to_string()).collect(),
             topic: None,
-            actor: "alice".into(),
+            actor: Some("alice".into()),
         }
     }
 

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use firedrill_rundir::RunDir;
 use tokio_util::sync::CancellationToken;
 
 /// Environment variable through which children learn the supervisor's pid.
@@ -57,13 +58,19 @@ pub struct UpArgs {
     pub controller_port: u16,
 
     /// Token that unlocks faults and scenarios; generated when not given,
-    /// and written to `<run dir>/instructor-token`.
+    /// and written to `<run dir>/instructor/instructor-token`.
     #[arg(long, env = "FIREDRILL_INSTRUCTOR_TOKEN", hide_env_values = true)]
     pub instructor_token: Option<String>,
 
-    /// Directory of scenario files.
-    #[arg(long, env = "FIREDRILL_SCENARIOS", default_value = "scenarios")]
-    pub scenarios: PathBuf,
+    /// The name the lab's own learner (the token in `<run dir>/learner-token`)
+    /// acts under.
+    #[arg(long, env = "FIREDRILL_LEARNER_NAME", default_value = "learner")]
+    pub learner_name: String,
+
+    /// A directory of scenario files to play instead of the catalogue built
+    /// into firedrill (a file with a problem is reported and left out).
+    #[arg(long, env = "FIREDRILL_SCENARIOS")]
+    pub scenarios: Option<PathBuf>,
 
     /// How long faults outlive the controller (the lease agents get).
     #[arg(long, env = "FIREDRILL_FAULT_LEASE", value_parser = humantime::parse_duration, default_value = "5s")]
@@ -137,7 +144,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     firedrill_runtime::telemetry::init_local_log("info");
     let started = Instant::now();
     let shutdown = firedrill_runtime::shutdown::on_signal();
-    let run_dir = prepare_run_dir(args.run_dir.clone())?;
+    let run_dir = RunDir::create(args.run_dir.clone().unwrap_or_else(default_run_dir))?;
     let tokens = plan::Tokens::for_run(&args, &run_dir)?;
     let plan = plan::Plan::new(&args, &run_dir, &tokens)?;
     let exe = std::env::current_exe().context("cannot find the firedrill executable")?;
@@ -185,7 +192,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         return Err(err.context(format!(
             "the lab did not become ready; see the logs in {}",
-            run_dir.join("logs").display()
+            run_dir.logs().display()
         )));
     }
     let ready_in = started.elapsed();
@@ -210,20 +217,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn prepare_run_dir(requested: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let dir = requested.unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        PathBuf::from(".firedrill")
-            .join("runs")
-            .join(stamp.to_string())
-    });
-    std::fs::create_dir_all(dir.join("logs"))
-        .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-    dir.canonicalize()
-        .with_context(|| format!("cannot resolve run directory {}", dir.display()))
+/// `.firedrill/runs/<unix time>` under the working directory.
+fn default_run_dir() -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    PathBuf::from(".firedrill")
+        .join("runs")
+        .join(stamp.to_string())
 }
 
 /// In a child of `up`: stop when the supervisor goes away, even if it was

@@ -202,7 +202,8 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
     let r = lab
         .http
         .post(format!("{base}/v1/ops"))
-        .json(&json!({"op": "restart", "target": "nowhere", "actor": "eve"}))
+        .bearer_auth(lab.learner_token())
+        .json(&json!({"op": "restart", "target": "nowhere"}))
         .send()
         .await
         .unwrap();
@@ -212,7 +213,16 @@ async fn the_controller_guards_faults_and_rejects_bad_input() {
     let r = inject(&token, &valid).await.unwrap();
     assert_eq!(r.status(), 201);
     for path in ["/metrics", "/v1/ops", "/health", "/openapi.json"] {
-        let text = lab.get_text(format!("{base}{path}")).await;
+        let text = lab
+            .http
+            .get(format!("{base}{path}"))
+            .bearer_auth(lab.learner_token())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(
             !text.contains("\"payment\"") || path == "/openapi.json",
             "{path}: {text}"
@@ -293,7 +303,7 @@ async fn faults_lapse_when_the_controller_disappears_and_survive_its_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_ends_on_an_accepted_mitigation_only() {
-    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let lab = Lab::start(&["--load-rate", "0", "--learner-name", "alice"]).await;
     let list = ok(&lab.cli(&["scenario", "list"]));
     assert!(list.contains("slow-catalog"), "{list}");
     let page = ok(&lab.cli(&["scenario", "start", "slow-catalog"]));
@@ -316,7 +326,7 @@ async fn a_scenario_ends_on_an_accepted_mitigation_only() {
     .await;
 
     // A wrong op (restarting the gateway) is recorded and changes nothing.
-    let done = ok(&lab.cli(&["ops", "restart", "gateway", "--actor", "alice"]));
+    let done = ok(&lab.cli(&["ops", "restart", "gateway"]));
     assert!(done.contains("restarted gateway-1"), "{done}");
     lab.eventually(
         "the gateway to be back",
@@ -332,7 +342,7 @@ async fn a_scenario_ends_on_an_accepted_mitigation_only() {
 
     // The accepted one (rolling catalog back off the release that
     // carries the slowness) ends the incident.
-    ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    ok(&lab.cli(&["ops", "rollback", "catalog"]));
     lab.eventually(
         "recovery after the accepted mitigation",
         Duration::from_secs(30),
@@ -347,7 +357,7 @@ async fn a_scenario_ends_on_an_accepted_mitigation_only() {
     )
     .await;
     let ops: Value = lab
-        .get_json(format!("{}/v1/ops", lab.endpoints.controller))
+        .learner_get_json(format!("{}/v1/ops", lab.endpoints.controller))
         .await;
     let ops = ops["ops"].as_array().unwrap();
     assert_eq!(ops.len(), 2);
@@ -432,7 +442,7 @@ async fn instance_status(lab: &Lab, id: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
-    let lab = Lab::start(&["--load-rate", "0"]).await;
+    let lab = Lab::start(&["--load-rate", "0", "--learner-name", "alice"]).await;
     wait_versions(&lab, "the build's version", &["0.1.0", "0.1.0"]).await;
     let baseline = median_latency(&lab, "/api/products", 5).await;
     assert!(baseline < Duration::from_millis(100), "{baseline:?}");
@@ -454,7 +464,7 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
     );
 
     // Restarting brings the same release back: still slow.
-    ok(&lab.cli(&["ops", "restart", "catalog", "--actor", "alice"]));
+    ok(&lab.cli(&["ops", "restart", "catalog"]));
     lab.eventually(
         "catalog to be back after the restart",
         Duration::from_secs(30),
@@ -475,7 +485,7 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
 
     // Rolling back replaces the processes with the previous version, and
     // the defect, aimed at 2.4.0, selects nobody.
-    let done = ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    let done = ok(&lab.cli(&["ops", "rollback", "catalog"]));
     assert!(
         done.contains("rolling back catalog") && done.contains("2.4.0 → 0.1.0"),
         "{done}"
@@ -488,13 +498,13 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
         Duration::from_millis(100),
     )
     .await;
-    let again = ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    let again = ok(&lab.cli(&["ops", "rollback", "catalog"]));
     assert!(
         again.contains("no deploy of catalog to roll back"),
         "{again}"
     );
     let ops: Value = lab
-        .get_json(format!("{}/v1/ops", lab.endpoints.controller))
+        .learner_get_json(format!("{}/v1/ops", lab.endpoints.controller))
         .await;
     let rollbacks: Vec<&Value> = ops["ops"]
         .as_array()
@@ -536,7 +546,7 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
     .await;
     let history = ok(&lab.cli(&["deploy", "list"]));
     assert!(history.contains("\"change\": \"rollback\""), "{history}");
-    ok(&lab.cli(&["ops", "rollback", "catalog", "--actor", "alice"]));
+    ok(&lab.cli(&["ops", "rollback", "catalog"]));
     wait_versions(&lab, "the canary to roll back", &["0.1.0", "0.1.0"]).await;
     lab.eventually(
         "the canary's errors to end",
@@ -603,7 +613,7 @@ async fn a_drained_instance_stops_getting_traffic_and_undrain_brings_it_back() {
     )
     .await;
 
-    let done = ok(&lab.cli(&["ops", "drain", "payment-2", "--actor", "test"]));
+    let done = ok(&lab.cli(&["ops", "drain", "payment-2"]));
     assert!(done.contains("drained payment-2"), "{done}");
     // Once checkout has heard (its next poll), payment-2 gets nothing.
     let mut n = 100;
@@ -636,7 +646,7 @@ async fn a_drained_instance_stops_getting_traffic_and_undrain_brings_it_back() {
     let health = lab.component("payment-2").health.clone();
     assert_eq!(lab.http.get(&health).send().await.unwrap().status(), 200);
 
-    let done = ok(&lab.cli(&["ops", "undrain", "payment-2", "--actor", "test"]));
+    let done = ok(&lab.cli(&["ops", "undrain", "payment-2"]));
     assert!(done.contains("back in rotation"), "{done}");
     let mut n = 300;
     lab.eventually(
@@ -711,7 +721,7 @@ async fn a_config_push_times_out_a_link_until_it_is_rolled_back() {
         "{text}"
     );
 
-    let done = ok(&lab.cli(&["ops", "rollback", "checkout", "--actor", "test"]));
+    let done = ok(&lab.cli(&["ops", "rollback", "checkout"]));
     assert!(
         done.contains(
             "rolled back the config change timeouts.payment=1ms; checkout config is now v2"

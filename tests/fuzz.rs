@@ -182,7 +182,7 @@ fn the_controller_api_survives_schemathesis() {
         controller.url
     );
     assert!(
-        output.contains("API Operations") && output.contains("Tested: 16"),
+        output.contains("API Operations") && output.contains("Tested: 21"),
         "schemathesis did not test every operation:\n{output}"
     );
 }

@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use firedrill_controller::replicas::write_replicas;
+use firedrill_rundir::RunDir;
 use serde_json::Value;
 use support::Lab;
 
@@ -107,7 +107,7 @@ async fn a_replica_file_scales_a_service_out_and_back_in() {
         .and_then(|e| e["prometheus"].as_str().map(String::from));
 
     // Scale out to 3, as `ops scale catalog replicas=3` does.
-    write_replicas(&run, "catalog", 3).unwrap();
+    RunDir::new(&run).write_replicas("catalog", 3).unwrap();
     let pid3 = lab
         .eventually("catalog-3's pid file", WAIT, || async {
             read_pid(&run, "catalog-3")
@@ -156,7 +156,7 @@ async fn a_replica_file_scales_a_service_out_and_back_in() {
 
     // Scale in to 1: catalog-3, then catalog-2, each drained and stopped.
     let pid2 = read_pid(&run, "catalog-2").expect("catalog-2's pid file");
-    write_replicas(&run, "catalog", 1).unwrap();
+    RunDir::new(&run).write_replicas("catalog", 1).unwrap();
     lab.eventually(
         "the pid files of catalog-2 and catalog-3 to go",
         WAIT,

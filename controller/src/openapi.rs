@@ -11,11 +11,12 @@ pub const DOCUMENT: &str = r##"{
   "info": {
     "title": "firedrill controller",
     "version": "1",
-    "description": "Faults, scenarios, deploys and mitigation ops for the firedrill lab. Faults, scenarios and deploys need the instructor token (Authorization: Bearer); agents use the agent token; ops are open to learners and recorded with their actor."
+    "description": "Faults, scenarios, deploys, learners, lab resets and mitigation ops for the firedrill lab. Every operation states who may call it in `x-role` and `security`: the instructor token (faults, scenarios, deploys, learners, resets), a learner token or the instructor's (ops; a learner is recorded as themselves), the agent token (fault agents), or anyone (health, this document, metrics). Send tokens as Authorization: Bearer; a missing token is 401, a token that does not reach the operation 403, checked before anything else of the request is read."
   },
   "components": {
     "securitySchemes": {
       "instructor": { "type": "http", "scheme": "bearer" },
+      "learner": { "type": "http", "scheme": "bearer", "description": "one token per learner: the lab's own (the run directory's learner-token) or one `firedrill learner add` printed" },
       "agent": { "type": "http", "scheme": "bearer" }
     },
     "schemas": {
@@ -149,13 +150,13 @@ pub const DOCUMENT: &str = r##"{
         }
       },
       "Op": {
-        "type": "object", "required": ["op", "actor"], "additionalProperties": false,
+        "type": "object", "required": ["op"], "additionalProperties": false,
         "properties": {
           "op": { "type": "string", "enum": ["rollback","restart","scale","drain","undrain","config-set","flag-set","rate-limit","dlq-replay","dlq-purge","no-action"] },
           "target": { "type": "string", "pattern": "^(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector)(-[1-9][0-9]{0,8})?(@[A-Za-z0-9._+-]{1,64})?(->(gateway|auth|catalog|cache|search|cart|checkout|inventory|payment|payment-provider|shipping|queue|notification|projector|db|queue-consumer))?$", "description": "catalog, payment-2, gateway->catalog, catalog@2.4.0 (not needed for no-action). config-set, flag-set, rate-limit and scale take a service; drain and undrain an instance; dlq-replay and dlq-purge the queue." },
-          "actor": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S" },
+          "actor": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S", "description": "Who performs it: an instructor may name anyone (default: instructor); a learner token always acts as its learner, and another name is refused." },
           "set": {
-            "type": "object",
+            "type": "object", "maxProperties": 16,
             "description": "Only for config-set (config keys: timeouts.<peer>, retries.count, retries.budget, retries.jitter, breaker.failureThreshold, breaker.cooldown, db.poolSize, rateLimits.<route>, flags.<name>), flag-set (flag name -> share of users 0..1), rate-limit (route template -> requests per second, 0 lifts it) and scale (replicas -> instances, 1..8; not the gateway or the queue). Values are JSON or text (\"0.1\", \"500ms\", \"false\").",
             "additionalProperties": { "oneOf": [ { "type": "number" }, { "type": "string" }, { "type": "boolean" } ] }
           },
@@ -254,12 +255,13 @@ pub const DOCUMENT: &str = r##"{
     }
   },
   "paths": {
-    "/health": { "get": { "summary": "Liveness", "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Health" } } } } } } },
-    "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
-    "/metrics": { "get": { "summary": "Controller metrics (OpenMetrics)", "responses": { "200": { "description": "OK", "content": { "application/openmetrics-text": { "schema": { "type": "string" } } } } } } },
+    "/health": { "get": { "summary": "Liveness", "x-role": "anyone", "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Health" } } } } } } },
+    "/openapi.json": { "get": { "summary": "This document", "x-role": "anyone", "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
+    "/metrics": { "get": { "summary": "Controller metrics (OpenMetrics)", "x-role": "anyone", "responses": { "200": { "description": "OK", "content": { "application/openmetrics-text": { "schema": { "type": "string" } } } } } } },
     "/v1/agent/faults": {
       "get": {
         "summary": "The faults one process must apply, with a lease",
+        "x-role": "agent",
         "security": [ { "agent": [] } ],
         "parameters": [
           { "name": "service", "in": "query", "required": true, "schema": { "type": "string" }, "description": "e.g. catalog" },
@@ -273,17 +275,20 @@ pub const DOCUMENT: &str = r##"{
     "/v1/faults": {
       "post": {
         "summary": "Inject a fault",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Inject" } } } },
         "responses": { "201": { "description": "Injected", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StoredFault" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
       },
       "get": {
         "summary": "Faults in force, manual and from the running scenario",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "responses": { "200": { "description": "Faults", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ActiveFaults" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       },
       "delete": {
         "summary": "Clear every manual fault and stop the running scenario",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "responses": { "200": { "description": "Cleared", "content": { "application/json": { "schema": { "type": "object", "required": ["cleared", "stoppedScenario"], "properties": { "cleared": { "type": "integer" }, "stoppedScenario": { "type": ["string", "null"] } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       }
@@ -291,6 +296,7 @@ pub const DOCUMENT: &str = r##"{
     "/v1/faults/{id}": {
       "delete": {
         "summary": "Clear one manual fault",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
         "responses": { "204": { "description": "Cleared" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
@@ -299,6 +305,7 @@ pub const DOCUMENT: &str = r##"{
     "/v1/scenarios": {
       "get": {
         "summary": "The scenario catalogue",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "responses": { "200": { "description": "Scenarios", "content": { "application/json": { "schema": { "type": "object", "required": ["scenarios"], "properties": { "scenarios": { "type": "array", "items": { "type": "object", "required": ["id", "title", "difficulty", "category"], "properties": { "id": { "type": "string" }, "title": { "type": "string" }, "difficulty": { "type": "string" }, "category": { "type": "string" } } } } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       }
@@ -306,6 +313,7 @@ pub const DOCUMENT: &str = r##"{
     "/v1/scenarios/{id}": {
       "get": {
         "summary": "One scenario, with its ground truth",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
         "responses": { "200": { "description": "Scenario", "content": { "application/json": { "schema": { "type": "object", "required": ["id", "title", "page", "steps", "truth", "mitigation"] } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
@@ -314,6 +322,7 @@ pub const DOCUMENT: &str = r##"{
     "/v1/scenarios/{id}/start": {
       "post": {
         "summary": "Start a scenario; answers the page text",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } } ],
         "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "speed": { "type": "number", "minimum": 1, "maximum": 1000, "description": "Play the timeline this many times faster" } } } } } },
@@ -323,11 +332,13 @@ pub const DOCUMENT: &str = r##"{
     "/v1/scenario": {
       "get": {
         "summary": "The running scenario and its clock",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "responses": { "200": { "description": "Running scenario or null", "content": { "application/json": { "schema": { "type": "object", "required": ["scenario"], "properties": { "scenario": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/RunningScenario" } ] } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       },
       "delete": {
         "summary": "Stop the running scenario",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "responses": { "200": { "description": "Stopped", "content": { "application/json": { "schema": { "type": "object", "required": ["stopped"], "properties": { "stopped": { "type": "string" } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
       }
@@ -335,12 +346,14 @@ pub const DOCUMENT: &str = r##"{
     "/v1/deploys": {
       "post": {
         "summary": "Roll a service (or one instance) to a version: a rolling restart under firedrill up",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Deploy" } } } },
         "responses": { "201": { "description": "Rolling out", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeployRecord" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
       },
       "get": {
         "summary": "The deploy history and the version each changed instance should run",
+        "x-role": "instructor",
         "security": [ { "instructor": [] } ],
         "responses": { "200": { "description": "Deploys", "content": { "application/json": { "schema": { "type": "object", "required": ["deploys", "versions", "processControl"], "properties": { "deploys": { "type": "array", "items": { "$ref": "#/components/schemas/DeployRecord" } }, "versions": { "type": "object", "additionalProperties": { "type": "object", "additionalProperties": { "type": "string" } } }, "processControl": { "type": "boolean", "description": "false outside firedrill up: deploys cannot act" } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       }
@@ -348,12 +361,55 @@ pub const DOCUMENT: &str = r##"{
     "/v1/ops": {
       "post": {
         "summary": "Perform a mitigation op (recorded with time and actor)",
+        "x-role": "learner",
+        "security": [ { "learner": [] }, { "instructor": [] } ],
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Op" } } } },
-        "responses": { "201": { "description": "Performed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpRecord" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" }, "502": { "description": "The service the op calls (the queue) failed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
+        "responses": { "201": { "description": "Performed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpRecord" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" }, "502": { "description": "The service the op calls (the queue) failed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
       },
       "get": {
-        "summary": "The ops log",
-        "responses": { "200": { "description": "Ops", "content": { "application/json": { "schema": { "type": "object", "required": ["ops"], "properties": { "ops": { "type": "array", "items": { "$ref": "#/components/schemas/OpRecord" } } } } } } } }
+        "summary": "The ops log: the newest ops, oldest first",
+        "x-role": "learner",
+        "security": [ { "learner": [] }, { "instructor": [] } ],
+        "parameters": [ { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 200 } } ],
+        "responses": { "200": { "description": "Ops", "content": { "application/json": { "schema": { "type": "object", "required": ["ops", "total"], "properties": { "ops": { "type": "array", "items": { "$ref": "#/components/schemas/OpRecord" } }, "total": { "type": "integer", "minimum": 0, "description": "every op ever performed" } } } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
+      }
+    },
+    "/v1/learners": {
+      "post": {
+        "summary": "Add a learner; answers their token, shown only this once",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$" } } } } } },
+        "responses": { "201": { "description": "Added", "content": { "application/json": { "schema": { "type": "object", "required": ["name", "token"], "properties": { "name": { "type": "string" }, "token": { "type": "string" } } } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "409": { "$ref": "#/components/responses/Conflict" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
+      },
+      "get": {
+        "summary": "The learners",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "responses": { "200": { "description": "Learners", "content": { "application/json": { "schema": { "type": "object", "required": ["learners"], "properties": { "learners": { "type": "array", "items": { "type": "string" } } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
+      }
+    },
+    "/v1/learners/{name}": {
+      "delete": {
+        "summary": "Remove a learner: their token stops working",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
+        "responses": { "204": { "description": "Removed" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
+      }
+    },
+    "/v1/lab/reset": {
+      "post": {
+        "summary": "Undo every change since the lab started (scenario, faults, deploys, config, flags, rate limits, drains, scale, restart backoffs); answers what was undone at once",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "responses": { "202": { "description": "Undone; the processes follow (GET tells when they have)", "content": { "application/json": { "schema": { "type": "object", "required": ["undone", "generation"], "properties": { "undone": { "type": "array", "items": { "type": "string" } }, "generation": { "type": "integer", "minimum": 1 } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
+      },
+      "get": {
+        "summary": "Whether the lab is back in its starting state since the latest reset",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "responses": { "200": { "description": "Status", "content": { "application/json": { "schema": { "type": "object", "required": ["generation", "settled", "pending"], "properties": { "generation": { "type": "integer", "minimum": 0 }, "settled": { "type": "boolean" }, "pending": { "type": "array", "items": { "type": "string" } } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
       }
     }
   }
@@ -361,40 +417,50 @@ pub const DOCUMENT: &str = r##"{
 
 #[cfg(test)]
 mod tests {
+    use firedrill_runtime::faults::model::{FaultKind, SERVICES};
     use serde_json::Value;
 
-    #[test]
-    fn the_document_is_json_with_every_route() {
-        let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
-        let paths: Vec<&str> = doc["paths"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        for route in [
-            "/health",
-            "/openapi.json",
-            "/metrics",
-            "/v1/agent/faults",
-            "/v1/faults",
-            "/v1/faults/{id}",
-            "/v1/scenarios",
-            "/v1/scenarios/{id}",
-            "/v1/scenarios/{id}/start",
-            "/v1/scenario",
-            "/v1/ops",
-            "/v1/deploys",
-        ] {
-            assert!(paths.contains(&route), "{route} is not described");
+    use crate::model::op::Verb;
+
+    fn doc() -> Value {
+        serde_json::from_str(super::DOCUMENT).unwrap()
+    }
+
+    /// Every operation of the document, as (path, method, role).
+    pub(crate) fn operations() -> Vec<(String, String, String)> {
+        let doc = doc();
+        let mut found = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let role = op["x-role"].as_str().unwrap_or("").to_string();
+                found.push((path.clone(), method.clone(), role));
+            }
         }
-        assert_eq!(paths.len(), 12, "{paths:?}");
+        found
+    }
+
+    #[test]
+    fn every_route_is_described_with_its_role() {
+        let ops = operations();
+        assert_eq!(ops.len(), 22, "{ops:?}");
+        for (path, method, role) in &ops {
+            assert!(
+                ["anyone", "instructor", "learner", "agent"].contains(&role.as_str()),
+                "{method} {path} states no role"
+            );
+            let security = &doc()["paths"][path][method]["security"];
+            assert_eq!(
+                role == "anyone",
+                security.is_null(),
+                "{method} {path}: x-role and security disagree"
+            );
+        }
     }
 
     /// Every `$ref` points at something the document defines.
     #[test]
     fn the_document_parses_and_its_references_resolve() {
-        let doc: Value = serde_json::from_str(super::DOCUMENT).unwrap();
+        let doc = doc();
         fn refs(value: &Value, out: &mut Vec<String>) {
             match value {
                 Value::Object(map) => {
@@ -413,11 +479,51 @@ mod tests {
             let pointer = r.strip_prefix('#').unwrap();
             assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
         }
-        let op = &doc["components"]["schemas"]["Op"]["properties"];
-        assert!(op["set"].is_object() && op["topic"].is_object());
-        let kinds = doc["components"]["schemas"]["FaultSpec"]["properties"]["kind"]["enum"]
+    }
+
+    fn strings(value: &Value) -> Vec<String> {
+        value
             .as_array()
-            .unwrap();
-        assert!(kinds.iter().any(|k| k == "config-push"));
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The document's lists of verbs, fault kinds and services are the
+    /// code's: an op, kind or service added to one and not the other fails
+    /// here.
+    #[test]
+    fn the_enums_are_the_codes() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let verbs: Vec<String> = Verb::ALL.iter().map(Verb::to_string).collect();
+        assert_eq!(strings(&schemas["Op"]["properties"]["op"]["enum"]), verbs);
+
+        // serde names every kind it knows when it meets one it does not.
+        let err = serde_json::from_value::<FaultKind>(serde_json::json!({"kind": "?"}))
+            .unwrap_err()
+            .to_string();
+        let known: Vec<String> = err
+            .split("expected one of")
+            .nth(1)
+            .unwrap()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        let mut documented = strings(&schemas["FaultSpec"]["properties"]["kind"]["enum"]);
+        let mut known_sorted = known.clone();
+        documented.sort();
+        known_sorted.sort();
+        assert_eq!(documented, known_sorted);
+
+        let mut services: Vec<String> = SERVICES.iter().map(|s| s.to_string()).collect();
+        services.push("loadgen".into());
+        assert_eq!(
+            strings(&schemas["Target"]["properties"]["service"]["enum"]),
+            services
+        );
     }
 }

@@ -3,9 +3,9 @@
 //! Ops act the way an on-call engineer's tools would:
 //!
 //! - `restart`: under `firedrill up` the controller acts on processes
-//!   through the run directory's pid files: a restart is a SIGTERM, after
-//!   which the supervisor starts the process again, as an orchestrator
-//!   replaces a deleted pod.
+//!   through the run directory: it declares the restart (so the supervisor
+//!   starts the process again at once, without counting a crash) and sends
+//!   SIGTERM, as an orchestrator replaces a deleted pod.
 //! - `config-set`, `flag-set`, `rate-limit`: a change to the service's live
 //!   config, which becomes its next version; every process of the service
 //!   picks it up with its next poll (`firedrill_runtime::live`).
@@ -15,106 +15,114 @@
 //! - `rollback`: a rolling restart to the service's previous version
 //!   (`deploys`) and the end of its latest config change (an op's or a
 //!   config push), whichever exist.
-//! - `scale`: the service's desired instance count (`replicas`); under
-//!   `firedrill up` the supervisor starts or stops instances to match, and
-//!   callers learn where the instances are from the controller's answers
-//!   to their agents (`replicas::endpoints`).
+//! - `scale`: the service's desired instance count; under `firedrill up`
+//!   the supervisor starts or stops instances to match, and callers learn
+//!   where the instances are from the controller's answers to their agents
+//!   (`agents`).
 //!
-//! Bad input is refused (400) with a message that names what was wrong,
-//! before anything changes.
-
-use std::collections::BTreeMap;
-use std::path::Path;
+//! An op arrives parsed and checked against `policy`; what is left to find
+//! out here is what the live lab has (does that instance exist?).
 
 use axum::http::StatusCode;
+use firedrill_rundir::RunDir;
 use firedrill_runtime::AppError;
 use firedrill_runtime::config::BUILD_VERSION;
-use firedrill_runtime::faults::model::{FaultKind, THIRD_PARTIES, Target};
-use firedrill_runtime::live::{ConfigPatch, KEYS, describe};
+use firedrill_runtime::faults::model::{FaultKind, Target};
+use firedrill_runtime::live::describe;
 use serde_json::Value;
 
-use crate::scenario::{Scenario, Verb};
-use crate::state::{ConfigChange, State, now_ms};
-use crate::{Controller, deploys};
+use crate::model::op::{Op, Settings, Verb};
+use crate::model::scenario::Scenario;
+use crate::model::state::{ActiveFault, ConfigChange, OpRecord, State, now_ms};
+use crate::{Controller, agents, deploys};
 
-/// What an op acts with besides its target.
-#[derive(Clone, Debug, Default)]
-pub struct OpArgs {
-    /// `key → value`: config keys for `config-set` (`retries.budget`), flag
-    /// names for `flag-set`, route templates for `rate-limit`.
-    pub set: BTreeMap<String, Value>,
-    /// The topic of a `dlq-replay` / `dlq-purge`; without one, every topic
-    /// with dead letters.
-    pub topic: Option<String>,
+/// Performs `op` for `actor` and records it: in the ops log (a journal,
+/// appended and synced before the answer), and, when it is an accepted
+/// mitigation of the running scenario, as the moment the incident was
+/// mitigated, which ends the faults that wait for one.
+pub async fn record(ctl: &Controller, op: &Op, actor: &str) -> Result<OpRecord, AppError> {
+    let result = perform(ctl, op, actor).await?;
+    let mut record = OpRecord {
+        at_ms: now_ms(),
+        actor: actor.to_string(),
+        op: op.verb,
+        target: op.target_text(),
+        result,
+    };
+    let accepted = {
+        let state = ctl.state.lock();
+        state.scenario.as_ref().is_some_and(|running| {
+            running.mitigated_ms.is_none()
+                && ctl
+                    .scenario(&running.id)
+                    .is_ok_and(|s| s.mitigation.get_ref().accepts(op))
+        })
+    };
+    // Only an accepted mitigation changes the state here: any other op
+    // costs one line in the ops log, never a rewrite of the state.
+    if accepted {
+        ctl.update(|state| {
+            if let Some(running) = state.scenario.as_mut() {
+                running.mitigated_ms.get_or_insert(record.at_ms);
+            }
+            // Config pushes that waited for a mitigation end with it: their
+            // services move to a new version now, and the answer says so,
+            // rather than naming a version that is already gone.
+            for service in firedrill_runtime::faults::model::SERVICES {
+                if state.refresh_config(&ctl.scenarios, service, record.at_ms) {
+                    let version = state.config_version(service).version;
+                    record.result.push_str(&format!(
+                        "; the config push it mitigates ended: {service} config is now v{version}"
+                    ));
+                }
+            }
+        })?;
+    }
+    ctl.ops_log
+        .lock()
+        .append(record.clone())
+        .map_err(AppError::internal)?;
+    ctl.ops.inc(&[("op", record.op.to_string().as_str())]);
+    tracing::info!(actor, op = %record.op, target = %record.target, result = %record.result, "op performed");
+    Ok(record)
 }
 
-/// Performs `verb` on `target` for `actor`; the answer says what happened.
-pub async fn perform(
-    ctl: &Controller,
-    verb: Verb,
-    target: &str,
-    actor: &str,
-    args: &OpArgs,
-) -> Result<String, AppError> {
-    check_args(verb, args)?;
-    if verb != Verb::NoAction {
-        let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-        operable(&parsed).map_err(AppError::bad_request)?;
-    }
-    match verb {
-        Verb::NoAction => Ok("no action taken".into()),
-        Verb::Restart => {
-            let Some(run_dir) = &ctl.config.run_dir else {
-                return Ok(
-                    "recorded; this deployment gives the controller no process control".into(),
-                );
-            };
-            let target = Target::parse(target).map_err(AppError::bad_request)?;
-            let versions = deploys::desired_now(
-                &ctl.state.lock(),
-                &target.service,
-                ctl.planned(&target.service),
-            );
-            restart(run_dir, &target, |_, instance| {
-                versions
-                    .get(instance)
-                    .cloned()
-                    .unwrap_or_else(|| BUILD_VERSION.to_string())
-            })
-        }
-        Verb::Scale => scale(ctl, target, &args.set),
-        Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit => {
-            let service = service_of(verb, target)?;
-            let values = settings(verb, &args.set)?;
+/// Performs `op` for `actor`; the answer says what happened.
+async fn perform(ctl: &Controller, op: &Op, actor: &str) -> Result<String, AppError> {
+    let Some(target) = &op.target else {
+        return Ok("no action taken".into());
+    };
+    match (&op.verb, &op.settings) {
+        (Verb::Restart, _) => restart(ctl, target),
+        (Verb::Scale, Settings::Replicas(count)) => scale(ctl, target, *count),
+        (Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit, Settings::Config(values)) => {
+            let service = &target.service;
             let now = now_ms();
             let change = ConfigChange {
                 at_ms: now,
-                op: verb,
+                op: op.verb,
                 values: values.clone(),
             };
             let version =
-                ctl.update(|state| state.change_config(&ctl.scenarios, &service, change, now))?;
-            Ok(format!(
-                "{service} config v{version}: {}",
-                describe(&values)
-            ))
+                ctl.update(|state| state.change_config(&ctl.scenarios, service, change, now))?;
+            Ok(format!("{service} config v{version}: {}", describe(values)))
         }
-        Verb::Drain | Verb::Undrain => drain(ctl, verb, target),
-        Verb::DlqReplay | Verb::DlqPurge => dlq(ctl, verb, target, args.topic.as_deref()).await,
-        Verb::Rollback => {
-            let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-            whole_service(Verb::Rollback, &parsed)?;
+        (Verb::Drain | Verb::Undrain, _) => drain(ctl, op.verb, target),
+        (Verb::DlqReplay | Verb::DlqPurge, Settings::Topic(topic)) => {
+            dlq(ctl, op.verb, topic.as_deref()).await
+        }
+        (Verb::Rollback, _) => {
             // A rolling restart back to the previous version, then the
             // latest config change taken back: either, both, or neither.
-            let deploy = deploys::rollback(ctl, &parsed, actor)?;
-            let service = parsed.service;
+            let deploy = deploys::rollback(ctl, target, actor)?;
+            let service = &target.service;
             let now = now_ms();
             let config =
-                ctl.update(|state| rollback_config(state, &ctl.scenarios, &service, now))?;
+                ctl.update(|state| rollback_config(state, &ctl.scenarios, service, now))?;
             let done: Vec<String> = deploy.into_iter().chain(config).collect();
             if !done.is_empty() {
                 Ok(done.join("; "))
-            } else if ctl.config.run_dir.is_none() {
+            } else if ctl.run_dir.is_none() {
                 Ok(format!(
                     "nothing to roll back: no deploy of {service} to roll back ({}), and no config change in force",
                     deploys::NO_PROCESS_CONTROL
@@ -125,6 +133,9 @@ pub async fn perform(
                 ))
             }
         }
+        (verb, settings) => Err(AppError::internal(format!(
+            "{verb} with {settings:?}: an op the parser should have refused"
+        ))),
     }
 }
 
@@ -160,7 +171,7 @@ pub fn rollback_config(
     ))
 }
 
-fn end_push(state: &mut State, push: crate::state::ActiveFault) -> String {
+fn end_push(state: &mut State, push: ActiveFault) -> String {
     state.end_fault(&push.id);
     match &push.spec.kind {
         FaultKind::ConfigPush(values) => describe(values),
@@ -168,43 +179,36 @@ fn end_push(state: &mut State, push: crate::state::ActiveFault) -> String {
     }
 }
 
-/// Refuses an op on a third party: the shop's engineers cannot restart,
-/// roll back, drain or reconfigure someone else's service.
-pub fn operable(target: &Target) -> Result<(), String> {
-    if THIRD_PARTIES.contains(&target.service.as_str()) {
-        return Err(format!(
-            "{} is a third party (the card processor), outside the shop: no op reaches it; \
-             mitigate on the shop's side (e.g. payment's config, flags or rate limits)",
-            target.service
-        ));
-    }
-    Ok(())
+/// Restarts every process `target` selects, at the version each runs.
+fn restart(ctl: &Controller, target: &Target) -> Result<String, AppError> {
+    let Some(run_dir) = &ctl.run_dir else {
+        return Ok("recorded; this deployment gives the controller no process control".into());
+    };
+    let versions = deploys::versions_now(ctl, &ctl.state.lock(), &target.service);
+    restart_processes(run_dir, target, |_, instance| {
+        versions
+            .get(instance)
+            .cloned()
+            .unwrap_or_else(|| BUILD_VERSION.to_string())
+    })
 }
 
-/// Scales a service out or in: `replicas=N` becomes its desired instance
-/// count. Instances are `<service>-1..=N`, so scaling in removes the
-/// highest-numbered ones; they leave their callers' rotation with the
-/// next poll, before the supervisor stops them.
-fn scale(
-    ctl: &Controller,
-    target: &str,
-    set: &BTreeMap<String, Value>,
-) -> Result<String, AppError> {
-    let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-    whole_service(Verb::Scale, &parsed)?;
-    let count = crate::replicas::replicas_setting(set).map_err(AppError::bad_request)?;
-    let service = parsed.service;
-    crate::replicas::scalable(&service).map_err(AppError::bad_request)?;
-    if ctl.config.run_dir.is_none() {
+/// Scales a service out or in: `count` becomes its desired instance count.
+/// Instances are `<service>-1..=N`, so scaling in removes the
+/// highest-numbered ones; they leave their callers' rotation with the next
+/// poll, before the supervisor stops them.
+fn scale(ctl: &Controller, target: &Target, count: u32) -> Result<String, AppError> {
+    let service = &target.service;
+    if ctl.run_dir.is_none() {
         return Ok(format!(
             "recorded; not performed: {} (there, scale the service's deployment)",
             deploys::NO_PROCESS_CONTROL
         ));
     }
-    let planned = ctl.planned(&service);
+    let planned = ctl.planned(service);
     let before = ctl
         .update(|state| {
-            crate::replicas::forget_above(&mut ctl.serving.lock(), &service, count);
+            agents::forget_above(&mut ctl.serving.lock(), service, count);
             state.replicas.insert(service.clone(), count)
         })?
         .map_or(planned, |n| n as usize);
@@ -231,107 +235,15 @@ fn scale(
     })
 }
 
-/// Refuses a target narrower than a service (an instance, a version, a
-/// link or a route) for an op that acts on every instance of one.
-pub(crate) fn whole_service(verb: Verb, target: &Target) -> Result<(), AppError> {
-    let narrower = target.instance.is_some()
-        || target.version.is_some()
-        || target.peer.is_some()
-        || target.route.is_some();
-    if narrower {
-        return Err(AppError::bad_request(format!(
-            "{verb} acts on a service (the whole service): name it ({}), not {target}",
-            target.service
-        )));
-    }
-    Ok(())
-}
-
-/// Refuses settings or a topic given to an op that takes none.
-fn check_args(verb: Verb, args: &OpArgs) -> Result<(), AppError> {
-    let takes_settings = matches!(
-        verb,
-        Verb::ConfigSet | Verb::FlagSet | Verb::RateLimit | Verb::Scale
-    );
-    if !takes_settings && !args.set.is_empty() {
-        return Err(AppError::bad_request(format!(
-            "{verb} takes no key=value settings"
-        )));
-    }
-    let takes_topic = matches!(verb, Verb::DlqReplay | Verb::DlqPurge);
-    if !takes_topic && args.topic.is_some() {
-        return Err(AppError::bad_request(format!("{verb} takes no topic")));
-    }
-    Ok(())
-}
-
-/// The service a config op changes: a service, not an instance or link
-/// (a service has one config).
-fn service_of(verb: Verb, target: &str) -> Result<String, AppError> {
-    let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-    if parsed.instance.is_some() || parsed.peer.is_some() || parsed.route.is_some() {
-        return Err(AppError::bad_request(format!(
-            "{verb} changes the config of every instance of a service; target the service ({}), not {target}",
-            parsed.service
-        )));
-    }
-    Ok(parsed.service)
-}
-
-/// The config values an op's settings stand for, checked.
-fn settings(verb: Verb, set: &BTreeMap<String, Value>) -> Result<ConfigPatch, AppError> {
-    let (prefix, example) = match verb {
-        Verb::FlagSet => ("flags.", "recommendations=0.5 (the share of users, 0..1)"),
-        Verb::RateLimit => (
-            "rateLimits.",
-            "/api/products=50 (requests per second; 0 lifts it)",
-        ),
-        _ => ("", "retries.budget=0.1"),
-    };
-    if set.is_empty() {
-        let keys = if prefix.is_empty() {
-            format!("; keys are {KEYS}")
-        } else {
-            String::new()
-        };
-        return Err(AppError::bad_request(format!(
-            "{verb} needs at least one key=value setting, e.g. {example}{keys}"
-        )));
-    }
-    let mut values = ConfigPatch::default();
-    for (key, value) in set {
-        let key = key.trim();
-        let full = if key.starts_with(prefix) {
-            key.to_string()
-        } else {
-            format!("{prefix}{key}")
-        };
-        values.set(&full, value).map_err(AppError::bad_request)?;
-    }
-    values.validate().map_err(AppError::bad_request)?;
-    Ok(values)
-}
-
 /// Takes one instance out of (or back into) every caller's rotation.
-fn drain(ctl: &Controller, verb: Verb, target: &str) -> Result<String, AppError> {
-    let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-    let instance = match (&parsed.instance, &parsed.peer, &parsed.route) {
-        (Some(instance), None, None) => instance.clone(),
-        _ => {
-            return Err(AppError::bad_request(format!(
-                "{verb} takes one instance, e.g. payment-2; {target:?} is not one"
-            )));
-        }
-    };
-    let service = parsed.service;
+fn drain(ctl: &Controller, verb: Verb, target: &Target) -> Result<String, AppError> {
+    let service = &target.service;
+    let instance = target.instance.clone().unwrap_or_default();
     // Under a lab that told us its layout, the instance must exist.
-    let scaled = ctl.state.lock().replicas.get(&service).map(|&n| n as usize);
-    let count = scaled.or(ctl.peers.get(&service).map(Vec::len));
+    let scaled = ctl.state.lock().replicas.get(service).map(|&n| n as usize);
+    let count = scaled.or(ctl.peers.get(service).map(Vec::len));
     if let Some(count) = count {
-        let n: usize = instance
-            .rsplit_once('-')
-            .and_then(|(_, n)| n.parse().ok())
-            .unwrap_or(0);
+        let n = firedrill_rundir::instance_number(&instance) as usize;
         if n == 0 || n > count {
             return Err(AppError::bad_request(format!(
                 "no instance {instance}: {service} runs {}",
@@ -373,29 +285,7 @@ fn drain(ctl: &Controller, verb: Verb, target: &str) -> Result<String, AppError>
 
 /// Replays or purges the queue's dead letters, on `topic` or on every topic
 /// that has some.
-async fn dlq(
-    ctl: &Controller,
-    verb: Verb,
-    target: &str,
-    topic: Option<&str>,
-) -> Result<String, AppError> {
-    let parsed = Target::parse(target).map_err(AppError::bad_request)?;
-    if parsed.service != "queue" || parsed.peer.is_some() || parsed.route.is_some() {
-        return Err(AppError::bad_request(format!(
-            "{verb} acts on the queue's dead letters: target queue, not {target}"
-        )));
-    }
-    if let Some(topic) = topic {
-        let plain = (1..=64).contains(&topic.len())
-            && topic
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !plain {
-            return Err(AppError::bad_request(format!(
-                "invalid topic {topic:?}: use 1 to 64 of [a-z0-9-], e.g. order-events"
-            )));
-        }
-    }
+async fn dlq(ctl: &Controller, verb: Verb, topic: Option<&str>) -> Result<String, AppError> {
     let Some(queue) = ctl.peers.get("queue").and_then(|urls| urls.first()) else {
         return Ok(
             "recorded; this deployment does not tell the controller where the queue is (--peers)"
@@ -461,49 +351,32 @@ async fn queue_call(
     Ok(body)
 }
 
-/// SIGTERMs every process of `target` listed in `run_dir/pids`;
-/// `version_of(service, instance)` tells what each runs, for targets that
-/// name a version. The supervisor starts each again at the same version.
-fn restart(
-    run_dir: &Path,
+/// Stops every running process of `target` (`version_of(service, instance)`
+/// tells what each runs, for targets that name a version), declaring each
+/// restart first so the supervisor starts it again at once, at the same
+/// version, and does not take it for a crash.
+fn restart_processes(
+    run_dir: &RunDir,
     target: &Target,
     version_of: impl Fn(&str, &str) -> String,
 ) -> Result<String, AppError> {
-    let pids = run_dir.join("pids");
-    // No pid directory yet means no process to restart (a 404 below), not
-    // a failure of the controller.
-    let entries = match std::fs::read_dir(&pids) {
-        Ok(entries) => Some(entries),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(AppError::internal(format!(
-                "cannot read {}: {e}",
-                pids.display()
-            )));
-        }
-    };
     let mut restarted = Vec::new();
-    for entry in entries.into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_suffix(".pid") else {
-            continue;
-        };
+    for (id, pid) in run_dir.running() {
         let Some((service, _)) = id.rsplit_once('-') else {
             continue;
         };
-        if !target.selects_running(service, id, Some(&version_of(service, id))) {
+        if !target.selects_running(service, &id, Some(&version_of(service, &id))) {
             continue;
         }
-        let Some(pid) = std::fs::read_to_string(entry.path())
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let signal =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM);
+        run_dir
+            .request_restart(&id, pid)
+            .map_err(|e| AppError::internal(format!("cannot declare the restart of {id}: {e}")))?;
+        let signal = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::SIGTERM,
+        );
         if signal.is_ok() {
-            restarted.push(id.to_string());
+            restarted.push(id);
         }
     }
     if restarted.is_empty() {
@@ -511,17 +384,18 @@ fn restart(
             "no running process matches {target}"
         )));
     }
-    restarted.sort();
+    restarted.sort_by_key(|id| firedrill_rundir::instance_number(id));
     Ok(format!("restarted {}", restarted.join(", ")))
 }
 
 #[cfg(test)]
 mod tests {
     use firedrill_runtime::faults::model::FaultSpec;
+    use firedrill_runtime::live::ConfigPatch;
     use serde_json::json;
 
     use super::*;
-    use crate::state::StoredFault;
+    use crate::model::state::StoredFault;
 
     fn values(key: &str, value: Value) -> ConfigPatch {
         let mut values = ConfigPatch::default();
@@ -596,72 +470,5 @@ mod tests {
         let done = rollback_config(&mut state, &[], "checkout", 20).unwrap();
         assert!(done.contains("flag-set flags.recommendations=0"), "{done}");
         assert!(state.faults.contains_key("f1"));
-    }
-
-    #[test]
-    fn settings_are_named_per_op_and_checked() {
-        let set = |pairs: &[(&str, Value)]| -> BTreeMap<String, Value> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect()
-        };
-        let flags = settings(Verb::FlagSet, &set(&[("recommendations", json!("0"))])).unwrap();
-        assert_eq!(describe(&flags), "flags.recommendations=0");
-        let limits = settings(Verb::RateLimit, &set(&[("/api/products", json!(50))])).unwrap();
-        assert_eq!(describe(&limits), "rateLimits./api/products=50");
-        let config = settings(
-            Verb::ConfigSet,
-            &set(&[
-                ("retries.budget", json!("0.1")),
-                ("timeouts.payment", json!("2s")),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(
-            describe(&config),
-            "timeouts.payment=2000ms, retries.budget=0.1"
-        );
-        for (verb, pairs, needle) in [
-            (Verb::ConfigSet, set(&[]), "needs at least one key=value"),
-            (
-                Verb::ConfigSet,
-                set(&[("retries.budgte", json!(1))]),
-                "`retries.budgte`",
-            ),
-            (
-                Verb::FlagSet,
-                set(&[("recommendations", json!(2))]),
-                "within 0..1",
-            ),
-            (
-                Verb::RateLimit,
-                set(&[("api", json!(2))]),
-                "starts with '/'",
-            ),
-        ] {
-            let err = settings(verb, &pairs).unwrap_err();
-            assert_eq!(err.status, StatusCode::BAD_REQUEST);
-            assert!(err.message.contains(needle), "{verb}: {}", err.message);
-        }
-        let err = check_args(
-            Verb::Restart,
-            &OpArgs {
-                set: set(&[("x", json!(1))]),
-                topic: None,
-            },
-        )
-        .unwrap_err();
-        assert!(
-            err.message.contains("restart takes no key=value"),
-            "{}",
-            err.message
-        );
-        let err = service_of(Verb::ConfigSet, "payment-2").unwrap_err();
-        assert!(
-            err.message.contains("target the service (payment)"),
-            "{}",
-            err.message
-        );
     }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 const INSTRUCTOR: &str = "instructor-token";
 const AGENT: &str = "agent-token-1";
+const LEARNER: &str = "learner-token-1";
 
 struct Running {
     url: String,
@@ -48,9 +49,11 @@ async fn start_in(
         listen: "127.0.0.1:0".parse().unwrap(),
         instructor_token: INSTRUCTOR.into(),
         agent_token: AGENT.into(),
+        learner_token: Some(LEARNER.into()),
+        learner_name: "lee".into(),
         lease: Duration::from_secs(5),
         state_dir: state.join("controller"),
-        scenarios,
+        scenarios: Some(scenarios),
         run_dir,
         peers: peers.into(),
     };
@@ -74,6 +77,7 @@ fn http() -> reqwest::Client {
 async fn op(base: &str, body: Value) -> (u16, Value) {
     let r = http()
         .post(format!("{base}/v1/ops"))
+        .bearer_auth(INSTRUCTOR)
         .json(&body)
         .send()
         .await
@@ -254,6 +258,7 @@ async fn config_changes_become_versions_that_survive_a_restart() {
     // Every op is in the log with its actor.
     let log: Value = http()
         .get(format!("{base}/v1/ops"))
+        .bearer_auth(INSTRUCTOR)
         .send()
         .await
         .unwrap()
@@ -460,6 +465,7 @@ async fn bad_op_input_is_refused_with_what_was_wrong() {
     // Nothing was changed or logged by a refused op.
     let log: Value = http()
         .get(format!("{base}/v1/ops"))
+        .bearer_auth(INSTRUCTOR)
         .send()
         .await
         .unwrap()
@@ -600,11 +606,15 @@ async fn scaling_declares_the_count_and_sends_callers_to_the_instances() {
         "{done}"
     );
     assert_eq!(
-        firedrill_controller::replicas::read_replicas(&run, "catalog").unwrap(),
+        firedrill_rundir::RunDir::new(&run)
+            .read_replicas("catalog")
+            .unwrap(),
         Some(3)
     );
     // The new instance comes up on the current release.
-    let versions = firedrill_controller::deploys::read_versions(&run, "catalog").unwrap();
+    let versions = firedrill_rundir::RunDir::new(&run)
+        .read_versions("catalog")
+        .unwrap();
     assert_eq!(versions["catalog-3"], "2.4.0", "{versions:?}");
     // Until catalog-3 says where it serves, callers get the two they know.
     assert_eq!(
@@ -715,4 +725,197 @@ async fn post_instructor(base: &str, path: &str, body: Value) -> (u16, Value) {
         .await
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Sends `body` to `path` with `token` (none: no Authorization header).
+async fn send_as(base: &str, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    let mut request = http()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Issue 13, item 3: ops need a token, checked before the body is read;
+/// a learner acts as themselves; every field is bounded; and the ops log is
+/// a journal, so ops do not rewrite the state or grow the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_need_a_token_and_bounded_input_and_are_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start(dir.path(), "").await;
+    let base = lab.url.clone();
+    let restart = serde_json::to_vec(&json!({"op": "no-action"})).unwrap();
+
+    // No token: 401, whatever the body (even one that would not parse).
+    for body in [restart.clone(), b"{not json".to_vec()] {
+        let (status, answer) = send_as(&base, "/v1/ops", None, body).await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("learner token"),
+            "{answer}"
+        );
+    }
+    // A wrong token and an agent's token: 403, still before parsing.
+    for token in ["nobody-knows-this", AGENT] {
+        let (status, answer) = send_as(&base, "/v1/ops", Some(token), b"{not json".to_vec()).await;
+        assert_eq!(status, 403, "{token}: {answer}");
+    }
+    // GET /v1/ops needs one too.
+    let r = http().get(format!("{base}/v1/ops")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // A learner acts as themselves.
+    let (status, answer) = send_as(&base, "/v1/ops", Some(LEARNER), restart.clone()).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["actor"], "lee");
+    let as_bob = serde_json::to_vec(&json!({"op": "no-action", "actor": "bob"})).unwrap();
+    let (status, answer) = send_as(&base, "/v1/ops", Some(LEARNER), as_bob).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("lee's"),
+        "{answer}"
+    );
+
+    // Learners may not reach the instructor's routes.
+    let r = http()
+        .get(format!("{base}/v1/faults"))
+        .bearer_auth(LEARNER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    // Bounded input: a 2 MB target is refused as a body over the limit, a
+    // long target and a target on no-action are refused by name, and none
+    // echoes the input back.
+    let huge =
+        serde_json::to_vec(&json!({"op": "no-action", "target": "x".repeat(2_000_000)})).unwrap();
+    let sent = http()
+        .post(format!("{base}/v1/ops"))
+        .header("content-type", "application/json")
+        .bearer_auth(INSTRUCTOR)
+        .body(huge)
+        .send()
+        .await;
+    // Refused with 413, or the connection closed on the rest of the body.
+    match sent {
+        Ok(r) => assert_eq!(r.status().as_u16(), 413),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
+    for (body, needle) in [
+        (
+            json!({"op": "restart", "target": "c".repeat(10_000)}),
+            "at most 128",
+        ),
+        (
+            json!({"op": "no-action", "target": "catalog"}),
+            "no-action acts on nothing",
+        ),
+        (
+            json!({"op": "no-action", "actor": "a".repeat(65)}),
+            "1..64 characters",
+        ),
+    ] {
+        let (status, answer) = op(&base, body.clone()).await;
+        assert_eq!(status, 400, "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{error}");
+        assert!(error.len() < 300, "{error}");
+    }
+
+    // Ops are appended to a journal: 300 of them leave the state file as it
+    // was, and all are listed and survive a restart.
+    let state_file = dir.path().join("controller/controller-state.json");
+    let before = std::fs::read(&state_file).ok();
+    for _ in 0..300 {
+        let (status, _) = send_as(&base, "/v1/ops", Some(LEARNER), restart.clone()).await;
+        assert_eq!(status, 201);
+    }
+    assert_eq!(
+        std::fs::read(&state_file).ok(),
+        before,
+        "the state was not rewritten"
+    );
+    let journal = std::fs::read_to_string(dir.path().join("controller/ops.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 301);
+    lab.stop().await;
+    let lab = start(dir.path(), "").await;
+    let r = http()
+        .get(format!("{}/v1/ops?limit=5", lab.url))
+        .bearer_auth(LEARNER)
+        .send()
+        .await
+        .unwrap();
+    let log: Value = r.json().await.unwrap();
+    assert_eq!(log["total"], 301);
+    assert_eq!(log["ops"].as_array().unwrap().len(), 5);
+    lab.stop().await;
+}
+
+/// Every operation `/openapi.json` describes admits exactly the role it
+/// states: without a token 401 (but for `anyone`), with a token of another
+/// role 403, with its own role neither — all before any body is read (the
+/// requests carry none, or a broken one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_admits_the_role_the_document_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start(dir.path(), "").await;
+    let doc: Value = http()
+        .get(format!("{}/openapi.json", lab.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let role = op["x-role"].as_str().unwrap();
+            let url = format!(
+                "{}{}",
+                lab.url,
+                path.replace("{id}", "x").replace("{name}", "x")
+            );
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let send = |token: Option<&str>| {
+                let mut request = http()
+                    .request(method.clone(), &url)
+                    .header("content-type", "application/json")
+                    .body("{broken");
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                async move { request.send().await.unwrap().status().as_u16() }
+            };
+            let anonymous = send(None).await;
+            assert_eq!(
+                anonymous == 401,
+                role != "anyone",
+                "{method} {path} ({role}) without a token: {anonymous}"
+            );
+            for (who, token) in [
+                ("learner", LEARNER),
+                ("agent", AGENT),
+                ("instructor", INSTRUCTOR),
+            ] {
+                let status = send(Some(token)).await;
+                let admitted =
+                    role == "anyone" || role == who || (role == "learner" && who == "instructor");
+                assert_eq!(
+                    !matches!(status, 401 | 403),
+                    admitted,
+                    "{method} {path} ({role}) with the {who} token: {status}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 22);
+    lab.stop().await;
 }

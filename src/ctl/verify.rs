@@ -28,9 +28,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use firedrill_controller::scenario::{
-    Category, Check, Op, Recovery, Scenario, Signal, Symptom, Verb,
-};
+use firedrill_controller::model::op::{ListedOp as Op, Settings, Verb};
+use firedrill_controller::model::scenario::{Category, Check, Recovery, Scenario, Signal, Symptom};
+use firedrill_controller::scenarios::Catalogue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,9 +40,10 @@ use super::{Api, Connection};
 pub struct VerifyArgs {
     /// The scenario to play.
     pub id: String,
-    /// Where the scenario files are (the directory `firedrill up` serves).
-    #[arg(long, env = "FIREDRILL_SCENARIOS", default_value = "scenarios")]
-    pub scenarios: PathBuf,
+    /// Where the scenario files are, if the lab was started with
+    /// `--scenarios`; the catalogue built into firedrill otherwise.
+    #[arg(long, env = "FIREDRILL_SCENARIOS")]
+    pub scenarios: Option<PathBuf>,
     /// Play the timeline this many times faster than written.
     #[arg(long, default_value_t = 10.0)]
     pub speed: f64,
@@ -148,11 +149,25 @@ pub async fn run(conn: &Connection, args: VerifyArgs) -> anyhow::Result<()> {
     if !(1.0..=1000.0).contains(&args.speed) {
         bail!("--speed must be within 1..=1000, got {}", args.speed);
     }
-    let path = args.scenarios.join(format!("{}.toml", args.id));
-    let scenario = firedrill_controller::scenario::load(&path).map_err(|problems| {
-        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        anyhow::anyhow!("cannot use {}:\n{}", path.display(), lines.join("\n"))
-    })?;
+    let scenario = match &args.scenarios {
+        Some(dir) => {
+            let path = dir.join(format!("{}.toml", args.id));
+            firedrill_controller::scenarios::load(&path).map_err(|problems| {
+                let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                anyhow::anyhow!("cannot use {}:\n{}", path.display(), lines.join("\n"))
+            })?
+        }
+        None => Catalogue::shipped()
+            .scenarios
+            .into_iter()
+            .find(|s| s.id() == args.id)
+            .with_context(|| {
+                format!(
+                    "no scenario {:?} in the built-in catalogue (`firedrill scenario list`)",
+                    args.id
+                )
+            })?,
+    };
     let mut lab = Lab::connect(conn)?;
     println!("verifying {}: {}", scenario.id(), scenario.title);
     let running = lab
@@ -865,12 +880,8 @@ impl Lab {
     /// The pid `component` runs as now, from the run directory's pid file
     /// (`None` when the lab keeps none).
     fn pid(&self, component: &Component) -> Option<String> {
-        let file = self
-            .run_dir
-            .as_ref()?
-            .join("pids")
-            .join(format!("{}.pid", component.id));
-        Some(std::fs::read_to_string(file).ok()?.trim().to_string())
+        let run_dir = firedrill_rundir::RunDir::new(self.run_dir.as_ref()?);
+        run_dir.pid(&component.id).map(|pid| pid.to_string())
     }
 
     /// After an op, waits (at most 10 s) until every process in `touched`
@@ -917,9 +928,10 @@ impl Lab {
     /// where they are), and from then on reads the new set of processes.
     async fn settle_scale(&mut self, op: &Op) {
         let service = self.service_of(&op.target);
-        let Ok(wanted) = op.replicas().map(|n| n as usize) else {
+        let Ok(Settings::Replicas(wanted)) = op.parse().map(|op| op.settings) else {
             return;
         };
+        let wanted = wanted as usize;
         let deadline = Instant::now() + SCALE_SETTLE;
         while Instant::now() < deadline {
             let listed = self

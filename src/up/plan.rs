@@ -10,14 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use parking_lot::Mutex;
 
-use firedrill_controller::replicas::MAX_REPLICAS;
 use firedrill_loadgen::JourneyKind;
+use firedrill_rundir::RunDir;
+use firedrill_rundir::formats::MAX_REPLICAS;
 
 use super::UpArgs;
 
@@ -35,6 +36,9 @@ pub struct Component {
     pub health_url: String,
     /// Where `/metrics` answers.
     pub metrics_url: String,
+    /// Where its output goes when not `logs/<id>.log`: the controller's
+    /// names scenarios and faults, so it is kept out of learners' sight.
+    pub private_log: Option<PathBuf>,
 }
 
 impl Component {
@@ -106,26 +110,32 @@ struct Placed {
     ordinal: u64,
 }
 
-/// The lab's secrets: the instructor's token (given or generated) and the
-/// token fault agents present to the controller.
+/// The lab's secrets: the instructor's token (given or generated, kept in
+/// the run directory's instructor part), the lab's own learner's token
+/// (kept where learners are sent), and the token fault agents present to
+/// the controller.
 pub struct Tokens {
     pub instructor: String,
-    pub instructor_file: std::path::PathBuf,
+    pub instructor_file: PathBuf,
+    pub learner: String,
     pub agent: String,
 }
 
 impl Tokens {
-    pub fn for_run(args: &UpArgs, run_dir: &Path) -> anyhow::Result<Tokens> {
+    pub fn for_run(args: &UpArgs, run_dir: &RunDir) -> anyhow::Result<Tokens> {
         let instructor = match &args.instructor_token {
             Some(t) if t.trim().len() >= 8 => t.trim().to_string(),
             Some(_) => bail!("--instructor-token must be at least 8 characters"),
             None => random_token(),
         };
-        let instructor_file = run_dir.join("instructor-token");
-        write_secret(&instructor_file, &instructor)?;
+        let instructor_file = run_dir.instructor_token();
+        firedrill_rundir::write_secret(&instructor_file, &instructor)?;
+        let learner = random_token();
+        firedrill_rundir::write_secret(&run_dir.learner_token(), &learner)?;
         Ok(Tokens {
             instructor,
             instructor_file,
+            learner,
             agent: random_token(),
         })
     }
@@ -135,21 +145,6 @@ fn random_token() -> String {
     use rand::Rng as _;
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes a file only its owner can read.
-fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(file, "{secret}")?;
-    Ok(())
 }
 
 /// How many times the load's nominal charge rate the payment processor
@@ -307,7 +302,7 @@ pub fn parse_instances(spec: &str) -> anyhow::Result<BTreeMap<String, u32>> {
 }
 
 impl Plan {
-    pub fn new(args: &UpArgs, run_dir: &Path, tokens: &Tokens) -> anyhow::Result<Plan> {
+    pub fn new(args: &UpArgs, run_dir: &RunDir, tokens: &Tokens) -> anyhow::Result<Plan> {
         if !args.load_rate.is_finite() || args.load_rate < 0.0 {
             bail!(
                 "--load-rate must be a non-negative number, got {}",
@@ -373,8 +368,8 @@ impl Plan {
             None
         };
         let peers = firedrill_runtime::config::format_peers(&peers);
-        let shop_db = run_dir.join("shop.db").display().to_string();
-        let queue_db = run_dir.join("queue.db").display().to_string();
+        let shop_db = run_dir.shop_db().display().to_string();
+        let queue_db = run_dir.queue_db().display().to_string();
         let otlp = if args.telemetry_export {
             match args.otlp_protocol {
                 firedrill_runtime::config::OtlpProtocol::Grpc => url(grpc),
@@ -432,7 +427,22 @@ impl Plan {
             env: vec![],
             health_url: format!("{}/health", url(query)),
             metrics_url: format!("{}/metrics", url(query)),
+            private_log: None,
         });
+        // A scenario directory only when one is given: the catalogue is
+        // built into the binary.
+        let scenarios = args
+            .scenarios
+            .as_ref()
+            .map(|dir| {
+                let dir = dir
+                    .canonicalize()
+                    .with_context(|| format!("--scenarios: cannot read {}", dir.display()))?;
+                Ok::<_, anyhow::Error>(["--scenarios".to_string(), dir.display().to_string()])
+            })
+            .transpose()?
+            .into_iter()
+            .flatten();
         plan.components.push(Component {
             id: "controller".into(),
             name: "controller".into(),
@@ -441,26 +451,30 @@ impl Plan {
                 "--listen".into(),
                 format!("{host}:{controller_port}"),
                 "--state-dir".into(),
-                run_dir.join("controller").display().to_string(),
-                "--scenarios".into(),
-                args.scenarios.display().to_string(),
+                run_dir.controller_state().display().to_string(),
                 "--run-dir".into(),
-                run_dir.display().to_string(),
+                run_dir.root().display().to_string(),
                 "--lease".into(),
                 format!("{}ms", args.fault_lease.as_millis()),
-            ],
+            ]
+            .into_iter()
+            .chain(scenarios)
+            .collect(),
             env: vec![
                 (
                     "FIREDRILL_INSTRUCTOR_TOKEN".into(),
                     tokens.instructor.clone(),
                 ),
                 ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
+                ("FIREDRILL_LEARNER_TOKEN".into(), tokens.learner.clone()),
+                ("FIREDRILL_LEARNER_NAME".into(), args.learner_name.clone()),
                 // Which instances exist (drains) and where the queue is
                 // (dead-letter ops).
                 ("FIREDRILL_PEERS".into(), peers),
             ],
             health_url: format!("{}/health", url(controller_port)),
             metrics_url: format!("{}/metrics", url(controller_port)),
+            private_log: Some(run_dir.controller_log()),
         });
         for (name, instance) in placed {
             let component = plan.service_instance(name, instance)?;
@@ -496,6 +510,7 @@ impl Plan {
                 ],
                 health_url: format!("{}/health", url(port)),
                 metrics_url: format!("{}/metrics", url(port)),
+                private_log: None,
             });
         }
         Ok(plan)
@@ -577,6 +592,7 @@ impl Plan {
             env,
             health_url: format!("{url}/health"),
             metrics_url: format!("{url}/metrics"),
+            private_log: None,
         })
     }
 }
@@ -615,7 +631,7 @@ mod tests {
     }
 
     /// A plan on free ports, as `up --base-port 0` makes one.
-    fn plan_with(instances: &str, run_dir: &Path) -> Plan {
+    fn plan_with(instances: &str, run_dir: &std::path::Path) -> Plan {
         use clap::Parser as _;
         #[derive(clap::Parser)]
         struct Cli {
@@ -634,8 +650,9 @@ mod tests {
             instances,
         ])
         .up;
-        let tokens = Tokens::for_run(&args, run_dir).unwrap();
-        Plan::new(&args, run_dir, &tokens).unwrap()
+        let run_dir = RunDir::create(run_dir).unwrap();
+        let tokens = Tokens::for_run(&args, &run_dir).unwrap();
+        Plan::new(&args, &run_dir, &tokens).unwrap()
     }
 
     fn flag<'a>(c: &'a Component, name: &str) -> &'a str {

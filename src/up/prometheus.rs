@@ -25,6 +25,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use firedrill_rundir::RunDir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -139,16 +140,17 @@ fn targets(components: &[Component], self_address: &str) -> serde_json::Value {
 /// not match the `targets/*.json` it watches). Only the [`Roster`] calls
 /// this.
 pub fn write_targets(
-    run_dir: &Path,
+    run_dir: &RunDir,
     components: &[Component],
     self_address: &str,
 ) -> anyhow::Result<()> {
-    let dir = run_dir.join("prometheus").join("targets");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    super::status::write_whole(
-        &dir.join("lab.json"),
+    let path = run_dir.prometheus_targets();
+    firedrill_rundir::replace_whole(
+        &path,
         &serde_json::to_vec_pretty(&targets(components, self_address))?,
     )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// `http://127.0.0.1:7100/metrics` → `127.0.0.1:7100`.
@@ -171,9 +173,9 @@ impl Prometheus {
         roster: &Roster,
         address: &str,
         interval: Duration,
-        run_dir: &Path,
+        run_dir: &RunDir,
     ) -> anyhow::Result<Prometheus> {
-        let dir = run_dir.join("prometheus");
+        let dir = run_dir.prometheus();
         let write = |rel: &str, text: &str| -> anyhow::Result<()> {
             let path = dir.join(rel);
             std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
@@ -184,7 +186,7 @@ impl Prometheus {
             write(&format!("rules/{name}"), text)?;
         }
         roster.publish_targets(address)?;
-        let log = std::fs::File::create(run_dir.join("logs").join("prometheus.log"))
+        let log = std::fs::File::create(run_dir.log_file("prometheus"))
             .context("cannot create logs/prometheus.log")?;
         let child = Command::new(binary)
             .arg(format!(
@@ -208,8 +210,7 @@ impl Prometheus {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         if let Some(pid) = child.id() {
-            let _ = std::fs::create_dir_all(run_dir.join("pids"));
-            let _ = std::fs::write(run_dir.join("pids").join("prometheus.pid"), pid.to_string());
+            let _ = run_dir.write_pid("prometheus", pid);
         }
         Ok(Prometheus {
             url: format!("http://{address}"),

@@ -11,12 +11,12 @@
 //! write and an older list never overwrites a newer one.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use firedrill_rundir::RunDir;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,7 @@ use super::supervisor::ChildState;
 /// scaled instances after its planned ones), and the files that list them.
 pub struct Roster {
     plan: Plan,
-    run_dir: PathBuf,
+    run_dir: RunDir,
     inner: Mutex<Members>,
 }
 
@@ -43,10 +43,10 @@ struct Members {
 }
 
 impl Roster {
-    pub fn new(plan: &Plan, run_dir: &Path) -> Roster {
+    pub fn new(plan: &Plan, run_dir: &RunDir) -> Roster {
         Roster {
             plan: plan.clone(),
-            run_dir: run_dir.to_path_buf(),
+            run_dir: run_dir.clone(),
             inner: Mutex::new(Members {
                 list: Vec::new(),
                 ready_in: None,
@@ -205,7 +205,7 @@ struct ComponentEndpoints<'a> {
 fn write_endpoints(
     plan: &Plan,
     components: &[Component],
-    run_dir: &Path,
+    run_dir: &RunDir,
     ready_in: Duration,
 ) -> anyhow::Result<()> {
     let endpoints = Endpoints {
@@ -229,23 +229,13 @@ fn write_endpoints(
             })
             .collect(),
     };
-    write_whole(
-        &run_dir.join("endpoints.json"),
-        &serde_json::to_vec_pretty(&endpoints)?,
-    )
+    let path = run_dir.endpoints();
+    firedrill_rundir::replace_whole(&path, &serde_json::to_vec_pretty(&endpoints)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
-/// Replaces `path` whole: written beside it as `<name>.tmp`, then renamed,
-/// so a reader (a test, Prometheus' file discovery, which watches `*.json`)
-/// never sees half a file.
-pub fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path.file_name().context("a file path")?.to_string_lossy();
-    let tmp = path.with_file_name(format!("{name}.tmp"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-pub fn print_banner(plan: &Plan, roster: &Roster, run_dir: &Path, ready_in: Duration) {
+pub fn print_banner(plan: &Plan, roster: &Roster, run_dir: &RunDir, ready_in: Duration) {
     let components = roster.components();
     println!();
     println!(
@@ -278,8 +268,8 @@ pub fn print_banner(plan: &Plan, roster: &Roster, run_dir: &Path, ready_in: Dura
         println!("    {:<22} {}", c.id, c.metrics_url);
     }
     println!(
-        "  run directory      {} (logs/, shop.db, endpoints.json)",
-        run_dir.display()
+        "  run directory      {} (logs/, shop.db, endpoints.json, learner-token)",
+        run_dir.root().display()
     );
     println!("Ctrl-C stops the lab.");
     println!();

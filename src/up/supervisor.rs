@@ -45,6 +45,17 @@
 //!
 //! An unreadable file of either kind is reported once and changes nothing
 //! until it is fixed.
+//!
+//! Two more declarations come from the controller:
+//!
+//! - A restart asked for by an op (`<run>/restarts/<id>` names the pid the
+//!   controller stops) is not a crash: the process starts again at once,
+//!   without backoff, and is not counted as a restart.
+//! - A lab reset (`<run>/reset`, a generation number) forgets every restart
+//!   count and backoff, starts at once a process waiting out a backoff, and
+//!   replaces every instance that runs another version than its file names
+//!   all at once rather than one by one; the supervisor then writes the
+//!   generation to `<run>/reset-done`.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -54,13 +65,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use firedrill_controller::{deploys, replicas};
+use firedrill_controller::policy::scalable;
+use firedrill_rundir::RunDir;
 use firedrill_runtime::config::BUILD_VERSION;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +102,8 @@ const SCALE_OUT_READY: Duration = Duration::from_secs(30);
 /// How long after a failed scale-out (no free port, a spawn error) the
 /// next attempt is made.
 const SCALE_OUT_RETRY: Duration = Duration::from_secs(15);
+/// How often the run directory's reset generation is read.
+const RESET_POLL: Duration = Duration::from_millis(100);
 /// How long a removed instance keeps serving before it gets SIGTERM. Its
 /// callers drop it from rotation within one agent poll (500 ms) of the
 /// controller's count dropping; the rest lets requests in flight finish.
@@ -131,7 +145,7 @@ impl Supervisor {
     pub fn start(
         exe: &Path,
         plan: &Plan,
-        run_dir: &Path,
+        run_dir: &RunDir,
         min_ready: Duration,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Supervisor> {
@@ -141,7 +155,7 @@ impl Supervisor {
         let on_error = stop.clone().drop_guard();
         let shared = Arc::new(Shared {
             exe: exe.to_path_buf(),
-            run_dir: run_dir.to_path_buf(),
+            run_dir: run_dir.clone(),
             plan: plan.clone(),
             roster: Arc::new(Roster::new(plan, run_dir)),
             min_ready,
@@ -151,14 +165,18 @@ impl Supervisor {
                 .build()
                 .context("cannot build the supervisor's HTTP client")?,
         });
-        clear_pid_files(run_dir);
+        // A previous `up` on the same directory leaves its pid files; a
+        // scaled instance of an earlier run must not count as one of this
+        // run's.
+        run_dir.clear_pids();
+        let (reset_tx, reset) = watch::channel(RunDir::read_generation(&run_dir.reset_done()));
         let mut tasks = JoinSet::new();
         let mut services: Vec<(String, Vec<Instance>)> = Vec::new();
         for component in &plan.components {
             // Spawn the first process synchronously so a broken executable
             // or log directory fails `up` at once with a clear message.
             if component.is_service() {
-                let instance = Instance::start(&shared, component.clone(), &stop)?;
+                let instance = Instance::start(&shared, component.clone(), &stop, &reset)?;
                 match services
                     .iter_mut()
                     .find(|(name, _)| *name == component.name)
@@ -169,7 +187,7 @@ impl Supervisor {
                 continue;
             }
             let state = ChildState::new();
-            let log = shared.log_file(&component.id);
+            let log = shared.log_file(component);
             let child = spawn(exe, component, &log, run_dir, &state)?;
             // Nothing replaces these: the sender goes at once, which turns
             // the receiver's branch off.
@@ -179,8 +197,9 @@ impl Supervisor {
                     exe: exe.to_path_buf(),
                     component: component.clone(),
                     log,
-                    run_dir: run_dir.to_path_buf(),
+                    run_dir: run_dir.clone(),
                     state: state.clone(),
+                    reset: reset.clone(),
                 },
                 child,
                 replace,
@@ -189,9 +208,16 @@ impl Supervisor {
             shared.roster.add(component.clone(), state);
         }
         for (service, instances) in services {
-            tasks
-                .spawn(ServiceManager::new(service, instances, shared.clone(), stop.clone()).run());
+            let manager = ServiceManager::new(
+                service,
+                instances,
+                shared.clone(),
+                stop.clone(),
+                reset.clone(),
+            );
+            tasks.spawn(manager.run());
         }
+        tasks.spawn(apply_resets(shared.clone(), reset_tx, stop.clone()));
         on_error.disarm();
         Ok(Supervisor {
             roster: shared.roster.clone(),
@@ -218,7 +244,7 @@ impl Supervisor {
 /// What every task of the supervisor shares.
 struct Shared {
     exe: PathBuf,
-    run_dir: PathBuf,
+    run_dir: RunDir,
     /// Builds the instances a scale-out adds.
     plan: Plan,
     roster: Arc<Roster>,
@@ -228,29 +254,37 @@ struct Shared {
 }
 
 impl Shared {
-    fn log_file(&self, id: &str) -> PathBuf {
-        self.run_dir.join("logs").join(format!("{id}.log"))
+    fn log_file(&self, component: &Component) -> PathBuf {
+        component
+            .private_log
+            .clone()
+            .unwrap_or_else(|| self.run_dir.log_file(&component.id))
     }
 }
 
-/// `<run>/pids/<id>.pid`: lets operators (and tests) find a process to
-/// kill, and the controller see which instances run.
-fn pid_file(run_dir: &Path, id: &str) -> PathBuf {
-    run_dir.join("pids").join(format!("{id}.pid"))
-}
-
-/// Removes the pid files a previous `up` on the same run directory left
-/// (a stop leaves them): the controller takes a service's pid files for its
-/// running instances, and a scaled instance of an earlier run must not
-/// count as one of this run's.
-fn clear_pid_files(run_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("pids")) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "pid") {
-            let _ = std::fs::remove_file(path);
+/// Applies each lab reset the controller declares (see the module
+/// comment): restart counts and backoffs forgotten, waiting processes
+/// started, rollouts done all at once; then acknowledged.
+async fn apply_resets(shared: Arc<Shared>, reset: watch::Sender<u64>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(RESET_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let generation = RunDir::read_generation(&shared.run_dir.reset_request());
+        if generation <= *reset.borrow() {
+            continue;
+        }
+        for child in shared.roster.children() {
+            child.restarts.store(0, Ordering::Relaxed);
+            *child.last_exit.lock() = None;
+        }
+        reset.send_replace(generation);
+        tracing::info!(generation, "lab reset: restart counts and backoffs cleared");
+        if let Err(e) = RunDir::write_generation(&shared.run_dir.reset_done(), generation) {
+            tracing::warn!(error = %e, "cannot acknowledge the lab reset");
         }
     }
 }
@@ -260,14 +294,16 @@ struct Process {
     exe: PathBuf,
     component: Component,
     log: PathBuf,
-    run_dir: PathBuf,
+    run_dir: RunDir,
     state: Arc<ChildState>,
+    /// The latest lab reset applied: a new one ends a backoff at once.
+    reset: watch::Receiver<u64>,
 }
 
 /// The version `component` should run now, per its service's version file
 /// (`None` for components that are not services). An unreadable file keeps
 /// what runs, and says why.
-fn desired_version(run_dir: &Path, component: &Component, running: &str) -> Option<String> {
+fn desired_version(run_dir: &RunDir, component: &Component, running: &str) -> Option<String> {
     if !component.is_service() {
         return None;
     }
@@ -278,7 +314,7 @@ fn desired_version(run_dir: &Path, component: &Component, running: &str) -> Opti
             running.to_string()
         }
     };
-    match deploys::read_versions(run_dir, &component.name) {
+    match run_dir.read_versions(&component.name) {
         Ok(mut versions) => Some(
             versions
                 .remove(&component.id)
@@ -296,7 +332,7 @@ fn spawn(
     exe: &Path,
     component: &Component,
     log: &Path,
-    run_dir: &Path,
+    run_dir: &RunDir,
     state: &ChildState,
 ) -> anyhow::Result<Child> {
     let version = desired_version(run_dir, component, &state.version.lock());
@@ -310,7 +346,7 @@ fn spawn_process(
     exe: &Path,
     component: &Component,
     log: &Path,
-    run_dir: &Path,
+    run_dir: &RunDir,
     version: Option<&str>,
 ) -> anyhow::Result<Child> {
     let file = OpenOptions::new()
@@ -335,11 +371,9 @@ fn spawn_process(
     let child = command
         .spawn()
         .with_context(|| format!("cannot start {} ({})", component.id, exe.display()))?;
-    let pid_file = pid_file(run_dir, &component.id);
-    if let Some(pids) = pid_file.parent() {
-        let _ = std::fs::create_dir_all(pids);
+    if let Err(e) = run_dir.write_pid(&component.id, child.id().unwrap_or(0)) {
+        tracing::warn!(component = %component.id, error = %e, "cannot write the pid file");
     }
-    let _ = std::fs::write(&pid_file, child.id().unwrap_or(0).to_string());
     Ok(child)
 }
 
@@ -352,14 +386,11 @@ enum Event {
 }
 
 async fn keep_running(
-    process: Process,
+    mut process: Process,
     mut child: Child,
     mut replace: mpsc::Receiver<()>,
     stop: CancellationToken,
 ) {
-    let Process {
-        component, state, ..
-    } = &process;
     let mut backoff = FIRST_BACKOFF;
     loop {
         let started = Instant::now();
@@ -368,6 +399,7 @@ async fn keep_running(
             _ = stop.cancelled() => Event::Stop,
             Some(()) = replace.recv() => Event::Replace,
         };
+        let (component, state) = (process.component.clone(), process.state.clone());
         let status = match event {
             Event::Stop => {
                 terminate(&mut child, &component.id).await;
@@ -381,9 +413,9 @@ async fn keep_running(
                 };
                 child = next;
                 tracing::info!(
-                    component = %component.id,
+                    component = %process.component.id,
                     from = %from,
-                    to = %state.version.lock(),
+                    to = %process.state.version.lock(),
                     pid = child.id().unwrap_or(0),
                     "process replaced for a rollout"
                 );
@@ -398,7 +430,19 @@ async fn keep_running(
             Ok(s) => s.to_string(),
             Err(e) => format!("unknown ({e})"),
         };
-        if started.elapsed() >= STABLE_AFTER {
+        let pid = state.pid.load(Ordering::Relaxed);
+        if process.run_dir.take_restart_request(&component.id, pid) {
+            // An op stopped it: an orchestrator replacing a deleted pod,
+            // not a crash.
+            let Some(next) = respawn(&process, &stop).await else {
+                return;
+            };
+            child = next;
+            tracing::info!(component = %process.component.id, pid = child.id().unwrap_or(0), "process restarted by an op");
+            continue;
+        }
+        if started.elapsed() >= STABLE_AFTER || process.reset.has_changed().unwrap_or(false) {
+            process.reset.mark_unchanged();
             backoff = FIRST_BACKOFF;
         }
         let restarts = state.restarts.fetch_add(1, Ordering::Relaxed) + 1;
@@ -411,18 +455,25 @@ async fn keep_running(
             "process exited; restarting after backoff"
         );
         // A rollout does not wait for the backoff: it replaces the process
-        // now, as an orchestrator replaces a crash-looping pod's template.
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            Some(()) = replace.recv() => {}
+        // now, as an orchestrator replaces a crash-looping pod's template;
+        // nor does a lab reset.
+        let reset = tokio::select! {
+            _ = tokio::time::sleep(backoff) => false,
+            Some(()) = replace.recv() => false,
+            Ok(()) = process.reset.changed() => true,
             _ = stop.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        backoff = if reset {
+            process.reset.mark_unchanged();
+            FIRST_BACKOFF
+        } else {
+            (backoff * 2).min(MAX_BACKOFF)
+        };
         let Some(next) = respawn(&process, &stop).await else {
             return;
         };
         child = next;
-        tracing::info!(component = %component.id, pid = child.id().unwrap_or(0), version = %state.version.lock(), restarts, "process restarted");
+        tracing::info!(component = %process.component.id, pid = child.id().unwrap_or(0), version = %process.state.version.lock(), restarts, "process restarted");
     }
 }
 
@@ -471,9 +522,10 @@ impl Instance {
         shared: &Shared,
         component: Component,
         stop: &CancellationToken,
+        reset: &watch::Receiver<u64>,
     ) -> anyhow::Result<Instance> {
         let state = ChildState::new();
-        let log = shared.log_file(&component.id);
+        let log = shared.log_file(&component);
         let child = spawn(&shared.exe, &component, &log, &shared.run_dir, &state)?;
         let (replace, replace_rx) = mpsc::channel(1);
         let cancel = stop.child_token();
@@ -484,6 +536,7 @@ impl Instance {
                 log,
                 run_dir: shared.run_dir.clone(),
                 state: state.clone(),
+                reset: reset.clone(),
             },
             child,
             replace_rx,
@@ -538,6 +591,8 @@ struct ServiceManager {
     /// (once, until the file is fixed).
     replicas_warned: bool,
     versions_warned: bool,
+    /// Lab resets: a new one rolls every instance out at once.
+    reset: watch::Receiver<u64>,
 }
 
 impl ServiceManager {
@@ -546,6 +601,7 @@ impl ServiceManager {
         instances: Vec<Instance>,
         shared: Arc<Shared>,
         stop: CancellationToken,
+        reset: watch::Receiver<u64>,
     ) -> ServiceManager {
         ServiceManager {
             service,
@@ -553,6 +609,7 @@ impl ServiceManager {
             planned: instances.len(),
             instances,
             stop,
+            reset,
             step: None,
             retry_scale_out: None,
             replicas_warned: false,
@@ -587,7 +644,7 @@ impl ServiceManager {
     /// The count the service should run, from its replica file: its
     /// number, or the planned count without a file.
     fn read_count(&self) -> Result<usize, String> {
-        let count = replicas::read_replicas(&self.shared.run_dir, &self.service)?;
+        let count = self.shared.run_dir.read_replicas(&self.service)?;
         Ok(count.map_or(self.planned, |c| c as usize))
     }
 
@@ -597,8 +654,8 @@ impl ServiceManager {
     /// gateway, the queue: `replicas::scalable`) is ignored, and reported
     /// once.
     fn desired_count(&mut self) -> Option<usize> {
-        if let Err(why) = replicas::scalable(&self.service) {
-            let path = replicas::replicas_file(&self.shared.run_dir, &self.service);
+        if let Err(why) = scalable(&self.service) {
+            let path = self.shared.run_dir.replicas_file(&self.service);
             if !self.replicas_warned && path.exists() {
                 tracing::warn!(file = %path.display(), reason = %why, "ignoring a replica file");
                 self.replicas_warned = true;
@@ -623,7 +680,7 @@ impl ServiceManager {
     /// The count as a wait sees it: `None` when unknown (or never
     /// scaled), without reports.
     fn peek_count(&self) -> Option<usize> {
-        if replicas::scalable(&self.service).is_err() {
+        if scalable(&self.service).is_err() {
             return None;
         }
         self.read_count().ok()
@@ -663,7 +720,9 @@ impl ServiceManager {
             .shared
             .plan
             .service_instance(&self.service, n)
-            .and_then(|component| Instance::start(&self.shared, component, &self.stop));
+            .and_then(|component| {
+                Instance::start(&self.shared, component, &self.stop, &self.reset)
+            });
         let instance = match started {
             Ok(instance) => instance,
             Err(e) => {
@@ -757,12 +816,7 @@ impl ServiceManager {
         // `keep_running` sends SIGTERM, SIGKILL after the grace period, and
         // ends once the process has exited.
         let _ = instance.task.await;
-        let pid_file = pid_file(&self.shared.run_dir, id);
-        if let Err(e) = std::fs::remove_file(&pid_file)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(file = %pid_file.display(), error = %e, "cannot remove the pid file");
-        }
+        self.shared.run_dir.remove_pid(id);
         if self.step.as_ref().is_some_and(|step| step.id == id) {
             self.step = None;
         }
@@ -774,7 +828,7 @@ impl ServiceManager {
     /// Keeps the instances at the versions the service's file names,
     /// replacing one instance at a time, in instance order.
     async fn roll_out(&mut self) {
-        let desired = match deploys::read_versions(&self.shared.run_dir, &self.service) {
+        let desired = match self.shared.run_dir.read_versions(&self.service) {
             Ok(desired) => {
                 self.versions_warned = false;
                 desired
@@ -787,6 +841,12 @@ impl ServiceManager {
                 return;
             }
         };
+        if self.reset.has_changed().unwrap_or(false) {
+            self.reset.mark_unchanged();
+            self.step = None;
+            self.replace_all_at_once(&desired).await;
+            return;
+        }
         let mut step = match self.step.take() {
             Some(step) => step,
             None => {
@@ -822,6 +882,38 @@ impl ServiceManager {
         };
         if self.wait_rolled(&mut step).await == Waited::Paused {
             self.step = Some(step);
+        }
+    }
+
+    /// After a lab reset: every instance that runs another version than
+    /// `desired` is replaced now, not one by one; waits until each has been
+    /// started again (at most the stop grace and a little).
+    async fn replace_all_at_once(&self, desired: &std::collections::BTreeMap<String, String>) {
+        let wanted = |id: &str| {
+            desired
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| BUILD_VERSION.to_string())
+        };
+        let replaced: Vec<&Instance> = self
+            .instances
+            .iter()
+            .filter(|i| *i.state.version.lock() != wanted(&i.component.id))
+            .collect();
+        for instance in &replaced {
+            tracing::info!(instance = %instance.component.id, to = %wanted(&instance.component.id), "lab reset: replacing");
+            let _ = instance.replace.try_send(());
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE + Duration::from_secs(2);
+        while replaced
+            .iter()
+            .any(|i| *i.state.version.lock() != wanted(&i.component.id))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::select! {
+                _ = tokio::time::sleep(ROLLOUT_HEALTH_POLL) => {}
+                _ = self.stop.cancelled() => return,
+            }
         }
     }
 
@@ -865,7 +957,10 @@ impl ServiceManager {
                 tracing::info!(instance = %id, %version, after_ms = step.started.elapsed().as_millis() as u64, "rolled out");
                 return Waited::Done;
             }
-            let superseded = deploys::read_versions(&self.shared.run_dir, &self.service)
+            let superseded = self
+                .shared
+                .run_dir
+                .read_versions(&self.service)
                 .is_ok_and(|d| d.get(id).map_or(BUILD_VERSION, String::as_str) != version);
             if superseded {
                 tracing::info!(instance = %id, %version, "rollout superseded by a newer desired version");

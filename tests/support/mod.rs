@@ -182,6 +182,29 @@ impl Lab {
             .to_string()
     }
 
+    /// The lab's own learner's token (`<run>/learner-token`).
+    pub fn learner_token(&self) -> String {
+        std::fs::read_to_string(self.run_dir.join("learner-token"))
+            .expect("learner token file")
+            .trim()
+            .to_string()
+    }
+
+    /// GETs `url` with the learner's token and parses the body as JSON.
+    pub async fn learner_get_json(&self, url: impl reqwest::IntoUrl) -> serde_json::Value {
+        self.http
+            .get(url)
+            .bearer_auth(self.learner_token())
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Runs a `firedrill` CLI verb against this lab (it finds the controller
     /// and token through the run directory, as a user's shell would).
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
@@ -189,6 +212,7 @@ impl Lab {
             .args(args)
             .env("FIREDRILL_RUN_DIR", &self.run_dir)
             .env_remove("FIREDRILL_INSTRUCTOR_TOKEN")
+            .env_remove("FIREDRILL_LEARNER_TOKEN")
             .env_remove("FIREDRILL_CONTROLLER")
             .output()
             .expect("run firedrill")

@@ -102,6 +102,7 @@ pub fn init(identity: &Identity, export: &ExportConfig) -> anyhow::Result<Teleme
     let otel_logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&logger);
     let local_log = tracing_subscriber::fmt::layer()
         .with_target(false)
+        .with_ansi(colour())
         .with_writer(std::io::stderr)
         .with_filter(local_filter);
 
@@ -137,8 +138,17 @@ pub fn init_local_log(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(colour())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Colour codes only where someone reads them: a terminal, unless
+/// `NO_COLOR` is set. A log file (every process of `up` writes one) gets
+/// plain text.
+fn colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn resource(identity: &Identity) -> Resource {

@@ -1,11 +1,12 @@
-//! The controller's desired state: faults, the running scenario, the ops log,
-//! each service's live config, the drained instances and the scaled
-//! services' instance counts.
+//! The controller's desired state: faults, the running scenario, each
+//! service's live config, the drained instances, the scaled services'
+//! instance counts, the deploy history and the learners. (What people did,
+//! the ops log, is a journal of its own: see `store`.)
 //!
 //! Times are wall-clock milliseconds so the state survives a restart: a
 //! fault injected for ten minutes still ends ten minutes after injection,
-//! and a scenario's timeline resumes where its clock says it is. The file is
-//! replaced atomically (write, fsync, rename) after every change.
+//! and a scenario's timeline resumes where its clock says it is. The
+//! controller saves it whole after every change.
 //!
 //! A service's config is its ops changes (config-set, flag-set,
 //! rate-limit) with the config pushes in force laid over them, oldest
@@ -14,15 +15,15 @@
 //! persisted here, so a restarted controller continues the count.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use firedrill_runtime::faults::model::{AssignedFault, FaultKind, FaultSpec, SERVICES};
 use firedrill_runtime::live::{ConfigPatch, ConfigVersion};
 use serde::{Deserialize, Serialize};
 
-use crate::deploys::DeployRecord;
-use crate::scenario::{Lasts, Scenario, Verb};
+use super::deploy::DeployRecord;
+use super::op::Verb;
+use super::run::RunningScenario;
+use super::scenario::{Lasts, Scenario};
 
 /// A fault injected by hand (`firedrill fault inject`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -32,37 +33,6 @@ pub struct StoredFault {
     pub spec: FaultSpec,
     pub created_ms: i64,
     pub expires_ms: i64,
-}
-
-/// The scenario being played, and its clock.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RunningScenario {
-    pub id: String,
-    pub started_ms: i64,
-    /// When an accepted mitigation was performed; faults that last
-    /// `until-mitigated` end here.
-    pub mitigated_ms: Option<i64>,
-    /// How much faster than written the timeline plays: step offsets and
-    /// durations are divided by it (a verification run compresses a
-    /// ten-minute cascade into a minute). 1 plays the file as written.
-    #[serde(default = "normal_speed")]
-    pub speed: f64,
-    /// Steps (by index) ended early: config pushes a rollback took back.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub ended_steps: BTreeSet<usize>,
-}
-
-/// The speed a scenario plays at unless told otherwise: as written.
-pub(crate) fn normal_speed() -> f64 {
-    1.0
-}
-
-impl RunningScenario {
-    /// Wall-clock length of `ms` of scenario time at this run's speed.
-    pub fn scaled(&self, ms: u64) -> i64 {
-        (ms as f64 / self.speed.max(f64::MIN_POSITIVE)).round() as i64
-    }
 }
 
 /// One mitigation op, as performed.
@@ -83,7 +53,6 @@ pub struct State {
     pub next_id: u64,
     pub faults: BTreeMap<String, StoredFault>,
     pub scenario: Option<RunningScenario>,
-    pub ops: Vec<OpRecord>,
     /// Every deploy and rollback, oldest first: what each instance should
     /// run follows from it (see `deploys`).
     #[serde(default)]
@@ -98,6 +67,16 @@ pub struct State {
     /// others run what the lab planned.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replicas: BTreeMap<String, u32>,
+    /// Learner name → the SHA-256 of their token (the token itself is only
+    /// ever shown once, to the instructor who added them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learners: BTreeMap<String, String>,
+    /// How many lab resets were asked for: the supervisor applies each.
+    #[serde(default)]
+    pub resets: u64,
+    /// When the latest reset was asked for.
+    #[serde(default)]
+    pub reset_at_ms: i64,
 }
 
 /// One service's live config.
@@ -144,29 +123,6 @@ pub fn now_ms() -> i64 {
 }
 
 impl State {
-    /// Reads the state file; a missing file is a fresh start.
-    pub fn load(path: &Path) -> anyhow::Result<State> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("controller state {} is corrupt", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
-    }
-
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp: PathBuf = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(self)?;
-        {
-            use std::io::Write as _;
-            let mut file = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
-    }
-
     pub fn new_id(&mut self) -> String {
         self.next_id += 1;
         format!("f{}", self.next_id)
@@ -360,7 +316,15 @@ mod tests {
 
     use firedrill_runtime::faults::model::{Millis, Target};
 
+    use firedrill_runtime::config::BUILD_VERSION;
+
     use super::*;
+    use crate::model::deploy::{desired, due_steps, plan_deploy, revert_scenario, version_of};
+    use crate::store::Snapshot;
+
+    fn running(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
 
     fn latency(target: &str) -> FaultSpec {
         FaultSpec {
@@ -395,15 +359,19 @@ mod tests {
             speed: 1.0,
             ended_steps: BTreeSet::new(),
         });
-        state.save(&path).unwrap();
-        assert_eq!(State::load(&path).unwrap(), state);
+        let snapshot = Snapshot::new(path.clone());
+        snapshot.save(&state).unwrap();
+        assert_eq!(snapshot.load::<State>().unwrap(), state);
         assert_eq!(
-            State::load(&dir.path().join("none.json")).unwrap(),
+            Snapshot::new(dir.path().join("none.json"))
+                .load::<State>()
+                .unwrap(),
             State::default()
         );
         std::fs::write(&path, b"{").unwrap();
         assert!(
-            State::load(&path)
+            snapshot
+                .load::<State>()
                 .unwrap_err()
                 .to_string()
                 .contains("corrupt")
@@ -539,8 +507,9 @@ mod tests {
         state.change_config(&[], "checkout", change(20, "retries.count", "1"), 20);
         state.drained.insert("payment-2".into());
         state.replicas.insert("catalog".into(), 4);
-        state.save(&path).unwrap();
-        let mut again = State::load(&path).unwrap();
+        let snapshot = Snapshot::new(path.clone());
+        snapshot.save(&state).unwrap();
+        let mut again: State = snapshot.load().unwrap();
         assert_eq!(again, state);
         assert_eq!(again.config_version("checkout").version, 2);
         let v = again.change_config(&[], "checkout", change(30, "retries.jitter", "false"), 30);
@@ -553,7 +522,7 @@ mod tests {
             r#"{"nextId":0,"faults":{},"scenario":null,"ops":[]}"#,
         )
         .unwrap();
-        assert_eq!(State::load(&path).unwrap(), State::default());
+        assert_eq!(snapshot.load::<State>().unwrap(), State::default());
     }
 
     /// The test scenario `slow-catalog` (one latency fault on catalog,
@@ -563,8 +532,9 @@ mod tests {
         edit: impl FnOnce(String) -> String,
         mitigated_ms: Option<i64>,
     ) -> ([Scenario; 1], State) {
-        let text = crate::scenario::tests::GOOD.to_string();
-        let scenario = crate::scenario::parse(Path::new("slow-catalog.toml"), &edit(text)).unwrap();
+        let text = crate::scenarios::tests::GOOD.to_string();
+        let scenario =
+            crate::scenarios::parse(Path::new("slow-catalog.toml"), &edit(text)).unwrap();
         let state = State {
             scenario: Some(RunningScenario {
                 id: "slow-catalog".into(),
@@ -641,5 +611,119 @@ mod tests {
         );
         state.scenario = None;
         assert!(state.active(&scenarios, 86_400_000).is_empty());
+    }
+
+    #[test]
+    fn scenario_deploy_steps_come_due_once_and_revert_on_stop() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/catalog-bad-deploy.toml"),
+        )
+        .unwrap();
+        let scenario =
+            crate::scenarios::parse(Path::new("catalog-bad-deploy.toml"), &text).unwrap();
+        let scenarios = [scenario];
+        let running_scenario = RunningScenario {
+            id: "catalog-bad-deploy".into(),
+            started_ms: 1_000,
+            mitigated_ms: None,
+            speed: 1.0,
+            ended_steps: Default::default(),
+        };
+        let mut state = State {
+            scenario: Some(running_scenario.clone()),
+            ..State::default()
+        };
+        assert!(due_steps(&state.deploys, state.scenario.as_ref(), &scenarios, 999).is_empty());
+        let due = due_steps(&state.deploys, state.scenario.as_ref(), &scenarios, 1_000);
+        assert_eq!(due.len(), 1, "{due:?}");
+        let (origin, step) = &due[0];
+        assert_eq!(origin, "scenario:catalog-bad-deploy@1000#1");
+        assert_eq!(step.version, "2.4.0");
+        let record = plan_deploy(
+            &state.deploys,
+            &desired(&state.deploys, "catalog"),
+            step,
+            &running(&["catalog-1", "catalog-2"]),
+            "scenario:catalog-bad-deploy",
+            Some(origin.clone()),
+            1_000,
+        )
+        .unwrap();
+        state.deploys.push(record);
+        assert!(
+            due_steps(&state.deploys, state.scenario.as_ref(), &scenarios, 5_000).is_empty(),
+            "done once"
+        );
+
+        // The version-targeted defect reaches only the new version.
+        let new = state.assignment(&scenarios, "catalog", "catalog-1", Some("2.4.0"), 5_000);
+        assert_eq!(new.len(), 1, "{new:?}");
+        let old = state.assignment(&scenarios, "catalog", "catalog-1", Some("0.1.0"), 5_000);
+        assert!(old.is_empty(), "{old:?}");
+
+        // Stopping the scenario rolls its deploy back; a later run of the
+        // same scenario deploys again.
+        assert_eq!(
+            revert_scenario(&mut state.deploys, &running_scenario, 6_000),
+            1
+        );
+        assert_eq!(
+            revert_scenario(&mut state.deploys, &running_scenario, 6_000),
+            0
+        );
+        assert_eq!(
+            version_of(&state.deploys, "catalog", "catalog-2"),
+            BUILD_VERSION
+        );
+        state.scenario = Some(RunningScenario {
+            started_ms: 7_000,
+            ..running_scenario
+        });
+        assert_eq!(
+            due_steps(&state.deploys, state.scenario.as_ref(), &scenarios, 7_000).len(),
+            1
+        );
+        // A step due after an accepted mitigation does not happen.
+        state.scenario.as_mut().unwrap().mitigated_ms = Some(7_000);
+        assert!(due_steps(&state.deploys, state.scenario.as_ref(), &scenarios, 8_000).is_empty());
+    }
+
+    #[test]
+    fn history_survives_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = State::default();
+        state.deploys.push(
+            plan_deploy(
+                &[],
+                &BTreeMap::new(),
+                &crate::model::scenario::Deploy {
+                    target: Target::parse("catalog").unwrap(),
+                    version: "2.4.0".into(),
+                    instances: None,
+                },
+                &["catalog-1".to_string()],
+                "scenario:x",
+                Some("scenario:x@5#1".into()),
+                7,
+            )
+            .unwrap(),
+        );
+        crate::model::deploy::rollback_latest(&mut state.deploys, "catalog", "bob", 9);
+        let snapshot = Snapshot::new(path.clone());
+        snapshot.save(&state).unwrap();
+        let back: State = snapshot.load().unwrap();
+        assert_eq!(back, state);
+        assert_eq!(
+            version_of(&back.deploys, "catalog", "catalog-1"),
+            BUILD_VERSION
+        );
+        // A state file from before deploys existed still loads.
+        std::fs::write(
+            &path,
+            r#"{"nextId":0,"faults":{},"scenario":null,"ops":[]}"#,
+        )
+        .unwrap();
+        assert!(snapshot.load::<State>().unwrap().deploys.is_empty());
     }
 }
