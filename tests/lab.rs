@@ -488,3 +488,98 @@ fn dangling_parents(spans: &[Value], external_parent: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Issue 13, item 13: a component that cannot stay up makes `up` fail at
+/// once, naming it and why (here every stateful service finds its database
+/// path taken by a directory), instead of a crash loop and no banner.
+#[test]
+fn up_fails_loudly_when_a_component_cannot_stay_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(run.join("shop.db")).unwrap();
+    let started = std::time::Instant::now();
+    let output = firedrill()
+        .args([
+            "up",
+            "--base-port",
+            "0",
+            "--load-rate",
+            "0",
+            "--status-every",
+            "0s",
+        ])
+        .args(["--prometheus", "off", "--ready-timeout", "60s", "--run-dir"])
+        .arg(&run)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot stay up") && stderr.contains("cannot open database"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "it failed at the ready timeout, not at the crash loop"
+    );
+}
+
+/// Issue 13, item 13: the catalogue is built in, so `up` works from any
+/// directory; a scenario directory with a bad file serves the good ones and
+/// reports the bad one at file:line:col.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_works_anywhere_and_a_bad_scenario_file_is_reported_not_fatal() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let lab = Lab::start_in(Some(elsewhere.path()), &["--load-rate", "0"]).await;
+    let list = |lab: &Lab| {
+        let request = lab
+            .http
+            .get(format!("{}/v1/scenarios", lab.endpoints.controller))
+            .bearer_auth(lab.instructor_token());
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let shipped = list(&lab).await;
+    let shipped_ids = shipped["scenarios"].as_array().unwrap().len();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        })
+        .count();
+    assert_eq!(shipped_ids, files, "{shipped}");
+    drop(lab);
+
+    let dir = elsewhere.path().join("mine");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/slow-catalog.toml"
+    ))
+    .unwrap();
+    std::fs::write(dir.join("slow-catalog.toml"), &good).unwrap();
+    std::fs::write(
+        dir.join("broken.toml"),
+        "id = \"broken\"\ntitle = \"x\"\ndifficulty = \"expert\"\n",
+    )
+    .unwrap();
+    let lab = Lab::start_in(
+        Some(elsewhere.path()),
+        &["--load-rate", "0", "--scenarios", "mine"],
+    )
+    .await;
+    let served = list(&lab).await;
+    let ids: Vec<&str> = served["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["slow-catalog"], "{served}");
+    let problems = served["problems"].to_string();
+    assert!(
+        problems.contains("broken.toml:3:") && problems.contains("expert"),
+        "{problems}"
+    );
+}

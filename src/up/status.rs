@@ -104,6 +104,30 @@ impl Roster {
             .sum()
     }
 
+    /// The first process that has crashed at least `times` times, with its
+    /// last exit and the end of its log: a component that cannot stay up.
+    pub fn crash_looping(&self, times: u32) -> Option<String> {
+        let members = self.inner.lock();
+        let (component, state) = members
+            .list
+            .iter()
+            .find(|(_, s)| s.restarts.load(Ordering::Relaxed) >= times)?;
+        let exit = state.last_exit.lock().clone().unwrap_or_default();
+        let log = component
+            .private_log
+            .clone()
+            .unwrap_or_else(|| self.run_dir.log_file(&component.id));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(8).collect();
+        Some(format!(
+            "{} cannot stay up: it exited {} times ({exit}); the end of {}:\n  {}",
+            component.id,
+            state.restarts.load(Ordering::Relaxed),
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+        ))
+    }
+
     /// The lab is ready: writes `endpoints.json` now, and on every change
     /// from now on (`ready_in` stays the first readiness).
     pub fn publish_endpoints(&self, ready_in: Duration) -> anyhow::Result<()> {
@@ -142,6 +166,9 @@ impl Roster {
     }
 }
 
+/// How many crashes while the lab starts mean a component cannot stay up.
+const CRASHES_AT_START: u32 = 3;
+
 /// Polls every current component's `/health` until all have answered 200
 /// once, or `timeout`. The list is read anew each round, so an instance
 /// scaled in before the lab was ready is not waited for.
@@ -168,6 +195,11 @@ pub async fn wait_ready(roster: &Roster, timeout: Duration) -> anyhow::Result<()
         }
         if pending.is_empty() {
             return Ok(());
+        }
+        // A component that keeps crashing will not become ready: say so
+        // now, with why, rather than at the timeout.
+        if let Some(why) = roster.crash_looping(CRASHES_AT_START) {
+            anyhow::bail!("{why}");
         }
         if Instant::now() >= deadline {
             anyhow::bail!("not healthy after {timeout:?}: {}", pending.join(", "));

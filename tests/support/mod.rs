@@ -47,11 +47,20 @@ pub fn firedrill() -> Command {
 impl Lab {
     /// Starts the lab with `extra` flags after `up`.
     pub async fn start(extra: &[&str]) -> Lab {
+        Lab::start_in(None, extra).await
+    }
+
+    /// Starts the lab from working directory `cwd` (default: the test's).
+    pub async fn start_in(cwd: Option<&Path>, extra: &[&str]) -> Lab {
         let tmp = tempfile::tempdir().expect("tempdir");
         let run_dir = tmp.path().join("run");
         let stdout = std::fs::File::create(tmp.path().join("up.log")).unwrap();
         let stderr = stdout.try_clone().unwrap();
-        let child = firedrill()
+        let mut command = firedrill();
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let child = command
             .args([
                 "up",
                 "--base-port",

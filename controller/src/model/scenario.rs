@@ -29,11 +29,18 @@ pub struct Scenario {
     pub mitigation: Spanned<Mitigation>,
     pub hints: Spanned<Vec<String>>,
     pub debrief: String,
+    /// Required (validation says so); missing here only so that a file
+    /// whose every symptom has a problem still reports them all.
+    #[serde(default = "no_symptoms")]
     pub symptoms: Spanned<Vec<Spanned<Symptom>>>,
     /// Signals that stay normal while the incident runs: they tell the root
     /// cause apart from a red herring or a bystander that merely waits on it.
     #[serde(default)]
     pub healthy: Vec<Spanned<Symptom>>,
+}
+
+fn no_symptoms() -> Spanned<Vec<Spanned<Symptom>>> {
+    Spanned::new(0..0, Vec::new())
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]

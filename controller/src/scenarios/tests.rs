@@ -509,3 +509,46 @@ fn unknown_keys_are_rejected() {
         "{p:?}"
     );
 }
+
+/// Issue 13, item 14: `scenario validate` lists every problem of a file at
+/// once, not only the first serde meets: each step, symptom or healthy
+/// entry with a problem is reported where it is written.
+#[test]
+fn every_problem_of_a_file_is_listed_at_once() {
+    let text = GOOD
+        .replace("latency = \"300ms\"", "latency = \"300 parsecs\"")
+        .replace("ms = 250", "ms = 250\ncolour = \"red\"")
+        + r#"
+[[steps]]
+lasts = "1m"
+role = "herring"
+target = "payment-2"
+kind = "telepathy"
+
+[[healthy]]
+signal = "metric"
+service = "gateway"
+check = "latency-below"
+route = "api/cart"
+ms = 100
+"#;
+    let found = problems(&text);
+    let line = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|n| format!(":{}:", n + 1))
+            .unwrap()
+    };
+    for (needle, at) in [
+        ("300 parsecs", line("300 parsecs")),
+        ("colour", line("colour")),
+        ("telepathy", line("telepathy")),
+        ("must start with '/'", line("api/cart")),
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(needle) && p.contains(&at)),
+            "{needle} at {at}: {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 4, "{found:#?}");
+}
