@@ -32,9 +32,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use self::auth::Audience;
-use crate::Controller;
-
-type ApiResult<T> = Result<T, AppError>;
+use crate::controller::Controller;
 
 /// The largest request body the controller reads: every request it takes
 /// is a small JSON document.

@@ -28,7 +28,7 @@ use firedrill_runtime::AppError;
 use firedrill_runtime::faults::model::Target;
 use tokio_util::sync::CancellationToken;
 
-use crate::Controller;
+use crate::controller::Controller;
 use crate::model::deploy::{DeployRecord, desired_now, due_steps, plan_deploy, rollback_latest};
 use crate::model::scenario::Deploy;
 use crate::model::state::{State, now_ms};

@@ -31,10 +31,11 @@ use firedrill_runtime::faults::model::{FaultKind, Target};
 use firedrill_runtime::live::describe;
 use serde_json::Value;
 
+use crate::controller::Controller;
 use crate::model::op::{Op, Settings, Verb};
 use crate::model::scenario::Scenario;
 use crate::model::state::{ActiveFault, ConfigChange, OpRecord, State, now_ms};
-use crate::{Controller, agents, deploys};
+use crate::{agents, deploys};
 
 /// Performs `op` for `actor` and records it: in the ops log (a journal,
 /// appended and synced before the answer), and, when it is an accepted

@@ -20,7 +20,7 @@ use firedrill_loadgen::JourneyKind;
 use firedrill_rundir::RunDir;
 use firedrill_rundir::formats::MAX_REPLICAS;
 
-use super::UpArgs;
+use super::args::UpArgs;
 
 /// One process of the lab.
 #[derive(Clone, Debug, PartialEq, Eq)]

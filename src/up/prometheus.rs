@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The target file lists the lab's processes as they are now: the
-//! supervisor's [`Roster`] rewrites it (whole, by rename) whenever a scale
+//! supervisor's roster (`roster.rs`) rewrites it (whole, by rename) whenever a scale
 //! adds or removes an instance, and Prometheus, which watches file_sd
 //! files, scrapes the new instance and stops scraping the removed one.
 //!
@@ -28,11 +28,8 @@ use anyhow::{Context as _, bail};
 use firedrill_rundir::RunDir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::json;
-use tokio::process::{Child, Command};
 
-use super::plan::Component;
-use super::status::Roster;
+use tokio::process::{Child, Command};
 
 const CONFIG: &str = include_str!("../../deploy/prometheus/prometheus.yml");
 const RULES: &[(&str, &str)] = &[
@@ -116,49 +113,6 @@ fn config_with_interval(interval: Duration) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// One target group per process, labelled as every deployment labels them.
-fn targets(components: &[Component], self_address: &str) -> serde_json::Value {
-    let mut groups: Vec<_> = components
-        .iter()
-        .map(|c| {
-            json!({
-                "targets": [host_port(&c.metrics_url)],
-                "labels": {"job": c.name, "instance": c.id},
-            })
-        })
-        .collect();
-    groups.push(json!({
-        "targets": [self_address],
-        "labels": {"job": "prometheus", "instance": "prometheus"},
-    }));
-    serde_json::Value::Array(groups)
-}
-
-/// Writes `<run>/prometheus/targets/lab.json` for `components` and
-/// Prometheus itself at `self_address`: a temporary file renamed over the
-/// old one, so Prometheus never reads half a list (the temporary's name does
-/// not match the `targets/*.json` it watches). Only the [`Roster`] calls
-/// this.
-pub fn write_targets(
-    run_dir: &RunDir,
-    components: &[Component],
-    self_address: &str,
-) -> anyhow::Result<()> {
-    let path = run_dir.prometheus_targets();
-    firedrill_rundir::replace_whole(
-        &path,
-        &serde_json::to_vec_pretty(&targets(components, self_address))?,
-    )
-    .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// `http://127.0.0.1:7100/metrics` → `127.0.0.1:7100`.
-fn host_port(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest)
-}
-
 /// A running Prometheus.
 pub struct Prometheus {
     pub url: String,
@@ -166,11 +120,10 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Writes `<run>/prometheus/` (the target file through `roster`, which
-    /// keeps it current from now on) and starts `binary` on `address`.
+    /// Writes `<run>/prometheus/` (the target file is the roster's, which
+    /// keeps it current) and starts `binary` on `address`.
     pub fn start(
         binary: &Path,
-        roster: &Roster,
         address: &str,
         interval: Duration,
         run_dir: &RunDir,
@@ -185,7 +138,6 @@ impl Prometheus {
         for (name, text) in RULES {
             write(&format!("rules/{name}"), text)?;
         }
-        roster.publish_targets(address)?;
         let log = std::fs::File::create(run_dir.log_file("prometheus"))
             .context("cannot create logs/prometheus.log")?;
         let child = Command::new(binary)
@@ -267,11 +219,6 @@ mod tests {
         assert_eq!(config.lines().count(), CONFIG.lines().count());
         let default = config_with_interval(Duration::from_secs(15)).unwrap();
         assert_eq!(default, CONFIG);
-    }
-
-    #[test]
-    fn targets_are_host_port() {
-        assert_eq!(host_port("http://127.0.0.1:7100/metrics"), "127.0.0.1:7100");
     }
 
     #[test]

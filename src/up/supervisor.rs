@@ -61,7 +61,7 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -76,9 +76,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::SUPERVISOR_PID_ENV;
 use super::plan::{Component, Plan};
-use super::status::Roster;
+use super::roster::{ChildState, Roster};
+
+/// Environment variable through which children learn the supervisor's pid.
+pub const SUPERVISOR_PID_ENV: &str = "FIREDRILL_SUPERVISOR_PID";
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -108,28 +110,6 @@ const RESET_POLL: Duration = Duration::from_millis(100);
 /// callers drop it from rotation within one agent poll (500 ms) of the
 /// controller's count dropping; the rest lets requests in flight finish.
 const SCALE_IN_DRAIN: Duration = Duration::from_secs(2);
-
-/// What the supervisor knows about one component.
-#[derive(Debug)]
-pub struct ChildState {
-    pub pid: AtomicU32,
-    pub restarts: AtomicU32,
-    pub last_exit: Mutex<Option<String>>,
-    /// The `service.version` the current process was started with (empty
-    /// for components that are not services).
-    pub version: Mutex<String>,
-}
-
-impl ChildState {
-    fn new() -> Arc<ChildState> {
-        Arc::new(ChildState {
-            pid: AtomicU32::new(0),
-            restarts: AtomicU32::new(0),
-            last_exit: Mutex::new(None),
-            version: Mutex::new(String::new()),
-        })
-    }
-}
 
 pub struct Supervisor {
     roster: Arc<Roster>,

@@ -9,9 +9,9 @@ use firedrill_runtime::extract::Query;
 use firedrill_runtime::faults::model::Assignment;
 use serde::Deserialize;
 
-use super::ApiResult;
+use crate::agents;
+use crate::controller::Controller;
 use crate::model::state::now_ms;
-use crate::{Controller, agents};
 
 #[derive(Deserialize)]
 pub struct AgentQuery {
@@ -30,7 +30,7 @@ pub struct AgentQuery {
 pub async fn faults(
     State(ctl): State<Arc<Controller>>,
     Query(q): Query<AgentQuery>,
-) -> ApiResult<axum::Json<Assignment>> {
+) -> Result<axum::Json<Assignment>, AppError> {
     ctl.agent_polls.inc(&[]);
     let serving_at = q.url.as_deref().filter(|u| !u.is_empty());
     if let Some(url) = serving_at {

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse as _, Response};
 use firedrill_runtime::AppError;
 use sha2::{Digest as _, Sha256};
 
-use crate::Controller;
+use crate::controller::Controller;
 
 /// The roles a route admits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

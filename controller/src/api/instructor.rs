@@ -12,7 +12,6 @@ use firedrill_runtime::faults::model::{FaultSpec, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ApiResult;
 use super::auth::{Caller, new_token, token_digest};
 use crate::controller::Controller;
 use crate::deploys;
@@ -38,7 +37,7 @@ const MAX_FAULT_DURATION: Millis = Millis(24 * 3600 * 1000);
 pub async fn inject(
     State(ctl): Ctl,
     Json(request): Json<Inject>,
-) -> ApiResult<(StatusCode, axum::Json<StoredFault>)> {
+) -> Result<(StatusCode, axum::Json<StoredFault>), AppError> {
     request.spec.validate().map_err(AppError::bad_request)?;
     if request.duration.0 == 0 || request.duration > MAX_FAULT_DURATION {
         return Err(AppError::bad_request(format!(
@@ -67,7 +66,7 @@ pub async fn list_faults(State(ctl): Ctl) -> axum::Json<Value> {
     axum::Json(json!({ "faults": state.active(&ctl.scenarios, now_ms()) }))
 }
 
-pub async fn clear_faults(State(ctl): Ctl) -> ApiResult<axum::Json<Value>> {
+pub async fn clear_faults(State(ctl): Ctl) -> Result<axum::Json<Value>, AppError> {
     let (faults, scenario) = ctl.update(|state| {
         let faults = std::mem::take(&mut state.faults).len();
         let scenario = state.scenario.take();
@@ -83,7 +82,7 @@ pub async fn clear_faults(State(ctl): Ctl) -> ApiResult<axum::Json<Value>> {
     ))
 }
 
-pub async fn clear_fault(State(ctl): Ctl, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn clear_fault(State(ctl): Ctl, Path(id): Path<String>) -> Result<StatusCode, AppError> {
     let removed = ctl.update(|state| state.faults.remove(&id))?;
     match removed {
         Some(_) => Ok(StatusCode::NO_CONTENT),
@@ -118,7 +117,7 @@ pub async fn list_scenarios(State(ctl): Ctl) -> axum::Json<Value> {
 pub async fn show_scenario(
     State(ctl): Ctl,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> Result<axum::Json<Value>, AppError> {
     let scenario = ctl.scenario(&id)?;
     serde_json::to_value(scenario)
         .map(axum::Json)
@@ -136,7 +135,7 @@ struct StartOptions {
 
 impl StartOptions {
     /// An empty body starts at normal speed.
-    fn parse(body: &[u8]) -> ApiResult<StartOptions> {
+    fn parse(body: &[u8]) -> Result<StartOptions, AppError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(StartOptions {
                 speed: normal_speed(),
@@ -158,7 +157,7 @@ pub async fn start_scenario(
     State(ctl): Ctl,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let options = StartOptions::parse(&body)?;
     let scenario = ctl.scenario(&id)?;
     if ctl.run_dir.is_none()
@@ -202,7 +201,7 @@ pub async fn running_scenario(State(ctl): Ctl) -> axum::Json<Value> {
     axum::Json(json!({ "scenario": state.scenario }))
 }
 
-pub async fn stop_scenario(State(ctl): Ctl) -> ApiResult<axum::Json<Value>> {
+pub async fn stop_scenario(State(ctl): Ctl) -> Result<axum::Json<Value>, AppError> {
     let stopped = ctl.update(|state| {
         let stopped = state.scenario.take();
         if let Some(running) = &stopped {
@@ -235,7 +234,7 @@ pub struct DeployRequest {
 pub async fn start_deploy(
     State(ctl): Ctl,
     Json(request): Json<DeployRequest>,
-) -> ApiResult<(StatusCode, axum::Json<DeployRecord>)> {
+) -> Result<(StatusCode, axum::Json<DeployRecord>), AppError> {
     let actor = request.actor.as_deref().unwrap_or("instructor").trim();
     if actor.is_empty() || actor.chars().count() > 64 {
         return Err(AppError::bad_request(
@@ -277,7 +276,7 @@ pub struct AddLearner {
 }
 
 /// A learner's name: 1 to 32 of `[a-z0-9_-]`, starting with a letter.
-fn check_learner_name(name: &str) -> ApiResult<()> {
+fn check_learner_name(name: &str) -> Result<(), AppError> {
     let ok = (1..=32).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -297,7 +296,7 @@ fn check_learner_name(name: &str) -> ApiResult<()> {
 pub async fn add_learner(
     State(ctl): Ctl,
     Json(request): Json<AddLearner>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let name = request.name.trim().to_string();
     check_learner_name(&name)?;
     if name == ctl.config.learner_name {
@@ -335,7 +334,10 @@ pub async fn list_learners(State(ctl): Ctl) -> axum::Json<Value> {
     axum::Json(json!({ "learners": names }))
 }
 
-pub async fn remove_learner(State(ctl): Ctl, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove_learner(
+    State(ctl): Ctl,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
     let removed = ctl.update(|state| state.learners.remove(&name))?;
     match removed {
         Some(_) => Ok(StatusCode::NO_CONTENT),
@@ -350,7 +352,7 @@ pub async fn remove_learner(State(ctl): Ctl, Path(name): Path<String>) -> ApiRes
 pub async fn reset_lab(
     State(ctl): Ctl,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<(StatusCode, axum::Json<crate::reset::ResetReport>)> {
+) -> Result<(StatusCode, axum::Json<crate::reset::ResetReport>), AppError> {
     let report = crate::reset::reset(&ctl, caller.name())?;
     Ok((StatusCode::ACCEPTED, axum::Json(report)))
 }

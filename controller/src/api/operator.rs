@@ -11,9 +11,8 @@ use firedrill_runtime::extract::{Json, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ApiResult;
 use super::auth::Caller;
-use crate::Controller;
+use crate::controller::Controller;
 use crate::model::op::{Op, Verb, truncate};
 use crate::model::state::OpRecord;
 
@@ -39,7 +38,7 @@ pub struct OpRequest {
 }
 
 /// Who is recorded as performing the op.
-fn actor(caller: &Caller, named: Option<&str>) -> ApiResult<String> {
+fn actor(caller: &Caller, named: Option<&str>) -> Result<String, AppError> {
     let named = named.map(str::trim);
     match (caller, named) {
         (Caller::Learner(name), None) => Ok(name.clone()),
@@ -63,7 +62,7 @@ pub async fn perform(
     State(ctl): State<Arc<Controller>>,
     Extension(caller): Extension<Caller>,
     Json(request): Json<OpRequest>,
-) -> ApiResult<(StatusCode, axum::Json<OpRecord>)> {
+) -> Result<(StatusCode, axum::Json<OpRecord>), AppError> {
     let actor = actor(&caller, request.actor.as_deref())?;
     let op = Op::parse(
         request.op,
@@ -89,7 +88,7 @@ pub struct ListQuery {
 pub async fn list(
     State(ctl): State<Arc<Controller>>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> Result<axum::Json<Value>, AppError> {
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::bad_request(format!(
