@@ -13,7 +13,7 @@
 
 mod args;
 mod plan;
-mod prometheus;
+pub(crate) mod prometheus;
 mod roster;
 mod status;
 mod supervisor;

@@ -36,6 +36,8 @@ use serde_json::{Value, json};
 
 use super::{Api, Connection};
 
+mod names;
+
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// The scenario to play.
@@ -318,6 +320,22 @@ async fn play(
         return Ok(failures);
     }
 
+    // Every metric, label and attribute the texts name is one the lab shows.
+    let seen = lab.vocabulary(started_us).await;
+    for (what, text) in scenario_texts(scenario) {
+        let missing = names::unknown(&names::named(&text), &seen);
+        if !missing.is_empty() {
+            failures.push(format!(
+                "the {what} names {}, which no metric, label, span or log of the lab carries",
+                missing.join(", ")
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        return Ok(failures);
+    }
+    println!("  every name the page, hints and debrief use is in the telemetry");
+
     // 3. Wrong ops change nothing that matters.
     if !is_control {
         for op in &mitigation.wrong {
@@ -368,6 +386,18 @@ async fn play(
         }
     }
     Ok(failures)
+}
+
+/// The texts a learner reads, by what they are.
+fn scenario_texts(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut texts = vec![
+        ("page".to_string(), scenario.page.clone()),
+        ("debrief".to_string(), scenario.debrief.clone()),
+    ];
+    for (n, hint) in scenario.hints.get_ref().iter().enumerate() {
+        texts.push((format!("hint {}", n + 1), hint.clone()));
+    }
+    texts
 }
 
 fn describe(s: &Symptom) -> String {
@@ -438,6 +468,44 @@ impl Lab {
                 .flatten()
                 .collect(),
         }
+    }
+
+    /// Every word the lab's telemetry holds now: metric and label names
+    /// and label values from every `/metrics`, the series the project's
+    /// rules record, and every key and word of a value in recent traces
+    /// and logs of every service (since `since_us`).
+    async fn vocabulary(&self, since_us: i64) -> std::collections::HashSet<String> {
+        let mut seen = std::collections::HashSet::new();
+        for sample in self.scrape().await.by_component.values().flatten() {
+            seen.insert(sample.name.clone());
+            for (label, value) in &sample.labels {
+                seen.insert(label.clone());
+                seen.extend(names::words(value).map(String::from));
+            }
+        }
+        for (_, rules) in crate::up::prometheus::RULES {
+            for line in rules.lines() {
+                let line = line.trim().trim_start_matches("- ");
+                if let Some(name) = line
+                    .strip_prefix("record:")
+                    .or_else(|| line.strip_prefix("alert:"))
+                {
+                    seen.insert(name.trim().to_string());
+                }
+            }
+        }
+        let services: std::collections::BTreeSet<&str> =
+            self.components.iter().map(|c| c.name.as_str()).collect();
+        let since = since_us.to_string();
+        for service in services {
+            for (api, limit) in [("/api/traces", "20"), ("/api/logs", "200")] {
+                let query = [("service", service), ("start", &since), ("limit", limit)];
+                if let Ok(answer) = self.collector(api, &query).await {
+                    collect_words(&answer, &mut seen);
+                }
+            }
+        }
+        seen
     }
 
     async fn window(&self, length: Duration) -> Window {
@@ -980,6 +1048,21 @@ impl Lab {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+}
+
+/// Every object key and every word of a string value in `value`.
+fn collect_words(value: &Value, seen: &mut std::collections::HashSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                seen.insert(key.clone());
+                collect_words(inner, seen);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_words(v, seen)),
+        Value::String(text) => seen.extend(names::words(text).map(String::from)),
+        _ => {}
     }
 }
 

@@ -32,7 +32,9 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 const CONFIG: &str = include_str!("../../deploy/prometheus/prometheus.yml");
-const RULES: &[(&str, &str)] = &[
+/// The project's rule files, by name (the verifier reads the series they
+/// record as names a learner can query).
+pub(crate) const RULES: &[(&str, &str)] = &[
     (
         "red.yml",
         include_str!("../../deploy/prometheus/rules/red.yml"),
