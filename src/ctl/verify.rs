@@ -23,16 +23,17 @@
 //! histograms taken as their increase in between (a restarted process's
 //! counters count from zero, as Prometheus's `rate` treats a reset).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use firedrill_controller::model::op::{ListedOp as Op, Settings, Verb};
-use firedrill_controller::model::scenario::{Category, Check, Recovery, Scenario, Signal, Symptom};
+use firedrill_controller::model::scenario::{Category, Recovery, Scenario, Signal, Symptom};
 use firedrill_controller::scenarios::Catalogue;
-use serde::Deserialize;
 use serde_json::{Value, json};
+
+use firedrill_observe::observer::{Component, Window};
+use firedrill_observe::{Observer, now_us};
 
 use super::{Api, Connection};
 
@@ -57,70 +58,17 @@ pub struct VerifyArgs {
     pub deadline: Duration,
 }
 
-#[derive(Deserialize, Clone, Debug)]
-struct Component {
-    id: String,
-    name: String,
-    health: String,
-    metrics: String,
-}
-
 /// What the verifier can see of the lab.
 struct Lab {
     api: Api,
-    http: reqwest::Client,
-    query: String,
-    components: Vec<Component>,
+    /// Reads `/metrics` and the collector, as a learner can.
+    observer: Observer,
     /// Where `firedrill up` keeps its pid files (to tell a restarted
     /// process from the one it replaces).
     run_dir: Option<PathBuf>,
     /// Where to read the components again after a scale.
     conn: Connection,
 }
-
-/// One `/metrics` sample.
-#[derive(Clone, Debug, PartialEq)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-impl Sample {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn has_labels(&self, wanted: &std::collections::BTreeMap<String, String>) -> bool {
-        wanted.iter().all(|(k, v)| self.label(k) == Some(v))
-    }
-}
-
-/// Every component's samples at one instant; a component that did not
-/// answer is absent (not empty).
-struct Scrape {
-    at: Instant,
-    by_component: HashMap<String, Vec<Sample>>,
-}
-
-/// Two scrapes: what changed between them is what the window saw.
-struct Window {
-    from: Scrape,
-    to: Scrape,
-    /// Wall-clock start, for the collector's time filters (µs).
-    start_us: i64,
-}
-
-/// Whether a check held in one window, and what was seen.
-struct Outcome {
-    holds: bool,
-    seen: String,
-}
-
-const SERVER_HISTOGRAM: &str = "http_server_request_duration_seconds";
 
 /// How many `--window`s of traffic the recovery condition is judged on after
 /// a wrong op.
@@ -215,7 +163,7 @@ async fn play(
     // 1. Baseline. A freshly started lab needs a window or two of traffic.
     let mut baseline = None;
     for _ in 0..4 {
-        let window = lab.window(args.window).await;
+        let window = lab.observer.window(args.window).await;
         let (holds, seen) = lab.recovered(recovery, &window).await;
         baseline = Some((holds, seen));
         if holds {
@@ -257,10 +205,10 @@ async fn play(
     let mut incident_windows = 0usize;
     let deadline = started + onset + args.deadline;
     loop {
-        let window = lab.window(args.window).await;
+        let window = lab.observer.window(args.window).await;
         let mut any = false;
         for (i, symptom) in symptoms.iter().enumerate() {
-            let outcome = lab.evaluate(symptom, &window, started_us).await;
+            let outcome = lab.observer.evaluate(symptom, &window, started_us).await;
             if outcome.holds {
                 any = true;
                 if seen[i].is_none() {
@@ -278,7 +226,7 @@ async fn play(
         if any || seen.iter().any(Option::is_some) {
             incident_windows += 1;
             for (i, check) in healthy.iter().enumerate() {
-                let outcome = lab.evaluate(check, &window, started_us).await;
+                let outcome = lab.observer.evaluate(check, &window, started_us).await;
                 healthy_held[i] += usize::from(outcome.holds);
                 healthy_last[i] = outcome.seen;
             }
@@ -343,7 +291,7 @@ async fn play(
             // Two windows' worth of traffic: a partial failure on a low-rate
             // route (a quarter of ~2 checkouts/s) can miss one short window
             // by chance, and would then pass for a recovery.
-            let window = lab.window(args.window * WRONG_OP_WINDOWS).await;
+            let window = lab.observer.window(args.window * WRONG_OP_WINDOWS).await;
             let (holds, seen) = lab.recovered(recovery, &window).await;
             if holds {
                 failures.push(format!(
@@ -366,7 +314,7 @@ async fn play(
     let (result, mitigated) = lab.act(op).await?;
     let deadline = mitigated + args.deadline;
     loop {
-        let window = lab.window(args.window).await;
+        let window = lab.observer.window(args.window).await;
         let (holds, seen) = lab.recovered(recovery, &window).await;
         if holds {
             println!(
@@ -412,10 +360,6 @@ fn describe(s: &Symptom) -> String {
     format!("{signal} of {} {check}", s.service)
 }
 
-fn now_us() -> i64 {
-    firedrill_runtime::clock::now_unix_ms() * 1000
-}
-
 impl Lab {
     fn connect(conn: &Connection) -> anyhow::Result<Lab> {
         let endpoints = conn.endpoints().context(
@@ -429,45 +373,10 @@ impl Lab {
             .to_string();
         Ok(Lab {
             api: Api::new(conn, true)?,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(5))
-                .build()?,
-            query,
-            components,
+            observer: Observer::new(query, components)?,
             run_dir: conn.run_dir.clone().or_else(super::newest_run),
             conn: conn.clone(),
         })
-    }
-
-    /// Scrapes every component at once; one that does not answer (it is
-    /// restarting, or crashed) contributes nothing.
-    async fn scrape(&self) -> Scrape {
-        let at = Instant::now();
-        let fetches = self.components.iter().map(|c| async move {
-            let text = async {
-                self.http
-                    .get(&c.metrics)
-                    .send()
-                    .await
-                    .ok()?
-                    .error_for_status()
-                    .ok()?
-                    .text()
-                    .await
-                    .ok()
-            }
-            .await;
-            text.map(|t| (c.id.clone(), parse_exposition(&t)))
-        });
-        Scrape {
-            at,
-            by_component: futures::future::join_all(fetches)
-                .await
-                .into_iter()
-                .flatten()
-                .collect(),
-        }
     }
 
     /// Every word the lab's telemetry holds now: metric and label names
@@ -476,7 +385,7 @@ impl Lab {
     /// and logs of every service (since `since_us`).
     async fn vocabulary(&self, since_us: i64) -> std::collections::HashSet<String> {
         let mut seen = std::collections::HashSet::new();
-        for sample in self.scrape().await.by_component.values().flatten() {
+        for sample in self.observer.scrape().await.by_component.values().flatten() {
             seen.insert(sample.name.clone());
             for (label, value) in &sample.labels {
                 seen.insert(label.clone());
@@ -494,13 +403,17 @@ impl Lab {
                 }
             }
         }
-        let services: std::collections::BTreeSet<&str> =
-            self.components.iter().map(|c| c.name.as_str()).collect();
+        let services: std::collections::BTreeSet<&str> = self
+            .observer
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         let since = since_us.to_string();
         for service in services {
             for (api, limit) in [("/api/traces", "20"), ("/api/logs", "200")] {
                 let query = [("service", service), ("start", &since), ("limit", limit)];
-                if let Ok(answer) = self.collector(api, &query).await {
+                if let Ok(answer) = self.observer.collector(api, &query).await {
                     collect_words(&answer, &mut seen);
                 }
             }
@@ -508,404 +421,19 @@ impl Lab {
         seen
     }
 
-    async fn window(&self, length: Duration) -> Window {
-        let start_us = now_us();
-        let from = self.scrape().await;
-        tokio::time::sleep_until((from.at + length).into()).await;
-        let to = self.scrape().await;
-        Window { from, to, start_us }
-    }
-
-    /// The components a symptom reads: a service's instances, or one.
-    fn selected<'a>(&'a self, who: &'a str) -> impl Iterator<Item = &'a Component> + 'a {
-        self.components
-            .iter()
-            .filter(move |c| c.id == who || c.name == who)
-    }
-
-    /// The increase of every series `keep` selects, summed per key `key`.
-    fn increase(
-        &self,
-        window: &Window,
-        who: &str,
-        name: &str,
-        keep: impl Fn(&Sample) -> bool,
-        key: impl Fn(&Sample) -> String,
-    ) -> HashMap<String, f64> {
-        let mut sums = HashMap::new();
-        for component in self.selected(who) {
-            // Unknown at either end (restarting, or too busy to answer its
-            // scrape): what it did in the window cannot be told, and
-            // counting its whole life as the window's would inflate rates.
-            let (Some(before), Some(after)) = (
-                window.from.by_component.get(&component.id),
-                window.to.by_component.get(&component.id),
-            ) else {
-                continue;
-            };
-            for sample in after.iter().filter(|s| s.name == name && keep(s)) {
-                let earlier = before
-                    .iter()
-                    .find(|s| s.name == sample.name && s.labels == sample.labels)
-                    .map(|s| s.value);
-                let delta = match earlier {
-                    Some(v) if v <= sample.value => sample.value - v,
-                    // A reset (the process restarted) or a new series.
-                    _ => sample.value,
-                };
-                *sums.entry(key(sample)).or_insert(0.0) += delta;
-            }
-        }
-        sums
-    }
-
-    fn current(
-        &self,
-        window: &Window,
-        who: &str,
-        name: &str,
-        keep: impl Fn(&Sample) -> bool,
-    ) -> (f64, usize) {
-        let mut sum = 0.0;
-        let mut n = 0;
-        for component in self.selected(who) {
-            for sample in window
-                .to
-                .by_component
-                .get(&component.id)
-                .into_iter()
-                .flatten()
-                .filter(|s| s.name == name && keep(s))
-            {
-                sum += sample.value;
-                n += 1;
-            }
-        }
-        (sum, n)
-    }
-
-    /// `quantile` of server latency on `route` in ms, and the request count.
-    fn latency(
-        &self,
-        window: &Window,
-        who: &str,
-        route: &str,
-        quantile: f64,
-    ) -> Option<(f64, f64)> {
-        let buckets = self.increase(
-            window,
-            who,
-            &format!("{SERVER_HISTOGRAM}_bucket"),
-            |s| s.label("http_route") == Some(route),
-            |s| s.label("le").unwrap_or("").to_string(),
-        );
-        let mut buckets: Vec<(f64, f64)> = buckets
-            .into_iter()
-            .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, n)))
-            .collect();
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
-        if total <= 0.0 {
-            return None;
-        }
-        Some((histogram_quantile(&buckets, quantile) * 1000.0, total))
-    }
-
-    /// 5xx share of answers on `route`, and the answer count.
-    fn error_ratio(&self, window: &Window, who: &str, route: &str) -> Option<(f64, f64)> {
-        let counts = self.increase(
-            window,
-            who,
-            &format!("{SERVER_HISTOGRAM}_count"),
-            |s| s.label("http_route") == Some(route),
-            |s| {
-                let code: u16 = s
-                    .label("http_response_status_code")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                if code >= 500 { "error" } else { "ok" }.to_string()
-            },
-        );
-        let errors = counts.get("error").copied().unwrap_or(0.0);
-        let total = errors + counts.get("ok").copied().unwrap_or(0.0);
-        (total > 0.0).then(|| (errors / total, total))
-    }
-
-    async fn evaluate(&self, symptom: &Symptom, window: &Window, since_us: i64) -> Outcome {
-        let who = symptom.service.as_str();
-        let no_traffic = |route: &str| Outcome {
-            holds: false,
-            seen: format!("no requests on {route} at {who}"),
-        };
-        match &symptom.check {
-            Check::LatencyAbove {
-                route,
-                ms,
-                quantile,
-            }
-            | Check::LatencyBelow {
-                route,
-                ms,
-                quantile,
-            } => {
-                let q = quantile.unwrap_or(0.5);
-                let Some((latency, n)) = self.latency(window, who, route, q) else {
-                    return no_traffic(route);
-                };
-                let above = matches!(symptom.check, Check::LatencyAbove { .. });
-                Outcome {
-                    holds: if above {
-                        latency > *ms as f64
-                    } else {
-                        latency <= *ms as f64
-                    },
-                    seen: format!("p{} {route} = {latency:.0} ms over {n} requests", q * 100.0),
-                }
-            }
-            Check::ErrorRatioAbove { route, ratio } | Check::ErrorRatioBelow { route, ratio } => {
-                let Some((share, n)) = self.error_ratio(window, who, route) else {
-                    return no_traffic(route);
-                };
-                let above = matches!(symptom.check, Check::ErrorRatioAbove { .. });
-                Outcome {
-                    holds: if above {
-                        share > *ratio
-                    } else {
-                        share <= *ratio
-                    },
-                    seen: format!("5xx ratio {route} = {share:.3} over {n} answers"),
-                }
-            }
-            Check::MetricAbove {
-                metric,
-                labels,
-                value,
-            }
-            | Check::MetricBelow {
-                metric,
-                labels,
-                value,
-            } => {
-                let (sum, n) = self.current(window, who, metric, |s| s.has_labels(labels));
-                // No matching series is a sum of 0 when every process
-                // answered and reports the metric with other labels (no
-                // instance runs version X); otherwise it is unknown.
-                let family_seen =
-                    || {
-                        let mut selected = self.selected(who).peekable();
-                        selected.peek().is_some()
-                            && selected.all(|c| {
-                                window.to.by_component.get(&c.id).is_some_and(|samples| {
-                                    samples.iter().any(|s| s.name == *metric)
-                                })
-                            })
-                    };
-                if n == 0 && !family_seen() {
-                    return Outcome {
-                        holds: false,
-                        seen: format!("no {metric} series at {who}"),
-                    };
-                }
-                let above = matches!(symptom.check, Check::MetricAbove { .. });
-                Outcome {
-                    holds: if above { sum > *value } else { sum <= *value },
-                    seen: format!("{metric} = {sum}"),
-                }
-            }
-            Check::RateAbove {
-                metric,
-                labels,
-                value,
-            }
-            | Check::RateBelow {
-                metric,
-                labels,
-                value,
-            } => {
-                let increase: f64 = self
-                    .increase(
-                        window,
-                        who,
-                        metric,
-                        |s| s.has_labels(labels),
-                        |_| String::new(),
-                    )
-                    .values()
-                    .sum();
-                let seconds = window.to.at.duration_since(window.from.at).as_secs_f64();
-                let rate = increase / seconds.max(0.001) + 0.0; // no "-0.00"
-                let above = matches!(symptom.check, Check::RateAbove { .. });
-                Outcome {
-                    holds: if above { rate > *value } else { rate <= *value },
-                    seen: format!("rate({metric}) = {rate:.2}/s"),
-                }
-            }
-            Check::LogContains { text } => self.log_contains(who, text, since_us).await,
-            Check::SpanError { operation } => self.span_error(who, operation, since_us).await,
-            Check::SpanDurationAbove { operation, ms } => {
-                self.span_duration_above(who, operation, *ms, since_us)
-                    .await
-            }
-        }
-    }
-
-    async fn log_contains(&self, who: &str, text: &str, since_us: i64) -> Outcome {
-        let service = self.service_of(who);
-        let answer = match self
-            .collector(
-                "/api/logs",
-                &[
-                    ("service", service.as_str()),
-                    ("q", text),
-                    ("start", &since_us.to_string()),
-                    ("limit", "200"),
-                ],
-            )
-            .await
-        {
-            Ok(answer) => answer,
-            Err(failed) => return failed,
-        };
-        let matching = answer["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|l| who == service || l["instance"].as_str() == Some(who))
-            .count();
-        Outcome {
-            holds: matching > 0,
-            seen: format!("{matching} log record(s) containing {text:?}"),
-        }
-    }
-
-    async fn span_error(&self, who: &str, operation: &str, since_us: i64) -> Outcome {
-        let service = self.service_of(who);
-        let answer = match self
-            .collector(
-                "/api/traces",
-                &[
-                    ("service", service.as_str()),
-                    ("tags", r#"{"error":"true"}"#),
-                    ("start", &since_us.to_string()),
-                    ("limit", "50"),
-                ],
-            )
-            .await
-        {
-            Ok(answer) => answer,
-            Err(failed) => return failed,
-        };
-        let mut matching = 0;
-        for trace in answer["data"].as_array().into_iter().flatten() {
-            let processes = &trace["processes"];
-            for span in trace["spans"].as_array().into_iter().flatten() {
-                let pid = span["processID"].as_str().unwrap_or("");
-                let failed = span["tags"].as_array().into_iter().flatten().any(|t| {
-                    t["key"] == "error" && (t["value"] == json!(true) || t["value"] == "true")
-                });
-                if failed
-                    && processes[pid]["serviceName"].as_str() == Some(service.as_str())
-                    && span["operationName"]
-                        .as_str()
-                        .is_some_and(|name| name.contains(operation))
-                {
-                    matching += 1;
-                }
-            }
-        }
-        Outcome {
-            holds: matching > 0,
-            seen: format!("{matching} error span(s) named like {operation:?}"),
-        }
-    }
-
-    /// Spans of `who` named `operation` that lasted longer than `ms`: the
-    /// trace search (`operation`, `minDuration`) a learner would run.
-    async fn span_duration_above(
-        &self,
-        who: &str,
-        operation: &str,
-        ms: u64,
-        since_us: i64,
-    ) -> Outcome {
-        let service = self.service_of(who);
-        let answer = match self
-            .collector(
-                "/api/traces",
-                &[
-                    ("service", service.as_str()),
-                    ("operation", operation),
-                    ("minDuration", &format!("{ms}ms")),
-                    ("start", &since_us.to_string()),
-                    ("limit", "50"),
-                ],
-            )
-            .await
-        {
-            Ok(answer) => answer,
-            Err(failed) => return failed,
-        };
-        let matching = slow_spans(&answer, &service, operation, ms);
-        Outcome {
-            holds: matching > 0,
-            seen: format!("{matching} span(s) {operation:?} longer than {ms} ms"),
-        }
-    }
-
-    /// The service name of a component or instance id.
-    fn service_of(&self, who: &str) -> String {
-        self.components
-            .iter()
-            .find(|c| c.id == who || c.name == who)
-            .map_or_else(|| who.to_string(), |c| c.name.clone())
-    }
-
-    /// Asks the collector's query API; a failed query is an outcome that
-    /// does not hold, and says why.
-    async fn collector(&self, api: &str, query: &[(&str, &str)]) -> Result<Value, Outcome> {
-        self.get_json(&format!("{}{api}", self.query), query)
-            .await
-            .map_err(|e| Outcome {
-                holds: false,
-                seen: format!("{api} query failed: {e}"),
-            })
-    }
-
-    async fn get_json(&self, url: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
-        let response = self.http.get(url).query(query).send().await?;
-        let status = response.status();
-        let body: Value = response.json().await?;
-        if !status.is_success() {
-            bail!("{url} answered {status}: {body}");
-        }
-        Ok(body)
-    }
-
     /// The recovery condition in one window: the gateway SLI and any checks.
     async fn recovered(&self, recovery: &Recovery, window: &Window) -> (bool, String) {
-        let route = &recovery.route;
-        let mut parts = Vec::new();
-        let mut holds = true;
-        match self.error_ratio(window, "gateway", route) {
-            Some((share, n)) => {
-                holds &= share <= recovery.max_error_ratio;
-                parts.push(format!("5xx ratio {share:.3} over {n}"));
-            }
-            None => {
-                holds = false;
-                parts.push(format!("no requests on {route}"));
-            }
-        }
-        if let Some((latency, _)) = self.latency(window, "gateway", route, 0.5) {
-            holds &= latency <= recovery.max_latency_ms as f64;
-            parts.push(format!("median {latency:.0} ms"));
-        }
-        for check in &recovery.checks {
-            let outcome = self.evaluate(check, window, window.start_us).await;
-            holds &= outcome.holds;
-            parts.push(outcome.seen);
-        }
-        (holds, format!("{route}: {}", parts.join(", ")))
+        let outcome = self
+            .observer
+            .recovered(
+                &recovery.route,
+                recovery.max_error_ratio,
+                recovery.max_latency_ms,
+                &recovery.checks,
+                window,
+            )
+            .await;
+        (outcome.holds, outcome.seen)
     }
 
     /// Performs `op` and waits for the lab to settle (see [`Lab::settle`]);
@@ -939,7 +467,8 @@ impl Lab {
         let Some(target) = op.target.split("->").next().filter(|t| !t.is_empty()) else {
             return Vec::new();
         };
-        self.components
+        self.observer
+            .components
             .iter()
             .filter(|c| c.id == target || c.name == target)
             .collect()
@@ -969,6 +498,7 @@ impl Lab {
                     continue;
                 }
                 let ok = self
+                    .observer
                     .http
                     .get(&c.health)
                     .send()
@@ -982,7 +512,8 @@ impl Lab {
                     // agent's first poll; judging before that would credit
                     // the restart with a recovery it does not bring.
                     tokio::time::sleep(FAULT_REAPPLY).await;
-                    self.breakers_settle(&self.service_of(&op.target)).await;
+                    self.breakers_settle(&self.observer.service_of(&op.target))
+                        .await;
                 }
                 return;
             }
@@ -995,7 +526,7 @@ impl Lab {
     /// then for their agents' first polls (faults, and callers learning
     /// where they are), and from then on reads the new set of processes.
     async fn settle_scale(&mut self, op: &Op) {
-        let service = self.service_of(&op.target);
+        let service = self.observer.service_of(&op.target);
         let Ok(Settings::Replicas(wanted)) = op.parse().map(|op| op.settings) else {
             return;
         };
@@ -1012,6 +543,7 @@ impl Lab {
                 let mut healthy = true;
                 for c in &instances {
                     healthy &= self
+                        .observer
                         .http
                         .get(&c.health)
                         .send()
@@ -1020,7 +552,7 @@ impl Lab {
                 }
                 if healthy {
                     tokio::time::sleep(FAULT_REAPPLY).await;
-                    self.components = listed;
+                    self.observer.components = listed;
                     return;
                 }
             }
@@ -1037,7 +569,7 @@ impl Lab {
     async fn breakers_settle(&self, service: &str) {
         let deadline = Instant::now() + BREAKER_SETTLE;
         while Instant::now() < deadline {
-            let scrape = self.scrape().await;
+            let scrape = self.observer.scrape().await;
             let open = scrape.by_component.values().flatten().any(|s| {
                 s.name == "circuit_breaker_state"
                     && s.label("server_address") == Some(service)
@@ -1063,164 +595,5 @@ fn collect_words(value: &Value, seen: &mut std::collections::HashSet<String>) {
         Value::Array(items) => items.iter().for_each(|v| collect_words(v, seen)),
         Value::String(text) => seen.extend(names::words(text).map(String::from)),
         _ => {}
-    }
-}
-
-/// Counts the spans in a Jaeger `/api/traces` answer that belong to
-/// `service`, are named `operation` and lasted longer than `ms` (Jaeger
-/// durations are in microseconds).
-fn slow_spans(answer: &Value, service: &str, operation: &str, ms: u64) -> usize {
-    let mut matching = 0;
-    for trace in answer["data"].as_array().into_iter().flatten() {
-        let processes = &trace["processes"];
-        for span in trace["spans"].as_array().into_iter().flatten() {
-            let pid = span["processID"].as_str().unwrap_or("");
-            if processes[pid]["serviceName"].as_str() == Some(service)
-                && span["operationName"].as_str() == Some(operation)
-                && span["duration"]
-                    .as_f64()
-                    .is_some_and(|us| us > ms as f64 * 1000.0)
-            {
-                matching += 1;
-            }
-        }
-    }
-    matching
-}
-
-/// Linear interpolation within the bucket holding the rank, as PromQL's
-/// `histogram_quantile` does; `buckets` are cumulative, sorted by bound.
-fn histogram_quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
-    let Some(&(_, total)) = buckets.last() else {
-        return f64::NAN;
-    };
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for &(bound, count) in buckets {
-        if count >= rank {
-            if bound.is_infinite() {
-                return lower.0;
-            }
-            let in_bucket = count - lower.1;
-            if in_bucket <= 0.0 {
-                return bound;
-            }
-            return lower.0 + (bound - lower.0) * (rank - lower.1) / in_bucket;
-        }
-        lower = (bound, count);
-    }
-    lower.0
-}
-
-/// Parses Prometheus text or OpenMetrics exposition into samples; comment
-/// lines, exemplars and timestamps are skipped.
-fn parse_exposition(text: &str) -> Vec<Sample> {
-    text.lines().filter_map(parse_sample).collect()
-}
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let name_end = line.find(['{', ' '])?;
-    let name = line[..name_end].to_string();
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(body) = rest.strip_prefix('{') {
-        let mut chars = body.char_indices();
-        let mut key = String::new();
-        let mut end = None;
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '}' => {
-                    end = Some(i + 1);
-                    break;
-                }
-                ',' | ' ' => {}
-                '=' => {
-                    // A quoted value with `\"`, `\\` and `\n` escapes.
-                    let (_, quote) = chars.next()?;
-                    if quote != '"' {
-                        return None;
-                    }
-                    let mut value = String::new();
-                    loop {
-                        let (_, c) = chars.next()?;
-                        match c {
-                            '"' => break,
-                            '\\' => match chars.next()?.1 {
-                                'n' => value.push('\n'),
-                                other => value.push(other),
-                            },
-                            other => value.push(other),
-                        }
-                    }
-                    labels.push((std::mem::take(&mut key), value));
-                }
-                other => key.push(other),
-            }
-        }
-        rest = &body[end?..];
-    }
-    let value = rest.split_whitespace().next()?.parse::<f64>().ok()?;
-    Some(Sample {
-        name,
-        labels,
-        value,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exposition_lines_parse_with_escapes_and_exemplars() {
-        let text = "# HELP x y\n\
-            http_server_request_duration_seconds_bucket{http_route=\"/api/products\",le=\"0.005\"} 3\n\
-            odd{a=\"say \\\"hi\\\"\",b=\"x,y\"} 1.5 1700000000\n\
-            up 1\n\
-            c_total{k=\"v\"} 7 # {trace_id=\"abc\"} 1.0\n\
-            b_bucket{le=\"+Inf\"} 9\n";
-        let samples = parse_exposition(text);
-        assert_eq!(samples.len(), 5, "{samples:?}");
-        assert_eq!(samples[0].label("http_route"), Some("/api/products"));
-        assert_eq!(samples[1].label("a"), Some("say \"hi\""));
-        assert_eq!(samples[1].label("b"), Some("x,y"));
-        assert_eq!(samples[1].value, 1.5);
-        assert_eq!(samples[2].name, "up");
-        assert_eq!(samples[3].value, 7.0);
-        assert_eq!(
-            samples[4].label("le").unwrap().parse::<f64>().unwrap(),
-            f64::INFINITY
-        );
-    }
-
-    #[test]
-    fn slow_spans_count_only_the_named_operation_of_the_service() {
-        let answer = json!({ "data": [{
-            "processes": { "p1": { "serviceName": "catalog" }, "p2": { "serviceName": "gateway" } },
-            "spans": [
-                { "processID": "p1", "operationName": "SELECT products", "duration": 85_000 },
-                { "processID": "p1", "operationName": "SELECT products", "duration": 2_000 },
-                { "processID": "p1", "operationName": "GET /products", "duration": 90_000 },
-                { "processID": "p2", "operationName": "SELECT products", "duration": 95_000 },
-            ],
-        }]});
-        assert_eq!(slow_spans(&answer, "catalog", "SELECT products", 60), 1);
-        assert_eq!(slow_spans(&answer, "catalog", "SELECT products", 1), 2);
-        assert_eq!(slow_spans(&answer, "catalog", "SELECT products", 90), 0);
-        assert_eq!(slow_spans(&json!({}), "catalog", "SELECT products", 1), 0);
-    }
-
-    #[test]
-    fn quantiles_interpolate_like_promql() {
-        let buckets = [(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)];
-        assert!((histogram_quantile(&buckets, 0.5) - 0.1).abs() < 1e-9);
-        assert!((histogram_quantile(&buckets, 0.75) - 0.15).abs() < 1e-9);
-        // Everything above the last finite bound: that bound is the answer.
-        let slow = [(0.1, 0.0), (0.2, 0.0), (f64::INFINITY, 10.0)];
-        assert_eq!(histogram_quantile(&slow, 0.5), 0.2);
     }
 }

@@ -41,7 +41,14 @@ const NOT_TELEMETRY: &[&str] = &[
 
 /// The sections of the live config: `timeouts.payment`, `flags.x` are
 /// settings learners change with ops, not telemetry.
-const CONFIG_SECTIONS: &[&str] = &["timeouts", "retries", "breaker", "db", "rateLimits", "flags"];
+const CONFIG_SECTIONS: &[&str] = &[
+    "timeouts",
+    "retries",
+    "breaker",
+    "db",
+    "rateLimits",
+    "flags",
+];
 
 /// Files the texts may name (`queue.db`).
 const FILE_SUFFIXES: &[&str] = &[".db", ".toml", ".json", ".log", ".yml", ".yaml"];
@@ -105,7 +112,8 @@ fn known(name: &str, seen: &HashSet<String>) -> bool {
     ["_bucket", "_count", "_sum", "_total", "_created"]
         .iter()
         .any(|suffix| {
-            name.strip_suffix(suffix).is_some_and(|base| seen.contains(base))
+            name.strip_suffix(suffix)
+                .is_some_and(|base| seen.contains(base))
                 || seen.contains(&format!("{name}{suffix}"))
         })
 }
