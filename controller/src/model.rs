@@ -5,9 +5,12 @@
 //!
 //! Inside, the layers point one way: `op` and `run` import nothing of the
 //! crate, `scenario` imports `op`, `deploy` imports `scenario` and `run`,
-//! `state` imports them all.
+//! `exercise` imports `op` and `scenario`, `grade` imports `exercise`, `op`
+//! and `scenario`, `state` imports them all.
 
 pub mod deploy;
+pub mod exercise;
+pub mod grade;
 pub mod op;
 pub mod run;
 pub mod scenario;

@@ -23,6 +23,17 @@ impl Sample {
     }
 }
 
+/// The metric families `text` declares (`# TYPE name ...`), with samples
+/// or not yet: a counter nobody has incremented has no sample, but its
+/// family is there.
+pub fn declared_families(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
 /// Parses Prometheus text or OpenMetrics exposition into samples; comment
 /// lines, exemplars and timestamps are skipped.
 pub fn parse_exposition(text: &str) -> Vec<Sample> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::checks::{Check, Symptom};
-use crate::exposition::{Sample, histogram_quantile, parse_exposition};
+use crate::exposition::{Sample, declared_families, histogram_quantile, parse_exposition};
 
 /// The server latency histogram every service exports.
 pub const SERVER_HISTOGRAM: &str = "http_server_request_duration_seconds";
@@ -29,6 +29,8 @@ pub struct Component {
 pub struct Scrape {
     pub at: Instant,
     pub by_component: HashMap<String, Vec<Sample>>,
+    /// Every metric family any component declared, with samples or not.
+    pub declared: std::collections::HashSet<String>,
 }
 
 /// Two scrapes: what changed between them is what the window saw.
@@ -149,16 +151,22 @@ impl Observer {
                     .ok()
             }
             .await;
-            text.map(|t| (c.id.clone(), parse_exposition(&t)))
+            text.map(|t| (c.id.clone(), parse_exposition(&t), declared_families(&t)))
         });
-        Scrape {
+        let mut scrape = Scrape {
             at,
-            by_component: futures::future::join_all(fetches)
-                .await
-                .into_iter()
-                .flatten()
-                .collect(),
+            by_component: HashMap::new(),
+            declared: Default::default(),
+        };
+        for (id, samples, families) in futures::future::join_all(fetches)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            scrape.by_component.insert(id, samples);
+            scrape.declared.extend(families);
         }
+        scrape
     }
 
     pub async fn window(&self, length: Duration) -> Window {

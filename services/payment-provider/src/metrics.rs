@@ -19,8 +19,22 @@ pub struct ProviderMetrics {
     pub abandoned: Counter,
 }
 
+/// The routes the merchant rate limit admits: their refusal and abandon
+/// counters start at 0, so an operator sees them (and `rate()` works)
+/// before the first throttled charge, not only after.
+const ADMITTED_ROUTES: &[&str] = &["/v1/charges", "/v1/refunds", "/v2/charges", "/v2/refunds"];
+
 impl ProviderMetrics {
     pub fn new(meters: &Meters) -> Self {
+        let metrics = ProviderMetrics::register(meters);
+        for route in ADMITTED_ROUTES {
+            metrics.throttled.add(0.0, &[("http.route", route)]);
+            metrics.abandoned.add(0.0, &[("http.route", route)]);
+        }
+        metrics
+    }
+
+    fn register(meters: &Meters) -> Self {
         ProviderMetrics {
             charges: meters.counter(
                 "provider.charges",

@@ -68,7 +68,9 @@ pub fn named(text: &str) -> BTreeSet<String> {
 /// `http_server_request_duration_seconds`, `cache_result`: lowercase words
 /// joined by underscores.
 fn snake(word: &str) -> bool {
+    // `http_server_*` names a family of metrics by its prefix.
     word.contains('_')
+        && !word.ends_with('_')
         && !word.contains('.')
         && !word.contains('-')
         && word.starts_with(|c: char| c.is_ascii_lowercase())
