@@ -75,6 +75,11 @@ pub fn router(ctl: Arc<Controller>) -> Router {
             )
             .route("/v1/learners/{name}", delete(instructor::remove_learner))
             .route(
+                "/v1/exercises",
+                post(instructor::start_exercise).get(instructor::list_exercises),
+            )
+            .route("/v1/exercise", delete(instructor::stop_exercise))
+            .route(
                 "/v1/lab/reset",
                 post(instructor::reset_lab).get(instructor::reset_status),
             ),
@@ -83,9 +88,19 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         Audience::Agent,
         Router::new().route("/v1/agent/faults", get(agent::faults)),
     );
+    let alerts = only(
+        Audience::Alerts,
+        Router::new()
+            .route("/api/v2/alerts", post(agent::prometheus_alerts))
+            .route("/v1/alerts", post(agent::alertmanager_webhook)),
+    );
     let operators = only(
         Audience::Operator,
-        Router::new().route("/v1/ops", post(operator::perform).get(operator::list)),
+        Router::new()
+            .route("/v1/ops", post(operator::perform).get(operator::list))
+            .route("/v1/exercise", get(operator::exercise_status))
+            .route("/v1/exercise/actions", post(operator::exercise_action))
+            .route("/v1/exercises/{id}/report", get(operator::exercise_report)),
     );
     let open = Router::new()
         .route(
@@ -113,6 +128,7 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .merge(open)
         .merge(instructor)
         .merge(agents)
+        .merge(alerts)
         .merge(operators)
         .fallback(|| async { AppError::not_found("no such route; see /openapi.json") })
         .layer(layers)

@@ -15,6 +15,8 @@ use firedrill_runtime::metrics::{Counter, Meters};
 use parking_lot::Mutex;
 
 use crate::agents::{Reported, Serving};
+use crate::exercise::Timeline;
+use crate::model::grade::Rubric;
 use crate::model::scenario::Scenario;
 use crate::model::state::{OpRecord, State, now_ms};
 use crate::scenarios::{Catalogue, Problem};
@@ -71,6 +73,23 @@ pub struct ControllerArgs {
     #[arg(long, env = "FIREDRILL_RUN_DIR")]
     pub run_dir: Option<PathBuf>,
 
+    /// Prometheus sends its alerts here (`firedrill up` says so when it
+    /// starts one; docker-compose and Kubernetes route Alertmanager's
+    /// webhook here): an exercise's page waits for a paging alert to fire.
+    /// Without it the page goes out on a timer.
+    #[arg(long, env = "FIREDRILL_ALERTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub alerts: bool,
+
+    /// Token Prometheus (or Alertmanager's webhook) presents with alerts;
+    /// it can post alerts and nothing else.
+    #[arg(long, env = "FIREDRILL_ALERTS_TOKEN", hide_env_values = true)]
+    pub alerts_token: Option<String>,
+
+    /// The collector's query API, for exercises' recovery checks that read
+    /// traces and logs (under `firedrill up`, endpoints.json says).
+    #[arg(long, env = "FIREDRILL_QUERY_URL")]
+    pub query_url: Option<String>,
+
     /// The lab's processes as the services get them (`name=url[,url...]`
     /// separated by `;`): which instances a drain may name, and where the
     /// queue is for the dead-letter ops. Empty: drains are not checked and
@@ -106,6 +125,10 @@ pub struct Controller {
     pub reported: Mutex<Reported>,
     /// For ops that call a service (the queue's dead letters).
     pub http: reqwest::Client,
+    /// The running exercise's timeline.
+    pub timeline: Mutex<Option<Timeline>>,
+    /// What exercises are graded by.
+    pub rubric: Rubric,
 }
 
 impl Controller {
@@ -115,9 +138,10 @@ impl Controller {
         if short(&config.instructor_token)
             || short(&config.agent_token)
             || config.learner_token.as_deref().is_some_and(short)
+            || config.alerts_token.as_deref().is_some_and(short)
         {
             anyhow::bail!(
-                "--instructor-token, --agent-token and --learner-token must each be at least 8 characters"
+                "--instructor-token, --agent-token, --learner-token and --alerts-token must each be at least 8 characters"
             );
         }
         let peers = firedrill_runtime::config::parse_peers(&config.peers)
@@ -174,6 +198,8 @@ impl Controller {
             serving: Mutex::new(BTreeMap::new()),
             reported: Mutex::new(BTreeMap::new()),
             http,
+            timeline: Mutex::new(None),
+            rubric: Rubric::shipped(),
         })
     }
 

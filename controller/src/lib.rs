@@ -39,10 +39,12 @@ mod agents;
 mod api;
 mod controller;
 pub mod deploys;
+mod exercise;
 pub mod model;
 mod openapi;
 pub mod ops;
 pub mod policy;
+mod report;
 mod reset;
 pub mod scenarios;
 mod store;
@@ -63,6 +65,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let controller = Arc::new(controller);
     tokio::spawn(deploys::reconcile(controller.clone(), shutdown.clone()));
+    tokio::spawn(exercise::run(controller.clone(), shutdown.clone()));
     let app = api::router(controller);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

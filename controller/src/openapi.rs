@@ -17,7 +17,8 @@ pub const DOCUMENT: &str = r##"{
     "securitySchemes": {
       "instructor": { "type": "http", "scheme": "bearer" },
       "learner": { "type": "http", "scheme": "bearer", "description": "one token per learner: the lab's own (the run directory's learner-token) or one `firedrill learner add` printed" },
-      "agent": { "type": "http", "scheme": "bearer" }
+      "agent": { "type": "http", "scheme": "bearer" },
+      "alerts": { "type": "http", "scheme": "bearer", "description": "Prometheus' or Alertmanager's token for posting alerts, and nothing else" }
     },
     "schemas": {
       "Error": {
@@ -229,6 +230,19 @@ pub const DOCUMENT: &str = r##"{
           "result": { "type": "string", "description": "What the op did, e.g. \"checkout config v4: timeouts.payment=500ms\"." }
         }
       },
+      "ExerciseSummary": {
+        "type": "object", "required": ["id", "learners", "createdMs"],
+        "properties": {
+          "id": { "type": "string" },
+          "learners": { "type": "array", "items": { "type": "string" } },
+          "createdMs": { "type": "integer" },
+          "scenario": { "type": "string" },
+          "seed": { "type": "integer" },
+          "startsMs": { "type": "integer" },
+          "startsInMs": { "type": "integer" },
+          "ended": { "oneOf": [ { "type": "null" }, { "type": "object" } ] }
+        }
+      },
       "DeployRecord": {
         "type": "object", "required": ["id", "atMs", "actor", "service", "change", "versions", "previous"],
         "properties": {
@@ -398,6 +412,89 @@ pub const DOCUMENT: &str = r##"{
         "responses": { "204": { "description": "Removed" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
       }
     },
+    "/v1/exercises": {
+      "post": {
+        "summary": "Start an exercise: a scenario (named, or drawn with the seed) after a warm-up learners are not told the length of",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": {
+          "scenario": { "type": "string" },
+          "difficulty": { "type": "string", "enum": ["beginner", "intermediate", "advanced"] },
+          "seed": { "type": "integer", "minimum": 0 },
+          "learners": { "type": "array", "maxItems": 64, "items": { "type": "string" } },
+          "timeLimit": { "$ref": "#/components/schemas/Duration" },
+          "warmup": { "$ref": "#/components/schemas/Duration" }
+        } } } } },
+        "responses": { "201": { "description": "Started", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExerciseSummary" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
+      },
+      "get": {
+        "summary": "Every exercise, running and ended",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "responses": { "200": { "description": "Exercises", "content": { "application/json": { "schema": { "type": "object", "required": ["exercises"], "properties": { "exercises": { "type": "array", "items": { "$ref": "#/components/schemas/ExerciseSummary" } } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } }
+      }
+    },
+    "/v1/exercise": {
+      "get": {
+        "summary": "The exercise the caller takes part in (running, else the latest ended): the page once sent, elapsed time, hints taken, actions. Names no scenario.",
+        "x-role": "learner",
+        "security": [ { "learner": [] }, { "instructor": [] } ],
+        "responses": { "200": { "description": "Status", "content": { "application/json": { "schema": { "type": "object", "required": ["id", "phase", "learners", "elapsedMs", "hints", "actions"] } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
+      },
+      "delete": {
+        "summary": "Stop the running exercise (the lab is reset, the report written)",
+        "x-role": "instructor",
+        "security": [ { "instructor": [] } ],
+        "responses": { "200": { "description": "Stopped", "content": { "application/json": { "schema": { "type": "object", "required": ["stopped"], "properties": { "stopped": { "type": "string" } } } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } }
+      }
+    },
+    "/v1/exercise/actions": {
+      "post": {
+        "summary": "A learner's action in the running exercise, recorded with time and name",
+        "x-role": "learner",
+        "security": [ { "learner": [] }, { "instructor": [] } ],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["action"], "properties": {
+          "action": { "type": "string", "enum": ["ack", "hint", "status", "declare", "diagnose", "resolve", "give-up"] },
+          "text": { "type": "string", "maxLength": 2000, "description": "status and declare" },
+          "service": { "type": "string", "description": "diagnose: the root cause's service (or db, or none)" },
+          "instance": { "type": "string", "description": "diagnose: one instance, e.g. payment-2" },
+          "category": { "type": "string", "enum": ["bad-deploy","config-change","dependency-latency","dependency-failure","resource-exhaustion","network","time","data","load","telemetry","none"] },
+          "chain": { "type": "array", "maxItems": 16, "items": { "type": "string" } },
+          "summary": { "type": "string", "maxLength": 2000 }
+        } } } } },
+        "responses": { "201": { "description": "Recorded", "content": { "application/json": { "schema": { "type": "object", "required": ["entry", "said"], "properties": { "entry": { "type": "object" }, "said": { "type": "string", "description": "a hint's text, or what happened" } } } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "409": { "$ref": "#/components/responses/Conflict" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
+      }
+    },
+    "/v1/exercises/{id}/report": {
+      "get": {
+        "summary": "The debrief report: a learner reads those of exercises they took part in, once ended",
+        "x-role": "learner",
+        "security": [ { "learner": [] }, { "instructor": [] } ],
+        "parameters": [
+          { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+          { "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["json", "md", "html"], "default": "json" } }
+        ],
+        "responses": { "200": { "description": "The report", "content": { "application/json": { "schema": { "type": "object" } }, "text/markdown": { "schema": { "type": "string" } }, "text/html": { "schema": { "type": "string" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" } }
+      }
+    },
+    "/api/v2/alerts": {
+      "post": {
+        "summary": "Alerts, as Prometheus posts them to an Alertmanager: a paging alert sends the running exercise's page",
+        "x-role": "alerts",
+        "security": [ { "alerts": [] } ],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object", "required": ["labels"], "properties": { "labels": { "type": "object", "additionalProperties": { "type": "string" } }, "annotations": { "type": "object" }, "startsAt": { "type": "string" }, "endsAt": { "type": "string" }, "generatorURL": { "type": "string" } } } } } } },
+        "responses": { "200": { "description": "Taken" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
+      }
+    },
+    "/v1/alerts": {
+      "post": {
+        "summary": "Alertmanager's webhook: the same as /api/v2/alerts, by way of an Alertmanager",
+        "x-role": "alerts",
+        "security": [ { "alerts": [] } ],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["alerts"], "properties": { "alerts": { "type": "array", "items": { "type": "object", "required": ["status", "labels"], "properties": { "status": { "type": "string", "enum": ["firing", "resolved"] }, "labels": { "type": "object", "additionalProperties": { "type": "string" } } } } } } } } } },
+        "responses": { "200": { "description": "Taken" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
+      }
+    },
     "/v1/lab/reset": {
       "post": {
         "summary": "Undo every change since the lab started (scenario, faults, deploys, config, flags, rate limits, drains, scale, restart backoffs); answers what was undone at once",
@@ -442,10 +539,10 @@ mod tests {
     #[test]
     fn every_route_is_described_with_its_role() {
         let ops = operations();
-        assert_eq!(ops.len(), 22, "{ops:?}");
+        assert_eq!(ops.len(), 30, "{ops:?}");
         for (path, method, role) in &ops {
             assert!(
-                ["anyone", "instructor", "learner", "agent"].contains(&role.as_str()),
+                ["anyone", "instructor", "learner", "agent", "alerts"].contains(&role.as_str()),
                 "{method} {path} states no role"
             );
             let security = &doc()["paths"][path][method]["security"];

@@ -32,10 +32,11 @@ use firedrill_runtime::live::describe;
 use serde_json::Value;
 
 use crate::controller::Controller;
+use crate::model::exercise::Event;
 use crate::model::op::{Op, Settings, Verb};
 use crate::model::scenario::Scenario;
 use crate::model::state::{ActiveFault, ConfigChange, OpRecord, State, now_ms};
-use crate::{agents, deploys};
+use crate::{agents, deploys, exercise};
 
 /// Performs `op` for `actor` and records it: in the ops log (a journal,
 /// appended and synced before the answer), and, when it is an accepted
@@ -83,6 +84,15 @@ pub async fn record(ctl: &Controller, op: &Op, actor: &str) -> Result<OpRecord, 
         .lock()
         .append(record.clone())
         .map_err(AppError::internal)?;
+    exercise::record_op(
+        ctl,
+        actor,
+        Event::Op {
+            op: record.op,
+            target: record.target.clone(),
+            result: record.result.clone(),
+        },
+    );
     ctl.ops.inc(&[("op", record.op.to_string().as_str())]);
     tracing::info!(actor, op = %record.op, target = %record.target, result = %record.result, "op performed");
     Ok(record)

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 const INSTRUCTOR: &str = "instructor-token";
 const AGENT: &str = "agent-token-1";
 const LEARNER: &str = "learner-token-1";
+const ALERTS: &str = "alerts-token-1";
 
 struct Running {
     url: String,
@@ -51,6 +52,9 @@ async fn start_in(
         agent_token: AGENT.into(),
         learner_token: Some(LEARNER.into()),
         learner_name: "lee".into(),
+        alerts: false,
+        alerts_token: Some(ALERTS.into()),
+        query_url: None,
         lease: Duration::from_secs(5),
         state_dir: state.join("controller"),
         scenarios: Some(scenarios),
@@ -916,6 +920,6 @@ async fn every_operation_admits_the_role_the_document_states() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 22);
+    assert_eq!(checked, 30);
     lab.stop().await;
 }

@@ -53,6 +53,10 @@ pub struct Outcome {
 pub struct Sli {
     /// Answers in the window.
     pub requests: f64,
+    /// Answers that were 5xx.
+    pub errors: f64,
+    /// Answers slower than the threshold asked for.
+    pub slow: f64,
     /// Share of 5xx answers.
     pub error_ratio: f64,
     /// Median and 95th percentile latency, ms (`None` without answers).
@@ -81,11 +85,14 @@ impl Observer {
         })
     }
 
-    /// `route`'s SLI at the gateway over `window`; `None` without answers.
-    pub fn sli(&self, window: &Window, route: &str) -> Option<Sli> {
+    /// `route`'s SLI at the gateway over `window`, answers slower than
+    /// `slow_ms` counted as slow; `None` without answers.
+    pub fn sli(&self, window: &Window, route: &str, slow_ms: f64) -> Option<Sli> {
         let (error_ratio, requests) = self.error_ratio(window, "gateway", route)?;
         Some(Sli {
             requests,
+            errors: error_ratio * requests,
+            slow: self.slower_than(window, "gateway", route, slow_ms),
             error_ratio,
             p50_ms: self
                 .latency(window, "gateway", route, 0.5)
@@ -270,6 +277,39 @@ impl Observer {
             return None;
         }
         Some((histogram_quantile(&buckets, quantile) * 1000.0, total))
+    }
+
+    /// How many answers on `route` took longer than `ms`, from the latency
+    /// histogram (interpolated within the bucket that holds `ms`, as
+    /// PromQL would).
+    pub fn slower_than(&self, window: &Window, who: &str, route: &str, ms: f64) -> f64 {
+        let buckets = self.increase(
+            window,
+            who,
+            &format!("{SERVER_HISTOGRAM}_bucket"),
+            |s| s.label("http_route") == Some(route),
+            |s| s.label("le").unwrap_or("").to_string(),
+        );
+        let mut buckets: Vec<(f64, f64)> = buckets
+            .into_iter()
+            .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, n)))
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total = buckets.last().map_or(0.0, |b| b.1);
+        let limit = ms / 1000.0;
+        let mut lower = (0.0, 0.0);
+        for &(bound, count) in &buckets {
+            if bound >= limit {
+                let within = if bound.is_infinite() || bound <= lower.0 {
+                    lower.1
+                } else {
+                    lower.1 + (count - lower.1) * (limit - lower.0) / (bound - lower.0)
+                };
+                return (total - within).max(0.0);
+            }
+            lower = (bound, count);
+        }
+        (total - lower.1).max(0.0)
     }
 
     /// 5xx share of answers on `route`, and the answer count.

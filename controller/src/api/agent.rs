@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use firedrill_runtime::AppError;
-use firedrill_runtime::extract::Query;
+use firedrill_runtime::extract::{Json, Query};
 use firedrill_runtime::faults::model::Assignment;
 use serde::Deserialize;
 
@@ -57,4 +57,108 @@ pub async fn faults(
         drained: state.drained.clone(),
         endpoints: agents::endpoints(&state.replicas, &ctl.peers, &ctl.serving.lock()),
     }))
+}
+
+/// One alert as Prometheus sends it to Alertmanager's API
+/// (`POST /api/v2/alerts`).
+#[derive(Deserialize)]
+pub struct PostableAlert {
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, rename = "endsAt")]
+    ends_at: Option<String>,
+}
+
+/// `POST /api/v2/alerts`: Prometheus' alerts, as it posts them to an
+/// Alertmanager. An alert whose `endsAt` has passed is resolved.
+pub async fn prometheus_alerts(
+    State(ctl): State<Arc<Controller>>,
+    Json(alerts): Json<Vec<PostableAlert>>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let now = now_ms();
+    let alerts = alerts
+        .into_iter()
+        .filter_map(|a| {
+            let firing = a
+                .ends_at
+                .as_deref()
+                .and_then(unix_ms)
+                .is_none_or(|ends| ends > now);
+            Some(crate::exercise::Alert {
+                name: a.labels.get("alertname")?.clone(),
+                severity: a.labels.get("severity").cloned().unwrap_or_default(),
+                firing,
+            })
+        })
+        .collect();
+    crate::exercise::alerts(&ctl, alerts)?;
+    Ok(axum::http::StatusCode::OK)
+}
+
+/// Alertmanager's webhook body.
+#[derive(Deserialize)]
+pub struct Webhook {
+    alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Deserialize)]
+pub struct WebhookAlert {
+    status: String,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST /v1/alerts`: Alertmanager's webhook receiver (docker-compose,
+/// Kubernetes).
+pub async fn alertmanager_webhook(
+    State(ctl): State<Arc<Controller>>,
+    Json(hook): Json<Webhook>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let alerts = hook
+        .alerts
+        .into_iter()
+        .filter_map(|a| {
+            Some(crate::exercise::Alert {
+                name: a.labels.get("alertname")?.clone(),
+                severity: a.labels.get("severity").cloned().unwrap_or_default(),
+                firing: a.status == "firing",
+            })
+        })
+        .collect();
+    crate::exercise::alerts(&ctl, alerts)?;
+    Ok(axum::http::StatusCode::OK)
+}
+
+/// An RFC 3339 time (`2026-12-05T10:00:00.123Z`, or with an offset such as
+/// `+01:00`) as milliseconds since the Unix epoch.
+fn unix_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (local, offset_ms) = match text.strip_suffix('Z') {
+        Some(local) => (local, 0),
+        None => {
+            let at = text.len().checked_sub(6)?;
+            let (local, offset) = text.split_at(at);
+            let sign = match offset.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = offset[1..].split_once(':')?;
+            let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
+            (local, sign * minutes * 60_000)
+        }
+    };
+    let utc = humantime::parse_rfc3339_weak(&format!("{local}Z")).ok()?;
+    let ms = utc.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+    Some(ms - offset_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unix_ms;
+
+    #[test]
+    fn alert_times_parse_with_and_without_an_offset() {
+        assert_eq!(unix_ms("1970-01-01T00:00:01.500Z"), Some(1_500));
+        assert_eq!(unix_ms("1970-01-01T01:00:01+01:00"), Some(1_000));
+        assert_eq!(unix_ms("yesterday"), None);
+    }
 }

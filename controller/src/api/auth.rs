@@ -31,6 +31,8 @@ pub enum Audience {
     Agent,
     /// A learner or the instructor: ops and the ops log.
     Operator,
+    /// Prometheus or Alertmanager posting alerts.
+    Alerts,
 }
 
 /// Who a request comes from, once its token is checked; handlers read it
@@ -40,6 +42,7 @@ pub enum Caller {
     Instructor,
     Agent,
     Learner(String),
+    Alerts,
 }
 
 impl Caller {
@@ -49,6 +52,7 @@ impl Caller {
             Caller::Instructor => "instructor",
             Caller::Agent => "agent",
             Caller::Learner(name) => name,
+            Caller::Alerts => "alerts",
         }
     }
 }
@@ -91,6 +95,11 @@ fn identify(ctl: &Controller, headers: &HeaderMap, audience: Audience) -> Result
         Audience::Agent => is(&config.agent_token).then_some(Caller::Agent),
         Audience::Operator => learner(ctl, token)
             .or_else(|| is(&config.instructor_token).then_some(Caller::Instructor)),
+        Audience::Alerts => config
+            .alerts_token
+            .as_deref()
+            .is_some_and(is)
+            .then_some(Caller::Alerts),
     };
     if let Some(caller) = admitted {
         return Ok(caller);
@@ -117,6 +126,11 @@ fn who(ctl: &Controller, token: &str) -> Option<Caller> {
     }
     if constant_time_eq(token.as_bytes(), config.agent_token.as_bytes()) {
         return Some(Caller::Agent);
+    }
+    if let Some(alerts) = &config.alerts_token
+        && constant_time_eq(token.as_bytes(), alerts.as_bytes())
+    {
+        return Some(Caller::Alerts);
     }
     learner(ctl, token)
 }
@@ -166,6 +180,9 @@ impl Audience {
                 "a learner token or the instructor token (firedrill reads a learner's from \
                  --token, FIREDRILL_LEARNER_TOKEN or the run directory's learner-token)"
             }
+            Audience::Alerts => {
+                "the alerts token (Prometheus and Alertmanager get it from FIREDRILL_ALERTS_TOKEN)"
+            }
         }
     }
 }
@@ -176,6 +193,7 @@ impl Caller {
             Caller::Instructor => "instructor",
             Caller::Agent => "agent",
             Caller::Learner(_) => "learner",
+            Caller::Alerts => "alerts",
         }
     }
 }

@@ -361,3 +361,34 @@ pub async fn reset_lab(
 pub async fn reset_status(State(ctl): Ctl) -> axum::Json<crate::reset::ResetStatus> {
     axum::Json(crate::reset::status(&ctl))
 }
+
+/// `POST /v1/exercises`: an exercise starts (its scenario after a warm-up).
+pub async fn start_exercise(
+    State(ctl): Ctl,
+    Json(request): Json<crate::exercise::StartRequest>,
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
+    let exercise = crate::exercise::start(&ctl, request)?;
+    let mut answer = crate::exercise::summary(&exercise, true);
+    answer["startsInMs"] = json!(exercise.starts_ms - exercise.created_ms);
+    Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// `GET /v1/exercises`: every exercise, running and ended.
+pub async fn list_exercises(State(ctl): Ctl) -> axum::Json<Value> {
+    let state = ctl.state.lock();
+    let list: Vec<Value> = state
+        .exercises
+        .iter()
+        .chain(&state.exercise)
+        .map(|e| crate::exercise::summary(e, true))
+        .collect();
+    axum::Json(json!({ "exercises": list }))
+}
+
+/// `DELETE /v1/exercise`: the running exercise ends now.
+pub async fn stop_exercise(State(ctl): Ctl) -> Result<axum::Json<Value>, AppError> {
+    match crate::exercise::end(&ctl, crate::model::exercise::EndReason::Stopped)? {
+        Some(e) => Ok(axum::Json(json!({ "stopped": e.id }))),
+        None => Err(AppError::not_found("no exercise is running")),
+    }
+}

@@ -99,3 +99,114 @@ pub async fn list(
     let ops: Vec<&OpRecord> = log.recent(limit).collect();
     Ok(axum::Json(json!({ "ops": ops, "total": log.total() })))
 }
+
+/// The exercise `caller` sees: the running one, else the latest that
+/// ended; a learner only sees those they take part in.
+fn visible_exercise(ctl: &Controller, caller: &Caller) -> Option<crate::model::exercise::Exercise> {
+    let state = ctl.state.lock();
+    state
+        .exercise
+        .iter()
+        .chain(state.exercises.iter().rev())
+        .find(|e| match caller {
+            Caller::Learner(name) => e.takes_part(name),
+            _ => true,
+        })
+        .cloned()
+}
+
+/// `GET /v1/exercise`: where the exercise is, as a learner may see it.
+pub async fn exercise_status(
+    State(ctl): State<Arc<Controller>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<Value>, AppError> {
+    let exercise = visible_exercise(&ctl, &caller)
+        .ok_or_else(|| AppError::not_found("no exercise you take part in"))?;
+    let scenario = ctl.scenario(&exercise.scenario)?;
+    let entries = crate::exercise::entries_of(&ctl, &exercise);
+    let view = exercise.learner_view(
+        &entries,
+        &scenario.page,
+        scenario.hints.get_ref(),
+        crate::model::state::now_ms(),
+    );
+    let mut answer = serde_json::to_value(view).map_err(AppError::internal)?;
+    if caller == Caller::Instructor {
+        answer["scenario"] = json!(exercise.scenario);
+        answer["startsMs"] = json!(exercise.starts_ms);
+    }
+    Ok(axum::Json(answer))
+}
+
+/// `POST /v1/exercise/actions`: a learner acknowledges, asks for a hint,
+/// posts a status update, declares an incident, diagnoses, resolves or
+/// gives up.
+pub async fn exercise_action(
+    State(ctl): State<Arc<Controller>>,
+    Extension(caller): Extension<Caller>,
+    Json(action): Json<crate::exercise::Action>,
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
+    let Caller::Learner(name) = &caller else {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "exercise actions are the learners': use a learner token",
+        ));
+    };
+    let done = crate::exercise::act(&ctl, name, action)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "entry": done.entry, "said": done.said })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    #[serde(default)]
+    format: Option<crate::report::Format>,
+}
+
+/// `GET /v1/exercises/{id}/report`: the debrief. A learner reads the
+/// reports of exercises they took part in, once they have ended.
+pub async fn exercise_report(
+    State(ctl): State<Arc<Controller>>,
+    Extension(caller): Extension<Caller>,
+    firedrill_runtime::extract::Path(id): firedrill_runtime::extract::Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse as _;
+    let exercise = {
+        let state = ctl.state.lock();
+        state
+            .exercises
+            .iter()
+            .chain(&state.exercise)
+            .find(|e| e.id == id)
+            .cloned()
+    };
+    let not_yours = || {
+        AppError::not_found(format!(
+            "no exercise {:?} you took part in",
+            truncate(&id, 40)
+        ))
+    };
+    let exercise = exercise.ok_or_else(not_yours)?;
+    if let Caller::Learner(name) = &caller {
+        if !exercise.takes_part(name) {
+            return Err(not_yours());
+        }
+        if exercise.ended.is_none() {
+            return Err(AppError::conflict(
+                "the report is ready once the exercise has ended",
+            ));
+        }
+    }
+    let entries = crate::exercise::entries_of(&ctl, &exercise);
+    let report = crate::report::build(&ctl, &exercise, &entries, crate::model::state::now_ms())?;
+    let format = q.format.unwrap_or(crate::report::Format::Json);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        crate::report::render(&report, format),
+    )
+        .into_response())
+}

@@ -21,6 +21,7 @@ use firedrill_runtime::live::{ConfigPatch, ConfigVersion};
 use serde::{Deserialize, Serialize};
 
 use super::deploy::DeployRecord;
+use super::exercise::Exercise;
 use super::op::Verb;
 use super::run::RunningScenario;
 use super::scenario::{Lasts, Scenario};
@@ -77,6 +78,14 @@ pub struct State {
     /// When the latest reset was asked for.
     #[serde(default)]
     pub reset_at_ms: i64,
+    /// The exercise running now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exercise: Option<Exercise>,
+    /// Every exercise that ended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exercises: Vec<Exercise>,
+    #[serde(default)]
+    pub next_exercise: u64,
 }
 
 /// One service's live config.
