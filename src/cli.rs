@@ -69,6 +69,53 @@ pub enum Command {
         #[command(flatten)]
         connection: ctl::Connection,
     },
+    /// Exercises: start, status, report, compare, list, stop.
+    Exercise {
+        #[command(subcommand)]
+        command: ctl::exercise::ExerciseCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Acknowledge the page (learner).
+    Ack {
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Take the next hint; each costs points (learner).
+    Hint {
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Post a status update to the incident's stakeholders (learner).
+    Status {
+        text: String,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Record your diagnosis; the last one counts (learner).
+    Diagnose {
+        #[command(flatten)]
+        args: ctl::exercise::DiagnoseArgs,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Declare the incident over; it ends once the SLIs hold (learner).
+    Resolve {
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Give up the exercise (learner).
+    GiveUp {
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
+    /// Declare an incident, before or after any page (learner).
+    Incident {
+        #[command(subcommand)]
+        command: IncidentCommand,
+        #[command(flatten)]
+        connection: ctl::Connection,
+    },
     /// Perform a mitigation op on the live lab, e.g. `ops restart payment-2`.
     Ops {
         #[command(flatten)]
@@ -83,6 +130,12 @@ pub enum Command {
         #[command(flatten)]
         telemetry: LoadgenTelemetry,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentCommand {
+    /// `firedrill incident declare "checkout is failing for everyone"`.
+    Declare { text: String },
 }
 
 /// Where the load generator sends its own traces (it starts most traces).
@@ -132,6 +185,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command,
             connection,
         } => ctl::lab(connection, command).await,
+        Command::Exercise {
+            command,
+            connection,
+        } => ctl::exercise::exercise(connection, command).await,
+        Command::Ack { connection } => {
+            ctl::exercise::act(&connection, serde_json::json!({"action": "ack"})).await
+        }
+        Command::Hint { connection } => {
+            ctl::exercise::act(&connection, serde_json::json!({"action": "hint"})).await
+        }
+        Command::Status { text, connection } => {
+            let body = serde_json::json!({"action": "status", "text": text});
+            ctl::exercise::act(&connection, body).await
+        }
+        Command::Diagnose { args, connection } => {
+            ctl::exercise::act(&connection, ctl::exercise::diagnosis(&args)).await
+        }
+        Command::Resolve { connection } => {
+            ctl::exercise::act(&connection, serde_json::json!({"action": "resolve"})).await
+        }
+        Command::GiveUp { connection } => {
+            ctl::exercise::act(&connection, serde_json::json!({"action": "give-up"})).await
+        }
+        Command::Incident {
+            command: IncidentCommand::Declare { text },
+            connection,
+        } => {
+            let body = serde_json::json!({"action": "declare", "text": text});
+            ctl::exercise::act(&connection, body).await
+        }
         Command::Ops { args, connection } => ctl::ops(connection, args).await,
         Command::Loadgen { args, telemetry } => {
             let service_args = firedrill_runtime::config::parse_service_args(&[

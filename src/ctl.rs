@@ -9,6 +9,7 @@
 //! send the instructor token; learner verbs (`ops`) a learner token, or the
 //! instructor's when only that is given.
 
+pub mod exercise;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -372,6 +373,30 @@ impl Api {
                 conn.operator_token()?
             }),
         })
+    }
+
+    /// `GET path` as text (a report in Markdown or HTML).
+    async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the controller at {} (is the lab up?)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(String::from))
+                .unwrap_or(text);
+            bail!("controller answered {status}: {message}");
+        }
+        Ok(text)
     }
 
     async fn call(

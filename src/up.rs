@@ -47,8 +47,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut prometheus = match (&plan.prometheus_bin, &plan.prometheus_url) {
         (Some(bin), Some(url)) => {
             let address = url.trim_start_matches("http://");
+            let alerting = prometheus::Alerting {
+                controller: plan
+                    .controller_url
+                    .trim_start_matches("http://")
+                    .to_string(),
+                token_file: tokens.alerts_file.clone(),
+            };
             let started = supervisor.roster().publish_targets(address).and_then(|()| {
-                prometheus::Prometheus::start(bin, address, args.prometheus_interval, &run_dir)
+                prometheus::Prometheus::start(
+                    bin,
+                    address,
+                    args.prometheus_interval,
+                    &run_dir,
+                    &alerting,
+                )
             });
             match started {
                 Ok(p) => Some(p),

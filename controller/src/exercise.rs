@@ -113,6 +113,10 @@ pub struct StartRequest {
     /// Default: drawn between 30 s and 2 min; `0s` starts at once.
     #[serde(default)]
     pub warmup: Option<firedrill_runtime::faults::model::Millis>,
+    /// Without alerts: how long after the incident begins the page goes
+    /// out (default: a minute after the scenario's last step begins).
+    #[serde(default)]
+    pub page_after: Option<firedrill_runtime::faults::model::Millis>,
 }
 
 /// Starts an exercise; answers it (the instructor sees the scenario).
@@ -164,14 +168,19 @@ pub fn start(ctl: &Controller, request: StartRequest) -> Result<Exercise, AppErr
         .map(|s| s.get_ref().at.0 as i64)
         .max()
         .unwrap_or(0);
-    let paging = if ctl.config.alerts {
-        Paging::Alerts {
+    let paging = match request.page_after {
+        Some(after) if after.0 > 3_600_000 => {
+            return Err(AppError::bad_request("pageAfter must be at most 1h"));
+        }
+        Some(after) => Paging::Timer {
+            after_ms: after.0 as i64,
+        },
+        None if ctl.config.alerts => Paging::Alerts {
             fallback_ms: onset + ALERT_FALLBACK.as_millis() as i64,
-        }
-    } else {
-        Paging::Timer {
+        },
+        None => Paging::Timer {
             after_ms: onset + TIMER_PAGE_AFTER.as_millis() as i64,
-        }
+        },
     };
     let now = now_ms();
     let exercise = ctl.update(|state| {
@@ -398,17 +407,22 @@ pub fn act(ctl: &Controller, learner: &str, action: Action) -> Result<Done, AppE
                     _ => None,
                 })
                 .unwrap_or(false);
-            ctl.update(|state| {
-                if let Some(e) = state.exercise.as_mut() {
-                    e.resolve_asked_ms.get_or_insert(now_ms());
-                }
-            })?;
+            // A resolve while the SLIs are bad is recorded and changes
+            // nothing: the learner resolves again once they have recovered.
+            if recovered {
+                ctl.update(|state| {
+                    if let Some(e) = state.exercise.as_mut() {
+                        e.resolve_asked_ms.get_or_insert(now_ms());
+                    }
+                })?;
+            }
             (
                 Event::Resolve { recovered },
                 if recovered {
                     "resolve recorded; the exercise ends once the SLIs hold recovered".to_string()
                 } else {
-                    "resolve recorded, but the SLIs have not recovered: the exercise goes on"
+                    "resolve recorded, but the SLIs have not recovered: the exercise goes on \
+                     (resolve again once they have)"
                         .to_string()
                 },
             )
@@ -644,6 +658,9 @@ fn keep_time(ctl: &Controller) -> Result<(), AppError> {
         }
     }
     if let Some(asked) = exercise.resolve_asked_ms {
+        // Resolved once the recovery condition has held in `windows`
+        // consecutive windows, counting the one the resolve was made in;
+        // a window that breaks it takes the resolve back.
         let windows = ctl.rubric.mitigate.windows.max(1);
         let entries = ctl
             .timeline
@@ -651,15 +668,22 @@ fn keep_time(ctl: &Controller) -> Result<(), AppError> {
             .as_ref()
             .map(Timeline::entries)
             .unwrap_or_default();
-        let recent: Vec<bool> = entries
+        let since = asked - SLI_WINDOW.as_millis() as i64;
+        let held: Vec<bool> = entries
             .iter()
-            .filter(|e| e.at_ms >= asked)
+            .filter(|e| e.at_ms >= since)
             .filter_map(|e| match &e.event {
                 Event::Sli(s) => Some(s.recovered),
                 _ => None,
             })
             .collect();
-        if recent.len() >= windows && recent[recent.len() - windows..].iter().all(|r| *r) {
+        if held.iter().any(|r| !r) {
+            ctl.update(|state| {
+                if let Some(e) = state.exercise.as_mut() {
+                    e.resolve_asked_ms = None;
+                }
+            })?;
+        } else if held.len() >= windows {
             end(ctl, EndReason::Resolved)?;
         }
     }

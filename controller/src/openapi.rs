@@ -423,7 +423,8 @@ pub const DOCUMENT: &str = r##"{
           "seed": { "type": "integer", "minimum": 0 },
           "learners": { "type": "array", "maxItems": 64, "items": { "type": "string" } },
           "timeLimit": { "$ref": "#/components/schemas/Duration" },
-          "warmup": { "$ref": "#/components/schemas/Duration" }
+          "warmup": { "$ref": "#/components/schemas/Duration" },
+          "pageAfter": { "$ref": "#/components/schemas/Duration" }
         } } } } },
         "responses": { "201": { "description": "Started", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExerciseSummary" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "413": { "$ref": "#/components/responses/TooLarge" }, "415": { "$ref": "#/components/responses/NotJson" } }
       },

@@ -299,7 +299,7 @@ fn postmortem(report: &Report) -> Vec<(&'static str, Vec<String>)> {
     }
     let evaluate = vec![
         format!(
-            "Error budget burned during the incident: {:.0} % of the exercise's allowance.",
+            "Error budget burned during the incident: {:.2} % of a 30-day budget.",
             card.budget_burned * 100.0
         ),
         format!("User-facing route: {}.", report.scenario.route),
@@ -431,7 +431,7 @@ fn html(report: &Report) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Exercise {id} — {title}</title>\n<style>{css}</style></head><body>\n<h1>Exercise {id}: {title}</h1>\n<p>Scenario <code>{scenario}</code> ({difficulty}); learners: {learners}.</p>\n<p class=\"total\">Score: <strong>{total} / {max}</strong></p>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>Exercise {id} — {title}</title>\n<style>{css}</style></head><body>\n<h1>Exercise {id}: {title}</h1>\n<p>Scenario <code>{scenario}</code> ({difficulty}); learners: {learners}.</p>\n<p class=\"total\">Score: <strong>{total} / {max}</strong></p>\n",
         id = esc(&report.exercise.id),
         title = esc(&report.scenario.title),
         css = CSS,

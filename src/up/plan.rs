@@ -119,6 +119,10 @@ pub struct Tokens {
     pub instructor_file: PathBuf,
     pub learner: String,
     pub agent: String,
+    /// What Prometheus presents when it posts alerts to the controller
+    /// (from a file only the lab's owner reads).
+    pub alerts: String,
+    pub alerts_file: PathBuf,
 }
 
 impl Tokens {
@@ -132,11 +136,16 @@ impl Tokens {
         firedrill_rundir::write_secret(&instructor_file, &instructor)?;
         let learner = random_token();
         firedrill_rundir::write_secret(&run_dir.learner_token(), &learner)?;
+        let alerts = random_token();
+        let alerts_file = run_dir.secret("alerts-token");
+        firedrill_rundir::write_secret(&alerts_file, &alerts)?;
         Ok(Tokens {
             instructor,
             instructor_file,
             learner,
             agent: random_token(),
+            alerts,
+            alerts_file,
         })
     }
 }
@@ -429,6 +438,7 @@ impl Plan {
             metrics_url: format!("{}/metrics", url(query)),
             private_log: None,
         });
+        let alerting = plan.prometheus_url.is_some();
         // A scenario directory only when one is given: the catalogue is
         // built into the binary.
         let scenarios = args
@@ -468,6 +478,11 @@ impl Plan {
                 ("FIREDRILL_AGENT_TOKEN".into(), tokens.agent.clone()),
                 ("FIREDRILL_LEARNER_TOKEN".into(), tokens.learner.clone()),
                 ("FIREDRILL_LEARNER_NAME".into(), args.learner_name.clone()),
+                ("FIREDRILL_ALERTS_TOKEN".into(), tokens.alerts.clone()),
+                // Prometheus posts its alerts to the controller: an
+                // exercise's page waits for a paging alert.
+                ("FIREDRILL_ALERTS".into(), alerting.to_string()),
+                ("FIREDRILL_QUERY_URL".into(), url(query)),
                 // Which instances exist (drains) and where the queue is
                 // (dead-letter ops).
                 ("FIREDRILL_PEERS".into(), peers),

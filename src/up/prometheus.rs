@@ -115,6 +115,29 @@ fn config_with_interval(interval: Duration) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Where Prometheus sends its alerts: the lab's controller, which takes
+/// them as an Alertmanager would (`/api/v2/alerts`), with the alerts token
+/// read from a file only the lab's owner reads.
+pub struct Alerting {
+    /// `host:port` of the controller.
+    pub controller: String,
+    pub token_file: PathBuf,
+}
+
+impl Alerting {
+    /// The `alerting:` section appended to the project's config.
+    fn config(&self) -> String {
+        format!(
+            "\n# Added by `firedrill up`: alerts go to the lab's controller, which\n\
+             # pages a running exercise when a severity=page alert fires.\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{}\"]\n      \
+             authorization:\n        type: Bearer\n        credentials_file: {}\n",
+            self.controller,
+            self.token_file.display()
+        )
+    }
+}
+
 /// A running Prometheus.
 pub struct Prometheus {
     pub url: String,
@@ -129,6 +152,7 @@ impl Prometheus {
         address: &str,
         interval: Duration,
         run_dir: &RunDir,
+        alerts: &Alerting,
     ) -> anyhow::Result<Prometheus> {
         let dir = run_dir.prometheus();
         let write = |rel: &str, text: &str| -> anyhow::Result<()> {
@@ -136,7 +160,10 @@ impl Prometheus {
             std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
             std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
         };
-        write("prometheus.yml", &config_with_interval(interval)?)?;
+        write(
+            "prometheus.yml",
+            &format!("{}{}", config_with_interval(interval)?, alerts.config()),
+        )?;
         for (name, text) in RULES {
             write(&format!("rules/{name}"), text)?;
         }

@@ -68,6 +68,7 @@ pub struct Mitigate {
 pub struct Budget {
     pub points: f64,
     pub objective: f64,
+    pub window: Millis,
     pub none_at: f64,
 }
 
@@ -286,8 +287,9 @@ pub fn grade(
         rubric.budget.points * (1.0 - budget_burned / rubric.budget.none_at).clamp(0.0, 1.0),
         rubric.budget.points,
         format!(
-            "{:.0} % of the exercise's error budget burned during the incident",
-            budget_burned * 100.0
+            "the incident burned {:.2} % of a {} error budget at this request rate",
+            budget_burned * 100.0,
+            human_days(rubric.budget.window)
         ),
     ));
 
@@ -381,6 +383,16 @@ pub fn human(ms: i64) -> String {
     }
 }
 
+/// `30 days`, `12 hours`.
+fn human_days(d: Millis) -> String {
+    let hours = d.0 / 3_600_000;
+    if hours >= 24 && hours.is_multiple_of(24) {
+        format!("{}-day", hours / 24)
+    } else {
+        format!("{hours}-hour")
+    }
+}
+
 fn first(entries: &[Entry], is: impl Fn(&Event) -> bool) -> Option<i64> {
     entries.iter().find(|e| is(&e.event)).map(|e| e.at_ms)
 }
@@ -408,14 +420,16 @@ pub fn mitigated_at(samples: &[(i64, SliSample)], since: i64, windows: usize) ->
     (run.len() >= windows.max(1)).then(|| run[0].0)
 }
 
-/// Bad answers from `from` to `to`, against what the objective allows over
-/// every sample.
+/// Bad answers from `from` to `to`, as a share of what the objective
+/// allows over the rubric's window at the request rate the samples show.
 fn budget_burned(rubric: &Rubric, samples: &[(i64, SliSample)], from: i64, to: i64) -> f64 {
     let requests: f64 = samples.iter().map(|(_, s)| s.requests).sum();
-    let allowed = (1.0 - rubric.budget.objective) * requests;
-    if allowed <= 0.0 {
+    let observed_ms: f64 = samples.iter().map(|(_, s)| s.window_ms as f64).sum();
+    if requests <= 0.0 || observed_ms <= 0.0 {
         return 0.0;
     }
+    let per_ms = requests / observed_ms;
+    let allowed = (1.0 - rubric.budget.objective) * per_ms * rubric.budget.window.0 as f64;
     let bad: f64 = samples
         .iter()
         .filter(|(at, _)| *at >= from && *at <= to)
