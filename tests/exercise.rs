@@ -397,3 +397,56 @@ async fn a_killed_controller_comes_back_with_the_exercise() {
     ok(&lab.cli(&["ops", "rollback", "catalog"]));
     resolve_until_ended(&lab).await;
 }
+
+/// With Prometheus, the page goes out when a real alert rule fires on the
+/// lab's telemetry (here ErrorBudgetBurnFast, 2 minutes into a latency
+/// incident), and the timeline names the alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alert_sends_the_page() {
+    let lab = Lab::start(&["--load-rate", "20", "--prometheus-interval", "1s"]).await;
+    assert!(
+        lab.endpoints.prometheus.is_some(),
+        "this test needs Prometheus (scripts/deps installs it)"
+    );
+    let out = ok(&lab.cli(&[
+        "exercise",
+        "start",
+        "slow-catalog",
+        "--warmup",
+        "0s",
+        "--time-limit",
+        "15m",
+    ]));
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    wait_phase(&lab, "paged", Duration::from_secs(300)).await;
+    let report: Value = lab
+        .http
+        .get(format!(
+            "{}/v1/exercises/{id}/report",
+            lab.endpoints.controller
+        ))
+        .bearer_auth(lab.instructor_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let timeline = report["timeline"].as_array().unwrap();
+    let page = timeline
+        .iter()
+        .find(|e| e["event"] == "page")
+        .unwrap_or_else(|| panic!("no page in {timeline:?}"));
+    let by = page["by"].as_str().unwrap();
+    assert_ne!(
+        by, "timer",
+        "the page was not sent by an alert: {timeline:?}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e["event"] == "alert" && e["name"] == by && e["severity"] == "page"),
+        "{timeline:?}"
+    );
+    ok(&lab.cli(&["exercise", "stop"]));
+}

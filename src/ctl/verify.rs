@@ -271,7 +271,7 @@ async fn play(
     // What the lab showed during the incident; the names the texts use are
     // checked against it, and against what it shows once it is over (a
     // counter of throttled calls has no series until the first one).
-    let mut seen = lab.vocabulary(started_us).await;
+    let (mut seen, mut texts) = lab.vocabulary(started_us).await;
 
     // 3. Wrong ops change nothing that matters.
     if !is_control {
@@ -324,7 +324,9 @@ async fn play(
     }
 
     // Every metric, label and attribute the texts name is one the lab shows.
-    seen.extend(lab.vocabulary(started_us).await);
+    let (more, more_texts) = lab.vocabulary(started_us).await;
+    seen.extend(more);
+    texts.extend(more_texts);
     let before = failures.len();
     for (what, text) in scenario_texts(scenario) {
         let missing = names::unknown(&names::named(&text), &seen);
@@ -337,6 +339,24 @@ async fn play(
     }
     if failures.len() == before {
         println!("  every name the page, hints and debrief use is in the telemetry");
+    }
+    // And nothing the lab shows gives the answer away.
+    let kinds: Vec<&str> = firedrill_runtime::faults::model::KIND_NAMES.to_vec();
+    let mut secrets: Vec<&str> = scenario
+        .hints
+        .get_ref()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    secrets.push(&scenario.debrief);
+    let leaks = names::leaks(scenario.id(), &kinds, &secrets, &seen, &texts);
+    if leaks.is_empty() {
+        println!("  nothing in the telemetry names the incident");
+    } else {
+        failures.push(format!(
+            "the telemetry gives the incident away: {}",
+            leaks.join("; ")
+        ));
     }
     Ok(failures)
 }
@@ -388,9 +408,10 @@ impl Lab {
     /// and label values from every `/metrics`, the series the project's
     /// rules record, and every key and word of a value in recent traces
     /// and logs of every service (since `since_us`).
-    async fn vocabulary(&self, since_us: i64) -> std::collections::HashSet<String> {
+    async fn vocabulary(&self, since_us: i64) -> (std::collections::HashSet<String>, Vec<String>) {
         let scrape = self.observer.scrape().await;
         let mut seen = scrape.declared.clone();
+        let mut texts = Vec::new();
         for sample in scrape.by_component.values().flatten() {
             seen.insert(sample.name.clone());
             for (label, value) in &sample.labels {
@@ -420,11 +441,11 @@ impl Lab {
             for (api, limit) in [("/api/traces", "20"), ("/api/logs", "200")] {
                 let query = [("service", service), ("start", &since), ("limit", limit)];
                 if let Ok(answer) = self.observer.collector(api, &query).await {
-                    collect_words(&answer, &mut seen);
+                    collect_words(&answer, &mut seen, &mut texts);
                 }
             }
         }
-        seen
+        (seen, texts)
     }
 
     /// The recovery condition in one window: the gateway SLI and any checks.
@@ -589,17 +610,27 @@ impl Lab {
     }
 }
 
-/// Every object key and every word of a string value in `value`.
-fn collect_words(value: &Value, seen: &mut std::collections::HashSet<String>) {
+/// Every object key and every word of a string value in `value`, and
+/// every string long enough to hold a sentence into `texts`.
+fn collect_words(
+    value: &Value,
+    seen: &mut std::collections::HashSet<String>,
+    texts: &mut Vec<String>,
+) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
                 seen.insert(key.clone());
-                collect_words(inner, seen);
+                collect_words(inner, seen, texts);
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_words(v, seen)),
-        Value::String(text) => seen.extend(names::words(text).map(String::from)),
+        Value::Array(items) => items.iter().for_each(|v| collect_words(v, seen, texts)),
+        Value::String(text) => {
+            seen.extend(names::words(text).map(String::from));
+            if text.len() >= 40 {
+                texts.push(text.clone());
+            }
+        }
         _ => {}
     }
 }

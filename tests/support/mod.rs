@@ -19,6 +19,8 @@ pub struct Endpoints {
     pub loadgen: Option<String>,
     pub controller: String,
     pub instructor_token_file: String,
+    #[serde(default)]
+    pub prometheus: Option<String>,
     pub database: String,
     pub ready_ms: u64,
     pub components: Vec<ComponentEndpoints>,

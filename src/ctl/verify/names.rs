@@ -129,6 +129,53 @@ pub fn words(value: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// Words that would tell a learner something was injected: no attribute,
+/// label, metric, span or log of the lab says them.
+const TELLTALES: &[&str] = &["fault", "faults", "inject", "injected", "scenario", "chaos"];
+
+/// What the lab's telemetry gives away of `scenario` (its id, a fault
+/// kind, a word that says something was injected, a sentence of its hints
+/// or debrief), given every word it holds (`seen`) and its longer strings
+/// (`texts`). Empty when it gives nothing away.
+pub fn leaks(
+    scenario_id: &str,
+    kinds: &[&str],
+    secrets: &[&str],
+    seen: &HashSet<String>,
+    texts: &[String],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    if seen.contains(scenario_id) || texts.iter().any(|t| t.contains(scenario_id)) {
+        found.push(format!("the scenario's id {scenario_id:?}"));
+    }
+    for kind in kinds.iter().filter(|k| k.contains('-')) {
+        if seen.contains(*kind) {
+            found.push(format!("the fault kind {kind:?}"));
+        }
+    }
+    for word in seen {
+        if TELLTALES.contains(&word.to_ascii_lowercase().as_str()) {
+            found.push(format!("the word {word:?}"));
+        }
+    }
+    for secret in secrets {
+        for sentence in secret
+            .split(['.', '\n', '?', '!', ':', ';'])
+            .map(str::trim)
+            .filter(|s| s.len() >= 40)
+        {
+            if texts.iter().any(|t| t.contains(sentence)) {
+                found.push(format!(
+                    "the sentence {sentence:?} of a hint or the debrief"
+                ));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +202,35 @@ mod tests {
             .map(String::from)
             .collect();
         assert_eq!(unknown(&named(text), &seen), ["ttl_ms"]);
+    }
+
+    #[test]
+    fn what_gives_the_answer_away_is_found() {
+        let seen: HashSet<String> = ["http_route", "dns-failure", "Injected", "shipping"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let texts = vec![
+            "connection refused while calling stale-dns-shipping".to_string(),
+            "the processor sheds a share of charges and payment retries them quietly".to_string(),
+        ];
+        let found = leaks(
+            "stale-dns-shipping",
+            &["dns-failure", "latency"],
+            &[
+                "The processor sheds a share. the processor sheds a share of charges and payment retries them quietly.",
+            ],
+            &seen,
+            &texts,
+        );
+        assert_eq!(found.len(), 4, "{found:#?}");
+        let clean = leaks(
+            "slow-catalog",
+            &["latency"],
+            &[],
+            &["http_route".to_string()].into_iter().collect(),
+            &[],
+        );
+        assert!(clean.is_empty(), "{clean:?}");
     }
 }
