@@ -14,6 +14,7 @@
 mod args;
 mod plan;
 pub(crate) mod prometheus;
+mod rollout;
 mod roster;
 mod status;
 mod supervisor;

@@ -62,7 +62,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use firedrill_controller::policy::scalable;
@@ -74,9 +74,11 @@ use parking_lot::Mutex;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Component, Plan};
+use super::rollout;
 use super::roster::{ChildState, Roster};
 
 /// Environment variable through which children learn the supervisor's pid.
@@ -533,16 +535,6 @@ impl Instance {
     }
 }
 
-/// A rollout step: `id` was asked to run `version`, and the rollout waits
-/// for it before it replaces another instance.
-struct Step {
-    id: String,
-    version: String,
-    started: Instant,
-    /// Whether the step was already reported stuck.
-    warned: bool,
-}
-
 /// How a wait for a rollout step ended.
 #[derive(PartialEq, Eq)]
 enum Waited {
@@ -564,7 +556,7 @@ struct ServiceManager {
     planned: usize,
     stop: CancellationToken,
     /// The rollout step in progress, kept while the service is scaled.
-    step: Option<Step>,
+    step: Option<rollout::Step>,
     /// After a failed scale-out, when to try again.
     retry_scale_out: Option<Instant>,
     /// Whether the replica or version file's problem was already reported
@@ -830,34 +822,23 @@ impl ServiceManager {
         let mut step = match self.step.take() {
             Some(step) => step,
             None => {
-                let wanted = |id: &str| {
-                    desired
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_else(|| BUILD_VERSION.to_string())
-                };
-                let Some(next) = self
-                    .instances
-                    .iter()
-                    .find(|i| *i.state.version.lock() != wanted(&i.component.id))
+                let running = self.running_versions();
+                let Some((id, version)) = rollout::next_step(&running, &desired, BUILD_VERSION)
                 else {
                     return;
                 };
-                let version = wanted(&next.component.id);
+                let Some(next) = self.instances.iter().find(|i| i.component.id == id) else {
+                    return;
+                };
                 tracing::info!(
-                    instance = %next.component.id,
+                    instance = %id,
                     from = %next.state.version.lock(),
                     to = %version,
                     "rolling out"
                 );
                 // A full channel means a replacement is already asked for.
                 let _ = next.replace.try_send(());
-                Step {
-                    id: next.component.id.clone(),
-                    version,
-                    started: Instant::now(),
-                    warned: false,
-                }
+                rollout::Step::new(id, version, Instant::now())
             }
         };
         if self.wait_rolled(&mut step).await == Waited::Paused {
@@ -865,30 +846,33 @@ impl ServiceManager {
         }
     }
 
+    /// What each instance runs now, in instance order.
+    fn running_versions(&self) -> Vec<(String, String)> {
+        self.instances
+            .iter()
+            .map(|i| (i.component.id.clone(), i.state.version.lock().clone()))
+            .collect()
+    }
+
     /// After a lab reset: every instance that runs another version than
     /// `desired` is replaced now, not one by one; waits until each has been
     /// started again (at most the stop grace and a little).
     async fn replace_all_at_once(&self, desired: &std::collections::BTreeMap<String, String>) {
-        let wanted = |id: &str| {
-            desired
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| BUILD_VERSION.to_string())
-        };
-        let replaced: Vec<&Instance> = self
-            .instances
+        let running = self.running_versions();
+        let replaced: Vec<&Instance> = rollout::off_version(&running, desired, BUILD_VERSION)
             .iter()
-            .filter(|i| *i.state.version.lock() != wanted(&i.component.id))
+            .filter_map(|id| self.instances.iter().find(|i| i.component.id == *id))
             .collect();
+        let wanted = |id: &str| rollout::wanted(desired, id, BUILD_VERSION).to_string();
         for instance in &replaced {
             tracing::info!(instance = %instance.component.id, to = %wanted(&instance.component.id), "lab reset: replacing");
             let _ = instance.replace.try_send(());
         }
-        let deadline = tokio::time::Instant::now() + STOP_GRACE + Duration::from_secs(2);
+        let deadline = Instant::now() + STOP_GRACE + Duration::from_secs(2);
         while replaced
             .iter()
             .any(|i| *i.state.version.lock() != wanted(&i.component.id))
-            && tokio::time::Instant::now() < deadline
+            && Instant::now() < deadline
         {
             tokio::select! {
                 _ = tokio::time::sleep(ROLLOUT_HEALTH_POLL) => {}
@@ -902,7 +886,7 @@ impl ServiceManager {
     /// service's file asks for another version (a rollback of a release
     /// that never becomes healthy). Pauses when the service is to be
     /// scaled first.
-    async fn wait_rolled(&self, step: &mut Step) -> Waited {
+    async fn wait_rolled(&self, step: &mut rollout::Step) -> Waited {
         #[derive(serde::Deserialize)]
         struct Health {
             version: String,
@@ -910,11 +894,10 @@ impl ServiceManager {
         let Some(instance) = self.instances.iter().find(|i| i.component.id == step.id) else {
             return Waited::Done;
         };
-        let (id, version) = (&step.id, &step.version);
-        // Since when, and as which pid, the instance has been healthy.
-        let mut ready: Option<(Instant, u32)> = None;
+        // A resumed step counts its --rollout-min-ready again.
+        step.ready = None;
         loop {
-            let healthy = match self
+            let healthy_at_version = match self
                 .shared
                 .http
                 .get(&instance.component.health_url)
@@ -924,35 +907,45 @@ impl ServiceManager {
                 Ok(r) if r.status().is_success() => r
                     .json::<Health>()
                     .await
-                    .is_ok_and(|h| h.version == *version),
+                    .is_ok_and(|h| h.version == step.version),
                 _ => false,
             };
-            let pid = instance.state.pid.load(Ordering::Relaxed);
-            ready = match ready {
-                Some((since, same)) if healthy && same == pid => Some((since, same)),
-                _ if healthy => Some((Instant::now(), pid)),
-                _ => None,
+            let seen = rollout::Seen {
+                healthy_at_version,
+                pid: instance.state.pid.load(Ordering::Relaxed),
             };
-            if ready.is_some_and(|(since, _)| since.elapsed() >= self.shared.min_ready) {
-                tracing::info!(instance = %id, %version, after_ms = step.started.elapsed().as_millis() as u64, "rolled out");
-                return Waited::Done;
-            }
-            let superseded = self
-                .shared
-                .run_dir
-                .read_versions(&self.service)
-                .is_ok_and(|d| d.get(id).map_or(BUILD_VERSION, String::as_str) != version);
-            if superseded {
-                tracing::info!(instance = %id, %version, "rollout superseded by a newer desired version");
-                return Waited::Done;
-            }
-            if !step.warned && step.started.elapsed() >= ROLLOUT_STUCK_AFTER {
-                tracing::warn!(instance = %id, %version, "rollout stuck: the new process is not healthy");
-                step.warned = true;
-            }
-            if self.scale_due() {
-                tracing::info!(instance = %id, %version, "rollout paused: scaling the service first");
-                return Waited::Paused;
+            let wanted_now = match self.shared.run_dir.read_versions(&self.service) {
+                Ok(d) => rollout::wanted(&d, &step.id, BUILD_VERSION).to_string(),
+                // Unreadable: keep waiting for what was asked.
+                Err(_) => step.version.clone(),
+            };
+            let verdict = step.judge(
+                seen,
+                &wanted_now,
+                self.scale_due(),
+                Instant::now(),
+                self.shared.min_ready,
+                ROLLOUT_STUCK_AFTER,
+            );
+            let (id, version) = (&step.id, &step.version);
+            match verdict {
+                rollout::Verdict::RolledOut => {
+                    tracing::info!(instance = %id, %version, after_ms = step.started.elapsed().as_millis() as u64, "rolled out");
+                    return Waited::Done;
+                }
+                rollout::Verdict::Superseded => {
+                    tracing::info!(instance = %id, %version, "rollout superseded by a newer desired version");
+                    return Waited::Done;
+                }
+                rollout::Verdict::Paused => {
+                    tracing::info!(instance = %id, %version, "rollout paused: scaling the service first");
+                    return Waited::Paused;
+                }
+                rollout::Verdict::Wait { stuck } => {
+                    if stuck {
+                        tracing::warn!(instance = %id, %version, "rollout stuck: the new process is not healthy");
+                    }
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(ROLLOUT_HEALTH_POLL) => {}
