@@ -15,12 +15,12 @@ use firedrill_runtime::metrics::{Counter, Meters};
 use parking_lot::Mutex;
 
 use crate::agents::{Reported, Serving};
-use crate::exercise::Timeline;
 use crate::model::grade::Rubric;
 use crate::model::scenario::Scenario;
 use crate::model::state::{OpRecord, State, now_ms};
 use crate::scenarios::{Catalogue, Problem};
 use crate::store::{Log, Snapshot};
+use crate::timeline::Timeline;
 
 /// Flags of `firedrill controller`.
 #[derive(clap::Args, Clone, Debug)]

@@ -26,7 +26,6 @@
 //! - Nothing a learner reaches here names the scenario, a fault, the truth
 //!   or a hint not yet taken (`model::exercise::LearnerView`).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +46,7 @@ use crate::model::scenario::{Category, Difficulty, Scenario};
 use crate::model::state::now_ms;
 use crate::report::dir;
 use crate::reset;
-use crate::store::Log;
+use crate::timeline::Timeline;
 
 /// How long one SLI window is.
 pub const SLI_WINDOW: Duration = Duration::from_secs(5);
@@ -67,30 +66,6 @@ const TIMER_PAGE_AFTER: Duration = Duration::from_secs(60);
 /// The bounds of a learner's free text (status updates, declarations,
 /// summaries).
 const MAX_TEXT_CHARS: usize = 2000;
-
-/// The exercise's timeline in memory: its journal and what it holds.
-pub struct Timeline {
-    pub id: String,
-    pub log: Log<Entry>,
-    /// Alerts firing now, by name: an alert is recorded when it starts
-    /// and when it stops, not at every resend.
-    pub firing: BTreeSet<String>,
-}
-
-impl Timeline {
-    /// Opens (or reopens, after a restart) the timeline of exercise `id`.
-    pub fn open(dir: &std::path::Path, id: &str) -> anyhow::Result<Timeline> {
-        Ok(Timeline {
-            id: id.to_string(),
-            log: Log::open(dir.join(format!("{id}.jsonl")), usize::MAX)?,
-            firing: BTreeSet::new(),
-        })
-    }
-
-    pub fn entries(&self) -> Vec<Entry> {
-        self.log.recent(usize::MAX).cloned().collect()
-    }
-}
 
 /// `POST /v1/exercises`: what an instructor asks for.
 #[derive(Debug, Deserialize)]

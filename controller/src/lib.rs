@@ -8,11 +8,14 @@
 //!
 //! - `api`: the HTTP API (`/openapi.json` describes it), its audiences and
 //!   the token check that runs before anything of a request is read.
+//! - `exercise`, `report`: an exercise's clock, page, actions, SLI samples
+//!   and end; its debrief report.
 //! - `ops`, `deploys`, `reset`, `agents`: what acts on the lab — a
 //!   mitigation op, a deploy or rollback and the version files `firedrill
 //!   up`'s supervisor rolls out, a lab reset, what an agent is told.
 //! - `controller`: the shared context those take (flags, catalogue, state,
-//!   ops log).
+//!   ops log, the running exercise's timeline).
+//! - `timeline`: the running exercise's journal in memory.
 //! - `scenarios`: the catalogue (built in, or a directory) and the checks a
 //!   scenario file must pass.
 //! - `policy`: what may be done to what (third parties, scaling, which
@@ -48,6 +51,7 @@ mod report;
 mod reset;
 pub mod scenarios;
 mod store;
+mod timeline;
 
 use std::sync::Arc;
 

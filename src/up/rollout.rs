@@ -191,9 +191,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_release_that_crashes_never_rolls_out_and_says_it_is_stuck_once() {
         let mut step = Step::new("catalog-1".into(), "2.4.0".into(), Instant::now());
-        let mut pid = 10;
         let mut verdicts = Vec::new();
-        for _ in 0..40 {
+        for pid in 10..50 {
             // Healthy for a second, then a crash brings another pid.
             verdicts.push(step.judge(
                 Seen {
@@ -206,7 +205,6 @@ mod tests {
                 MIN_READY,
                 STUCK,
             ));
-            pid += 1;
             tokio::time::advance(Duration::from_secs(1)).await;
         }
         assert!(!verdicts.contains(&Verdict::RolledOut), "{verdicts:?}");
