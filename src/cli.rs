@@ -150,6 +150,21 @@ pub struct LoadgenTelemetry {
     pub otlp_endpoint: String,
 }
 
+impl Command {
+    /// Whether this is a short-lived client of the lab (as opposed to the
+    /// lab or one of its processes).
+    pub fn is_client(&self) -> bool {
+        !matches!(
+            self,
+            Command::Up(_)
+                | Command::Service { .. }
+                | Command::Collector(_)
+                | Command::Controller(_)
+                | Command::Loadgen { .. }
+        )
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,

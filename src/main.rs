@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if cli.command.is_client() {
+        quiet_on_closed_stdout();
+    }
     // Two workers per process: the lab runs ~20 processes on small machines,
     // and the OTel exporters need a multi-threaded runtime (see STACK.md).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -46,4 +49,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A client verb piped into `head` stops when the pipe closes, as `cat`
+/// does, instead of panicking on its next `println!`: SIGPIPE gets its
+/// default action back (Rust starts programs with it ignored). Only client
+/// verbs: the lab's servers keep it ignored. Their sockets never raise it
+/// anyway (writes use MSG_NOSIGNAL), and neither do the clients'.
+fn quiet_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called first thing in `main`, before any thread exists, and
+    // installs the default disposition, not a handler.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

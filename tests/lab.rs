@@ -583,3 +583,21 @@ async fn up_works_anywhere_and_a_bad_scenario_file_is_reported_not_fatal() {
         "{problems}"
     );
 }
+
+/// A client verb whose output pipe closes (`firedrill ... | head -1`) stops
+/// quietly, as `cat` does, instead of panicking.
+#[test]
+fn a_client_verb_stops_quietly_when_its_output_pipe_closes() {
+    let mut child = firedrill()
+        .args(["scenario", "validate"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the verb writes.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -101,7 +101,7 @@ fn facts(scenario: &Scenario, exercise: &Exercise) -> Facts {
     Facts {
         id: scenario.id().to_string(),
         title: scenario.title.clone(),
-        difficulty: format!("{:?}", scenario.difficulty).to_lowercase(),
+        difficulty: scenario.difficulty.to_string(),
         page: scenario.page.clone(),
         truth: scenario.truth.get_ref().clone(),
         hints: scenario.hints.get_ref().clone(),
@@ -230,7 +230,7 @@ fn describe(entry: &Entry) -> String {
         Event::Status { text } => format!("status update: {text}"),
         Event::Op { op, target, result } => format!("`{op} {target}`: {result}"),
         Event::Diagnose(d) => format!(
-            "diagnosed {}{} as {:?}{}: {}",
+            "diagnosed {}{} as {}{}: {}",
             d.service,
             d.instance
                 .as_ref()
@@ -306,7 +306,7 @@ fn postmortem(report: &Report) -> Vec<(&'static str, Vec<String>)> {
     ];
     let mut troubleshoot = actions(|e| matches!(e, Event::Diagnose(_) | Event::Hint { .. }));
     troubleshoot.push(format!(
-        "Root cause: {} ({:?}); it spread {}.",
+        "Root cause: {} ({}); it spread {}.",
         report.scenario.truth.root,
         report.scenario.truth.category,
         report.scenario.truth.chain.join(" → ")

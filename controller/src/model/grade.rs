@@ -518,7 +518,7 @@ fn localize_and_categorize(
                     format!("named {} as a root cause where there was none", d.service)
                 },
             ),
-            part("category", c * points, c, format!("said {:?}", d.category)),
+            part("category", c * points, c, format!("said {}", d.category)),
         );
     }
     let root = Target::parse(&truth.root).ok();
@@ -562,9 +562,9 @@ fn localize_and_categorize(
         if right { c } else { 0.0 },
         c,
         if right {
-            format!("{:?}", truth.category)
+            truth.category.to_string()
         } else {
-            format!("said {:?}; it was {:?}", d.category, truth.category)
+            format!("said {}; it was {}", d.category, truth.category)
         },
     );
     (localize, category)
