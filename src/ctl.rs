@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
+use firedrill_runtime::faults::params;
 use serde_json::{Map, Value, json};
 
 /// Where the controller is, and the instructor's credentials.
@@ -50,10 +51,13 @@ pub struct Connection {
 
 #[derive(Subcommand, Debug)]
 pub enum FaultCommand {
-    /// Inject a fault, e.g. `latency --target catalog --latency 300ms --duration 60s`.
+    /// Inject a fault, e.g. `latency latency=300ms --target catalog --duration 60s`.
     Inject(Box<InjectArgs>),
     /// List the faults in force.
     List,
+    /// Every fault kind with its targets and parameters (types, units,
+    /// defaults, ranges).
+    Kinds,
     /// Clear one fault by id, or all of them (also stops a running scenario).
     Clear {
         id: Option<String>,
@@ -64,14 +68,14 @@ pub enum FaultCommand {
 
 #[derive(Args, Debug)]
 pub struct InjectArgs {
-    /// Fault kind: latency, stall, bandwidth, errors, hang, reset, partition,
-    /// dns-failure, dns-stale, retry-amplification, cert-expiry, clock-skew,
-    /// log-flood, cpu-burn, memory-leak,
-    /// runtime-stall, pool-leak, slow-query, lock-contention,
-    /// consumer-stall, crash, config-push, cache-flush, poison-message,
-    /// data-corruption, telemetry-drop, worker-pool, lb-skew, traffic-spike,
-    /// drop-index, disk-full.
+    /// The fault kind; `firedrill fault kinds` lists them with their
+    /// parameters (docs/faults.md too).
     pub kind: String,
+    /// The kind's parameters as `KEY=VALUE`, e.g. `latency=300ms
+    /// jitter=50ms`, `limit=256`; a config push takes dotted config keys,
+    /// `timeouts.payment=1ms retries.count=0`.
+    #[arg(value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
     /// `catalog`, `payment-2`, `gateway->catalog`, `catalog->db`,
     /// `projector->queue-consumer` or `loadgen`, each optionally narrowed to
     /// one running version: `catalog@2.4.0`, `catalog@2.4.0->db`.
@@ -86,82 +90,6 @@ pub struct InjectArgs {
     /// Probability (0..1) that a request is affected.
     #[arg(long)]
     pub toxicity: Option<f64>,
-    #[arg(long)]
-    pub latency: Option<String>,
-    #[arg(long)]
-    pub jitter: Option<String>,
-    #[arg(long)]
-    pub min: Option<String>,
-    #[arg(long)]
-    pub max: Option<String>,
-    /// Bytes per second (bandwidth), MiB per second (memory-leak) or
-    /// records per second (log-flood).
-    #[arg(long)]
-    pub rate: Option<u64>,
-    /// Memory-leak limit in MiB.
-    #[arg(long)]
-    pub limit: Option<u64>,
-    /// HTTP status for errors.
-    #[arg(long)]
-    pub code: Option<u16>,
-    /// Clock offset, e.g. -90s.
-    #[arg(long, allow_hyphen_values = true)]
-    pub time_offset: Option<String>,
-    #[arg(long)]
-    pub threads: Option<u32>,
-    #[arg(long)]
-    pub every: Option<String>,
-    #[arg(long)]
-    pub block: Option<String>,
-    #[arg(long)]
-    pub hold: Option<String>,
-    #[arg(long)]
-    pub delay: Option<String>,
-    /// A config-push value, `KEY=VALUE` (repeatable), e.g.
-    /// `--set timeouts.payment=1ms --set retries.count=0`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// cache-flush: the TTL every entry stored meanwhile gets, e.g. 10s.
-    #[arg(long)]
-    pub ttl: Option<String>,
-    /// data-corruption: the JSON field zeroed [default: price].
-    #[arg(long)]
-    pub field: Option<String>,
-    /// worker-pool: concurrent requests the handler pool serves.
-    #[arg(long)]
-    pub size: Option<u32>,
-    /// lb-skew: the callee instance the balancer favours, e.g. payment-1.
-    #[arg(long)]
-    pub instance: Option<String>,
-    /// lb-skew: share (0..100) of calls sent to --instance [default: 90].
-    #[arg(long)]
-    pub percent: Option<u32>,
-    /// traffic-spike: rate multiplier, e.g. 4.
-    #[arg(long)]
-    pub multiplier: Option<f64>,
-    /// traffic-spike: the product id every extra journey views.
-    #[arg(long)]
-    pub hot_key: Option<i64>,
-    /// drop-index: the index to drop [default: the service's hot index].
-    #[arg(long)]
-    pub index: Option<String>,
-    /// traffic-spike: every extra journey is of this kind, e.g. checkout.
-    #[arg(long)]
-    pub journey: Option<String>,
-    /// partition: which way it cuts, both, upstream (requests) or
-    /// downstream (answers) [default: both].
-    #[arg(long)]
-    pub direction: Option<String>,
-    /// dns-stale: the host:port the stale record points to
-    /// [default: 127.0.0.1:1, where nothing listens].
-    #[arg(long)]
-    pub address: Option<String>,
-    /// retry-amplification: retries per failed call [default: 5].
-    #[arg(long)]
-    pub attempts: Option<u32>,
-    /// log-flood: bytes of detail in each record [default: 512].
-    #[arg(long)]
-    pub bytes: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -445,6 +373,10 @@ fn print(value: &Value) {
 }
 
 pub async fn fault(conn: Connection, command: FaultCommand) -> anyhow::Result<()> {
+    if let FaultCommand::Kinds = command {
+        print_kinds();
+        return Ok(());
+    }
     let api = Api::new(&conn, true)?;
     match command {
         FaultCommand::Inject(args) => {
@@ -461,6 +393,7 @@ pub async fn fault(conn: Connection, command: FaultCommand) -> anyhow::Result<()
             );
         }
         FaultCommand::List => print(&api.call(reqwest::Method::GET, "/v1/faults", None).await?),
+        FaultCommand::Kinds => print_kinds(),
         FaultCommand::Clear { id: Some(id), .. } => {
             api.call(reqwest::Method::DELETE, &format!("/v1/faults/{id}"), None)
                 .await?;
@@ -492,9 +425,17 @@ pub async fn fault(conn: Connection, command: FaultCommand) -> anyhow::Result<()
     Ok(())
 }
 
-/// Builds the inject request from flags; the controller checks which
-/// parameters the kind takes and says what is wrong.
+/// Builds the inject request: `KEY=VALUE` parameters checked against the
+/// kind's table (`firedrill_runtime::faults::params`), the one the API and
+/// scenario files follow; the controller checks the values' ranges.
 fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
+    let Some(kind) = params::kind(&args.kind) else {
+        bail!(
+            "unknown fault kind {:?}; kinds are {}",
+            args.kind,
+            params::names().collect::<Vec<_>>().join(", ")
+        );
+    };
     let mut target = firedrill_runtime::faults::model::Target::parse(&args.target)
         .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
     target.route = args.route.clone();
@@ -502,73 +443,35 @@ fn inject_body(args: &InjectArgs) -> anyhow::Result<Value> {
     body.insert("kind".into(), json!(args.kind));
     body.insert("target".into(), serde_json::to_value(target)?);
     body.insert("duration".into(), json!(args.duration));
-    // Every optional parameter, under the name the API gives it.
-    let text = |v: &Option<String>| v.as_ref().map(|v| json!(v));
-    let params = [
-        ("latency", text(&args.latency)),
-        ("jitter", text(&args.jitter)),
-        ("min", text(&args.min)),
-        ("max", text(&args.max)),
-        ("timeOffset", text(&args.time_offset)),
-        ("every", text(&args.every)),
-        ("block", text(&args.block)),
-        ("hold", text(&args.hold)),
-        ("delay", text(&args.delay)),
-        ("ttl", text(&args.ttl)),
-        ("field", text(&args.field)),
-        ("instance", text(&args.instance)),
-        ("index", text(&args.index)),
-        ("direction", text(&args.direction)),
-        ("journey", text(&args.journey)),
-        ("address", text(&args.address)),
-        ("toxicity", args.toxicity.map(|v| json!(v))),
-        ("rate", args.rate.map(|v| json!(v))),
-        ("limit", args.limit.map(|v| json!(v))),
-        ("code", args.code.map(|v| json!(v))),
-        ("threads", args.threads.map(|v| json!(v))),
-        ("size", args.size.map(|v| json!(v))),
-        ("percent", args.percent.map(|v| json!(v))),
-        ("attempts", args.attempts.map(|v| json!(v))),
-        ("bytes", args.bytes.map(|v| json!(v))),
-        ("multiplier", args.multiplier.map(|v| json!(v))),
-        ("hotKey", args.hot_key.map(|v| json!(v))),
-    ];
-    for (key, value) in params {
-        if let Some(value) = value {
-            body.insert(key.into(), value);
-        }
+    if let Some(toxicity) = args.toxicity {
+        body.insert("toxicity".into(), json!(toxicity));
     }
-    // Config keys are dotted (`timeouts.payment`); the fault takes them as
-    // tables (`"timeouts": {"payment": "1ms"}`).
-    for setting in &args.set {
-        let parsed = setting
-            .split_once('=')
-            .and_then(|(key, value)| Some((key.trim().split_once('.')?, value.trim())));
-        let Some(((section, name), value)) = parsed else {
-            bail!(
-                "--set {setting:?} is not KEY=VALUE with a dotted key, e.g. timeouts.payment=1ms"
-            );
+    for param in &args.params {
+        let Some((key, text)) = param.split_once('=') else {
+            bail!("{param:?} is not KEY=VALUE, e.g. latency=300ms");
         };
-        let value = match value {
-            "true" => json!(true),
-            "false" => json!(false),
-            _ => value
-                .parse::<u64>()
-                .map(|n| json!(n))
-                .or_else(|_| value.parse::<f64>().map(|n| json!(n)))
-                .unwrap_or_else(|_| json!(value)),
-        };
-        let table = body
-            .entry(section.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        match table.as_object_mut() {
-            Some(table) => {
-                table.insert(name.to_string(), value);
+        let (path, value) = params::value(kind, key.trim(), text).map_err(anyhow::Error::msg)?;
+        let mut slot = &mut body;
+        for (i, field) in path.iter().enumerate() {
+            if i + 1 == path.len() {
+                slot.insert(field.clone(), value.clone());
+            } else {
+                let inner = slot
+                    .entry(field.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                let Some(inner) = inner.as_object_mut() else {
+                    bail!("{param:?}: {field} is set already");
+                };
+                slot = inner;
             }
-            None => bail!("--set {setting:?}: {section} is already a flag of its own"),
         }
     }
     Ok(Value::Object(body))
+}
+
+/// `firedrill fault kinds`: the table docs/faults.md shows.
+fn print_kinds() {
+    print!("{}", params::markdown());
 }
 
 pub async fn scenario(conn: Connection, command: ScenarioCommand) -> anyhow::Result<()> {
@@ -924,46 +827,57 @@ mod tests {
 
     #[test]
     fn a_config_push_is_injected_with_dotted_keys() {
-        use clap::Parser as _;
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            inject: InjectArgs,
-        }
-        let cli = Cli::try_parse_from([
-            "inject",
+        let body = inject_body(&inject(&[
             "config-push",
             "--target",
             "checkout",
-            "--set",
             "timeouts.payment=1ms",
-            "--set",
             "retries.count=0",
-            "--set",
             "retries.jitter=false",
-            "--set",
             "flags.recommendations=0.5",
-        ])
+        ]))
         .unwrap();
-        let body = inject_body(&cli.inject).unwrap();
         assert_eq!(body["timeouts"], json!({"payment": "1ms"}));
         assert_eq!(body["retries"], json!({"count": 0, "jitter": false}));
         assert_eq!(body["flags"], json!({"recommendations": 0.5}));
-        let cli = Cli::try_parse_from([
-            "inject",
+        let err = inject_body(&inject(&[
             "config-push",
             "--target",
             "checkout",
-            "--set",
             "retries=1",
-        ])
-        .unwrap();
-        assert!(
-            inject_body(&cli.inject)
-                .unwrap_err()
-                .to_string()
-                .contains("dotted key")
-        );
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dotted config keys"), "{err}");
+    }
+
+    #[test]
+    fn parameters_are_named_as_the_table_names_them() {
+        for (args, needle) in [
+            (
+                &["latnecy", "--target", "catalog"][..],
+                "unknown fault kind \"latnecy\"",
+            ),
+            (
+                &["latency", "--target", "catalog", "latency"],
+                "not KEY=VALUE",
+            ),
+            (
+                &["latency", "--target", "catalog", "delay=1s"],
+                "latency takes latency, jitter",
+            ),
+            (
+                &["memory-leak", "--target", "catalog", "limit=1GiB"],
+                "whole number",
+            ),
+            (
+                &["crash", "--target", "catalog", "x=1"],
+                "takes no parameters",
+            ),
+        ] {
+            let err = inject_body(&inject(args)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
     }
 
     #[test]
@@ -1001,26 +915,30 @@ mod tests {
         inject: InjectArgs,
     }
 
-    /// The spec `firedrill fault inject <flags>` sends, as the controller
+    fn inject(args: &[&str]) -> InjectArgs {
+        Cli::try_parse_from(std::iter::once("inject").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .inject
+    }
+
+    /// The spec `firedrill fault inject <args>` sends, as the controller
     /// reads and checks it.
-    fn spec(flags: &[&str]) -> FaultSpec {
-        let cli = Cli::try_parse_from(std::iter::once("inject").chain(flags.iter().copied()))
-            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
-        let mut body = inject_body(&cli.inject).unwrap();
+    fn spec(args: &[&str]) -> FaultSpec {
+        let mut body = inject_body(&inject(args)).unwrap();
         assert!(body.as_object_mut().unwrap().remove("duration").is_some());
         let spec: FaultSpec = serde_json::from_value(body.clone())
-            .unwrap_or_else(|e| panic!("{flags:?} sent {body}: {e}"));
+            .unwrap_or_else(|e| panic!("{args:?} sent {body}: {e}"));
         spec.validate()
-            .unwrap_or_else(|e| panic!("{flags:?} sent {body}: {e}"));
+            .unwrap_or_else(|e| panic!("{args:?} sent {body}: {e}"));
         spec
     }
 
     #[test]
-    fn every_new_kind_can_be_injected_from_flags() {
-        for (flags, name) in [
+    fn every_kind_can_be_injected_with_key_values() {
+        for (args, name) in [
             (&["cache-flush", "--target", "cache"][..], "cache-flush"),
             (
-                &["cache-flush", "--target", "cache", "--ttl", "10s"],
+                &["cache-flush", "--target", "cache", "ttl=10s"],
                 "cache-flush",
             ),
             (
@@ -1034,17 +952,7 @@ mod tests {
                 "poison-message",
             ),
             (
-                &[
-                    "data-corruption",
-                    "--target",
-                    "catalog",
-                    "--toxicity",
-                    "0.3",
-                ],
-                "data-corruption",
-            ),
-            (
-                &["data-corruption", "--target", "catalog", "--field", "price"],
+                &["data-corruption", "--target", "catalog", "field=price"],
                 "data-corruption",
             ),
             (
@@ -1056,8 +964,7 @@ mod tests {
                     "worker-pool",
                     "--target",
                     "catalog",
-                    "--size",
-                    "2",
+                    "size=2",
                     "--route",
                     "/products",
                 ],
@@ -1068,10 +975,8 @@ mod tests {
                     "lb-skew",
                     "--target",
                     "checkout->payment",
-                    "--instance",
-                    "payment-1",
-                    "--percent",
-                    "80",
+                    "instance=payment-1",
+                    "percent=80",
                 ],
                 "lb-skew",
             ),
@@ -1080,33 +985,45 @@ mod tests {
                     "traffic-spike",
                     "--target",
                     "loadgen",
-                    "--multiplier",
-                    "4",
-                    "--hot-key",
-                    "42",
+                    "multiplier=4",
+                    "hotKey=42",
                 ],
                 "traffic-spike",
             ),
-            (&["drop-index", "--target", "catalog->db"], "drop-index"),
             (
                 &[
                     "drop-index",
                     "--target",
                     "catalog->db",
-                    "--index",
-                    "products_category",
+                    "index=products_category",
                 ],
                 "drop-index",
             ),
+            (
+                &["memory-leak", "--target", "catalog", "rate=8", "limit=64"],
+                "memory-leak",
+            ),
+            (
+                &["clock-skew", "--target", "auth-2", "timeOffset=-90s"],
+                "clock-skew",
+            ),
+            (
+                &[
+                    "partition",
+                    "--target",
+                    "checkout->inventory",
+                    "direction=downstream",
+                ],
+                "partition",
+            ),
         ] {
-            assert_eq!(spec(flags).kind.name(), name, "{flags:?}");
+            assert_eq!(spec(args).kind.name(), name, "{args:?}");
         }
         let skew = spec(&[
             "lb-skew",
             "--target",
             "checkout->payment",
-            "--instance",
-            "payment-2",
+            "instance=payment-2",
         ]);
         assert_eq!(
             skew.kind,
@@ -1114,6 +1031,17 @@ mod tests {
                 instance: "payment-2".into(),
                 percent: 90
             }
+        );
+    }
+
+    /// docs/faults.md shows the table the code has.
+    #[test]
+    fn the_documented_table_is_the_codes() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/faults.md"))
+            .unwrap();
+        assert!(
+            doc.contains(&params::markdown()),
+            "docs/faults.md's parameter table differs from the code's: replace it with the output of `firedrill fault kinds`"
         );
     }
 }

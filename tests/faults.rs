@@ -40,8 +40,7 @@ fn inject_catalog_latency(lab: &Lab, duration: &str) {
         "latency",
         "--target",
         "catalog",
-        "--latency",
-        "300ms",
+        "latency=300ms",
         "--duration",
         duration,
     ]));
@@ -529,8 +528,7 @@ async fn a_bad_deploy_is_a_rolling_restart_that_a_rollback_really_ends() {
         "errors",
         "--target",
         "catalog@2.4.0",
-        "--code",
-        "500",
+        "code=500",
         "--duration",
         "5m",
     ]));
@@ -681,7 +679,6 @@ async fn a_config_push_times_out_a_link_until_it_is_rolled_back() {
         "config-push",
         "--target",
         "checkout",
-        "--set",
         "timeouts.payment=1ms",
         "--duration",
         "10m",

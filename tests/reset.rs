@@ -83,8 +83,7 @@ async fn a_reset_undoes_every_change_and_the_answer_stays_private() {
         "latency",
         "--target",
         "search",
-        "--latency",
-        "100ms",
+        "latency=100ms",
         "--duration",
         "10m",
     ]));

@@ -617,6 +617,19 @@ mod tests {
         known_sorted.sort();
         assert_eq!(documented, known_sorted);
 
+        // Every parameter of the kinds' table is a FaultSpec property.
+        let properties = schemas["FaultSpec"]["properties"].as_object().unwrap();
+        for kind in firedrill_runtime::faults::params::KINDS {
+            for param in kind.params.iter().filter(|p| !p.name.contains(',')) {
+                assert!(
+                    properties.contains_key(param.name),
+                    "{}'s {} is not described",
+                    kind.name,
+                    param.name
+                );
+            }
+        }
+
         let mut services: Vec<String> = SERVICES.iter().map(|s| s.to_string()).collect();
         services.push("loadgen".into());
         assert_eq!(

@@ -341,7 +341,7 @@ async fn play(
         println!("  every name the page, hints and debrief use is in the telemetry");
     }
     // And nothing the lab shows gives the answer away.
-    let kinds: Vec<&str> = firedrill_runtime::faults::model::KIND_NAMES.to_vec();
+    let kinds: Vec<&str> = firedrill_runtime::faults::params::names().collect();
     let mut secrets: Vec<&str> = scenario
         .hints
         .get_ref()

@@ -31,6 +31,7 @@
 pub mod actuators;
 pub mod agent;
 pub mod model;
+pub mod params;
 
 use std::collections::HashMap;
 use std::sync::Arc;
