@@ -9,6 +9,9 @@
 //!
 //! Run one: `cargo nextest run --test scenarios -- slow-catalog`.
 
+// The lab binary's harness; this binary uses only part of it.
+#[allow(dead_code)]
+#[path = "lab/support.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@
 
 mod agent;
 pub mod auth;
+mod body;
 mod instructor;
 mod operator;
 

@@ -9,6 +9,7 @@ use firedrill_runtime::extract::{Json, Query};
 use firedrill_runtime::faults::model::Assignment;
 use serde::Deserialize;
 
+use super::body::Object;
 use crate::agents;
 use crate::controller::Controller;
 use crate::model::state::now_ms;
@@ -110,7 +111,7 @@ pub struct WebhookAlert {
 /// Kubernetes).
 pub async fn alertmanager_webhook(
     State(ctl): State<Arc<Controller>>,
-    Json(hook): Json<Webhook>,
+    Object(hook): Object<Webhook>,
 ) -> Result<axum::http::StatusCode, AppError> {
     let alerts = hook
         .alerts

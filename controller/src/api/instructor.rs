@@ -7,12 +7,13 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use firedrill_runtime::AppError;
-use firedrill_runtime::extract::{Json, Path};
+use firedrill_runtime::extract::Path;
 use firedrill_runtime::faults::model::{FaultSpec, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::{Caller, new_token, token_digest};
+use super::body::Object;
 use crate::controller::Controller;
 use crate::deploys;
 use crate::model::deploy::{DeployRecord, desired, revert_scenario};
@@ -36,7 +37,7 @@ const MAX_FAULT_DURATION: Millis = Millis(24 * 3600 * 1000);
 
 pub async fn inject(
     State(ctl): Ctl,
-    Json(request): Json<Inject>,
+    Object(request): Object<Inject>,
 ) -> Result<(StatusCode, axum::Json<StoredFault>), AppError> {
     request.spec.validate().map_err(AppError::bad_request)?;
     if request.duration.0 == 0 || request.duration > MAX_FAULT_DURATION {
@@ -233,7 +234,7 @@ pub struct DeployRequest {
 
 pub async fn start_deploy(
     State(ctl): Ctl,
-    Json(request): Json<DeployRequest>,
+    Object(request): Object<DeployRequest>,
 ) -> Result<(StatusCode, axum::Json<DeployRecord>), AppError> {
     let actor = request.actor.as_deref().unwrap_or("instructor").trim();
     if actor.is_empty() || actor.chars().count() > 64 {
@@ -295,7 +296,7 @@ fn check_learner_name(name: &str) -> Result<(), AppError> {
 /// Adds a learner and answers their token, the only time it is shown.
 pub async fn add_learner(
     State(ctl): Ctl,
-    Json(request): Json<AddLearner>,
+    Object(request): Object<AddLearner>,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let name = request.name.trim().to_string();
     check_learner_name(&name)?;
@@ -365,7 +366,7 @@ pub async fn reset_status(State(ctl): Ctl) -> axum::Json<crate::reset::ResetStat
 /// `POST /v1/exercises`: an exercise starts (its scenario after a warm-up).
 pub async fn start_exercise(
     State(ctl): Ctl,
-    Json(request): Json<crate::exercise::StartRequest>,
+    Object(request): Object<crate::exercise::StartRequest>,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let exercise = crate::exercise::start(&ctl, request)?;
     let mut answer = crate::exercise::summary(&exercise, true);

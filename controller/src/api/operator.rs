@@ -7,11 +7,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use firedrill_runtime::AppError;
-use firedrill_runtime::extract::{Json, Query};
+use firedrill_runtime::extract::Query;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use super::body::Object;
 use crate::controller::Controller;
 use crate::model::op::{Op, Verb, truncate};
 use crate::model::state::OpRecord;
@@ -61,7 +62,7 @@ fn actor(caller: &Caller, named: Option<&str>) -> Result<String, AppError> {
 pub async fn perform(
     State(ctl): State<Arc<Controller>>,
     Extension(caller): Extension<Caller>,
-    Json(request): Json<OpRequest>,
+    Object(request): Object<OpRequest>,
 ) -> Result<(StatusCode, axum::Json<OpRecord>), AppError> {
     let actor = actor(&caller, request.actor.as_deref())?;
     let op = Op::parse(
@@ -144,7 +145,7 @@ pub async fn exercise_status(
 pub async fn exercise_action(
     State(ctl): State<Arc<Controller>>,
     Extension(caller): Extension<Caller>,
-    Json(action): Json<crate::exercise::Action>,
+    Object(action): Object<crate::exercise::Action>,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let Caller::Learner(name) = &caller else {
         return Err(AppError::new(

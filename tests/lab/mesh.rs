@@ -1,13 +1,11 @@
 //! End-to-end tests of the lab: real `firedrill up`, real processes, real
 //! OTLP, real SQLite. Each test starts its own lab on free ports.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use crate::support::{Lab, firedrill};
 use serde_json::{Value, json};
-use support::{Lab, firedrill};
 
 /// Services that only consume the queue get no public traffic; these routes
 /// of theirs are read directly so every process serves some HTTP.

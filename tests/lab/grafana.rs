@@ -1,8 +1,6 @@
 //! The dashboards in `dashboards/` and the datasources Grafana is
 //! provisioned with, read and linted the way Grafana 13 would load them.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

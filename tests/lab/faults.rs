@@ -3,12 +3,10 @@
 //! when the controller disappears, a controller restart keeps them, and
 //! scenarios end on an accepted mitigation and not on a wrong one.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::Lab;
 use serde_json::{Value, json};
-use support::Lab;
 
 /// Median gateway latency of `GET path` over `n` requests.
 async fn median_latency(lab: &Lab, path: &str, n: usize) -> Duration {
@@ -374,7 +372,7 @@ fn a_broken_scenario_file_gets_a_line_precise_error() {
     let line = broken.lines().position(|l| l.contains("\"fast\"")).unwrap() + 1;
     let path = dir.path().join("slow-catalog.toml");
     std::fs::write(&path, broken).unwrap();
-    let out = support::firedrill()
+    let out = crate::support::firedrill()
         .args(["scenario", "validate"])
         .arg(&path)
         .output()
@@ -386,7 +384,7 @@ fn a_broken_scenario_file_gets_a_line_precise_error() {
         "{err}"
     );
     // The shipped catalogue validates.
-    let out = support::firedrill()
+    let out = crate::support::firedrill()
         .args(["scenario", "validate"])
         .output()
         .unwrap();

@@ -4,13 +4,11 @@
 //! started; an op's restart is not a crash; and the run directory keeps
 //! the answer (the controller's state and log) out of learners' sight.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
+use crate::support::Lab;
 use serde_json::Value;
-use support::Lab;
 
 fn ok(output: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -2,8 +2,6 @@
 //! process tree on free ports and waits for its readiness signal
 //! (`endpoints.json` in the run directory), never on sleeps.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +12,6 @@ use serde::Deserialize;
 pub struct Endpoints {
     pub gateway: String,
     pub query: String,
-    pub otlp_grpc: String,
-    pub otlp_http: String,
     pub loadgen: Option<String>,
     pub controller: String,
     pub instructor_token_file: String,
@@ -275,8 +271,4 @@ impl Drop for Lab {
             self.stop();
         }
     }
-}
-
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }

@@ -1,12 +1,10 @@
 //! Sixty seconds of default load: journeys succeed and the shop's data
 //! invariants hold. Also prints the lab's resource use at that load.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::Lab;
 use serde_json::Value;
-use support::Lab;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_seconds_of_default_load_keep_slos_and_invariants() {

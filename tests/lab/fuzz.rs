@@ -14,8 +14,6 @@
 //! Schemathesis comes from `scripts/deps/schemathesis` (run by
 //! `scripts/test`), which sets `FIREDRILL_SCHEMATHESIS`.
 
-mod support;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -45,7 +43,7 @@ impl ControllerProcess {
     /// the fuzzer, which sends one token, reaches the agent route too.
     fn start(with_run_dir: bool) -> ControllerProcess {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = support::firedrill();
+        let mut command = crate::support::firedrill();
         command
             .args(["controller", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(dir.path().join("state"))
@@ -182,7 +180,7 @@ fn the_controller_api_survives_schemathesis() {
         controller.url
     );
     assert!(
-        output.contains("API Operations") && output.contains("Tested: 21"),
+        output.contains("API Operations") && output.contains("Tested: 29"),
         "schemathesis did not test every operation:\n{output}"
     );
 }

@@ -3,14 +3,12 @@
 //! and stopping real instances, with the lab's published lists
 //! (`endpoints.json`, Prometheus' targets) following.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::Lab;
 use firedrill_rundir::RunDir;
 use serde_json::Value;
-use support::Lab;
 
 /// Long enough for a service process to start, or for a scale-in's drain
 /// (2 s) and stop; far below what a broken supervisor would need.

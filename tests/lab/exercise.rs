@@ -4,12 +4,10 @@
 //! parse and show the SLI with every event marked; a controller killed
 //! mid-exercise comes back with the exercise, its clock and its actions.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::Lab;
 use serde_json::Value;
-use support::Lab;
 
 fn ok(output: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

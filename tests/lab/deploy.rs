@@ -7,14 +7,12 @@
 //! The tools come from scripts/deps/deploy, which `scripts/test` runs; a
 //! missing tool fails the test with a pointer there.
 
-mod grafana;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
-    grafana::repo()
+    crate::grafana::repo()
 }
 
 /// A tool from $`env` (set by scripts/deps/deploy) or PATH.
@@ -84,7 +82,7 @@ fn promtool_accepts_every_config_and_rule_file() {
 fn alert_names() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(repo().join("deploy/prometheus/rules")).unwrap() {
-        for line in grafana::read(&entry.unwrap().path()).lines() {
+        for line in crate::grafana::read(&entry.unwrap().path()).lines() {
             if let Some(name) = line.trim().strip_prefix("- alert: ") {
                 names.insert(name.trim().to_string());
             }
@@ -105,7 +103,7 @@ fn rule_unit_tests_pass_and_cover_every_alert() {
     // Each alert has a test case in which it is expected to fire.
     let mut fired = BTreeSet::new();
     for path in &tests {
-        let text = grafana::read(path);
+        let text = crate::grafana::read(path);
         let mut current: Option<String> = None;
         for line in text.lines() {
             let line = line.trim();
@@ -128,7 +126,7 @@ fn every_alert_has_severity_summary_description_and_runbook() {
     let dir = repo().join("deploy/prometheus/rules");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let text = grafana::read(&path);
+        let text = crate::grafana::read(&path);
         // An alert's block runs until the next rule.
         for block in text.split("      - ").filter(|b| b.starts_with("alert: ")) {
             let name = block.lines().next().unwrap();
@@ -231,8 +229,8 @@ fn docker_compose_accepts_the_compose_file() {
 
 #[test]
 fn every_scrape_target_matches_a_compose_service_and_a_kubernetes_service() {
-    let config = grafana::read(&repo().join("deploy/prometheus/prometheus-dns.yml"));
-    let compose = grafana::read(&repo().join("docker-compose.yml"));
+    let config = crate::grafana::read(&repo().join("deploy/prometheus/prometheus-dns.yml"));
+    let compose = crate::grafana::read(&repo().join("docker-compose.yml"));
     let k8s = repo().join("deploy/k8s/base/lab");
     let mut targets = 0;
     for line in config.lines() {
@@ -374,14 +372,14 @@ fn the_add_learner_script_adds_a_valid_isolated_lab() {
 
 #[test]
 fn dashboards_pass_the_lint() {
-    let problems = grafana::lint(&grafana::dashboards());
+    let problems = crate::grafana::lint(&crate::grafana::dashboards());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
 fn the_lint_catches_deprecated_panels_unknown_datasources_and_duplicate_uids() {
-    let mut dashboards = grafana::dashboards();
-    let mut copy = grafana::Dashboard {
+    let mut dashboards = crate::grafana::dashboards();
+    let mut copy = crate::grafana::Dashboard {
         file: "copy.json".into(),
         json: dashboards[0].json.clone(),
     };
@@ -389,7 +387,7 @@ fn the_lint_catches_deprecated_panels_unknown_datasources_and_duplicate_uids() {
     copy.json["panels"][2]["datasource"]["uid"] = "P1809F7CD0C75ACF3".into();
     copy.json["panels"][3]["fieldConfig"]["defaults"]["unit"] = "".into();
     dashboards.push(copy);
-    let problems = grafana::lint(&dashboards).join("\n");
+    let problems = crate::grafana::lint(&dashboards).join("\n");
     for needle in [
         "deprecated panel type \"graph\"",
         "unknown datasource uid",
@@ -408,7 +406,7 @@ fn dashboards_validate_against_grafana_13_schema() {
     let modules = std::env::var("FIREDRILL_GRAFANA_NODE_MODULES").unwrap_or_else(|_| {
         panic!("FIREDRILL_GRAFANA_NODE_MODULES unset: run scripts/test (scripts/deps/deploy installs @grafana/schema)")
     });
-    let files: Vec<PathBuf> = grafana::dashboards()
+    let files: Vec<PathBuf> = crate::grafana::dashboards()
         .iter()
         .map(|d| PathBuf::from("dashboards").join(&d.file))
         .collect();
@@ -421,7 +419,7 @@ fn dashboards_validate_against_grafana_13_schema() {
 
     // The validator is not a rubber stamp: a broken dashboard fails.
     let tmp = tempfile::tempdir().unwrap();
-    let mut broken = grafana::dashboards().remove(0).json;
+    let mut broken = crate::grafana::dashboards().remove(0).json;
     broken["panels"][1]["options"]["colorMode"] = "rainbow".into();
     broken["graphTooltip"] = 7.into();
     let file = tmp.path().join("broken.json");

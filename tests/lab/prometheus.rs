@@ -9,14 +9,11 @@
 //! Needs Debian's `prometheus` (2.42+); `scripts/test` installs it through
 //! scripts/deps/observability.
 
-mod grafana;
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::Lab;
 use serde_json::Value;
-use support::Lab;
 
 /// Grafana's `$__rate_interval` for a 15 s scrape interval is 1 m; with
 /// the test's 1 s scrapes, 1 m holds plenty of samples.
@@ -41,7 +38,8 @@ struct Prometheus {
 impl Prometheus {
     fn of(lab: &Lab) -> Prometheus {
         let endpoints: Value =
-            serde_json::from_str(&grafana::read(&lab.run_dir.join("endpoints.json"))).unwrap();
+            serde_json::from_str(&crate::grafana::read(&lab.run_dir.join("endpoints.json")))
+                .unwrap();
         let url = endpoints["prometheus"]
             .as_str()
             .unwrap_or_else(|| {
@@ -170,10 +168,10 @@ async fn trace_derived_families_missing(lab: &Lab) -> BTreeSet<&'static str> {
 }
 
 fn rule_names_in_files(kind: &str) -> BTreeSet<String> {
-    let dir = grafana::repo().join("deploy/prometheus/rules");
+    let dir = crate::grafana::repo().join("deploy/prometheus/rules");
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
-        let text = grafana::read(&entry.unwrap().path());
+        let text = crate::grafana::read(&entry.unwrap().path());
         for line in text.lines() {
             if let Some(name) = line.trim().strip_prefix(&format!("- {kind}: ")) {
                 names.insert(name.trim().to_string());
@@ -186,8 +184,8 @@ fn rule_names_in_files(kind: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_and_recording_rule_returns_data_from_the_live_lab() {
     require_prometheus();
-    let dashboards = grafana::dashboards();
-    let problems = grafana::lint(&dashboards);
+    let dashboards = crate::grafana::dashboards();
+    let problems = crate::grafana::lint(&dashboards);
     assert!(
         problems.is_empty(),
         "dashboard problems:\n{}",
@@ -213,7 +211,7 @@ async fn every_dashboard_query_and_recording_rule_returns_data_from_the_live_lab
     assert_eq!(loaded_names("alerting"), rule_names_in_files("alert"));
 
     let pending_families = trace_derived_families_missing(&lab).await;
-    let queries = grafana::queries(&dashboards, RATE_INTERVAL);
+    let queries = crate::grafana::queries(&dashboards, RATE_INTERVAL);
     let recording: Vec<(String, String)> = loaded
         .iter()
         .filter(|r| r.1 == "recording")
@@ -294,13 +292,16 @@ async fn every_dashboard_query_and_recording_rule_returns_data_from_the_live_lab
 
     // Each query variable's default value is one its query offers.
     for d in &dashboards {
-        let defaults = grafana::variable_defaults(&d.json);
+        let defaults = crate::grafana::variable_defaults(&d.json);
         for v in d.json["templating"]["list"].as_array().unwrap() {
             if v["type"] != "query" || v["includeAll"] == true {
                 continue;
             }
-            let definition =
-                grafana::substitute(v["definition"].as_str().unwrap(), &defaults, RATE_INTERVAL);
+            let definition = crate::grafana::substitute(
+                v["definition"].as_str().unwrap(),
+                &defaults,
+                RATE_INTERVAL,
+            );
             let inner = definition
                 .strip_prefix("label_values(")
                 .and_then(|s| s.strip_suffix(')'))
